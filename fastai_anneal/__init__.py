@@ -1,0 +1,4 @@
+"Hyper-parameter schedules for fastai: fast, picklable, vectorised, and correct."
+__version__ = "0.0.1"
+from .core import *
+from .callback import *

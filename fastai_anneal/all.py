@@ -1,0 +1,3 @@
+"`from fastai_anneal.all import *`: the whole public API (written by hand, like fastai's `all` modules)"
+from .core import *
+from .callback import *

@@ -1,0 +1,7 @@
+"fastai's own methods, captured before fastai_anneal replaces them on `Learner`: the oracle for parity tests"
+import sys
+assert 'fastai_anneal' not in sys.modules, "fastai_oracle must be imported before fastai_anneal"
+from fastai.learner import Learner
+import fastai.callback.schedule
+
+fastai_fit_one_cycle = Learner.fit_one_cycle
