@@ -1,0 +1,24 @@
+"The README's commands are the ones CI runs"
+import re
+from pathlib import Path
+
+root = Path(__file__).parent.parent
+readme = (root/'README.md').read_text()
+ci = (root/'.ci'/'run').read_text()
+
+def commands(section):
+    "The code block under the README heading starting with `section`"
+    m = re.search(rf'^## {re.escape(section)}.*?\n```(?:bash|sh)?\n(.*?)\n```', readme, re.S | re.M)
+    assert m, f'no code block under "## {section}" in README.md'
+    return m.group(1).strip()
+
+def test_ci_runs_the_readme_test_command():
+    cmd = commands('Run every test')
+    assert cmd.count('\n') == 0, 'the test command is one line'
+    assert ci.strip().splitlines()[-1].strip() == cmd
+
+def test_ci_installs_as_the_readme_says():
+    setup = commands('Set up and run the demo')
+    install = re.search(r'\.venv/bin/pip install (.*?) &&', setup).group(1)
+    assert f'.venv/bin/pip install -q {install}' in ci
+    assert 'python3 -m venv' in setup and 'python3 -m venv --clear .venv' in ci
