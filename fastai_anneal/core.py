@@ -245,7 +245,7 @@ class CombineScheds(Schedule):
         self.ngroups = _groups(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
         edges = np.cumsum([0.] + self.pcts) / total
         edges[-1] = 1.
-        self._active = [i for i,p in enumerate(self.pcts) if p > 0]  # phases of length 0 are never active
+        self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]  # phases of length 0 (in floats) are never active
         self._lo = [float(edges[i]) for i in self._active]
         self._hi = [float(edges[i+1]) for i in self._active]
 

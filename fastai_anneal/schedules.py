@@ -281,7 +281,7 @@ def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, 
     base_lr,lr_mult = check_num('base_lr', base_lr, lo=0, lo_open=True),check_num('lr_mult', lr_mult, lo=0, lo_open=True)
     pct_start,div = check_num('pct_start', pct_start, 0, 1),check_num('div', div, lo=0, lo_open=True)
     bad = set(kwargs) - _one_cycle_kw
-    if bad: raise ValueError(f"`fine_tune` passes only {', '.join(sorted(_one_cycle_kw))} to `fit_one_cycle`, got {', '.join(sorted(bad))}")
+    if bad: raise ValueError(f"`fine_tune` passes only {', '.join(sorted(_one_cycle_kw))} to `fit_one_cycle`, got {', '.join(f'`{k}`' for k in sorted(bad))}")
     if 'div_final' in kwargs: check_num('div_final', kwargs['div_final'], lo=0, lo_open=True)
     moms = kwargs.get('moms')
     if moms is not None and (not isinstance(moms, (list, tuple)) or len(moms) != 3): raise ValueError(f"`moms` must be 3 values (start, middle, end), got {moms!r}")
