@@ -38,6 +38,10 @@ def _scale(v, k):
     "Per-group or scalar value `v` times `k`"
     return [o*k for o in v] if isinstance(v, list) else v*k
 
+def _div(v, d):
+    "Per-group or scalar value `v` divided by `d`"
+    return [o/d for o in v] if isinstance(v, list) else v/d
+
 _ANNEAL = {'lin': sched_lin, 'cos': sched_cos, 'exp': sched_exp}
 
 # %% ../nbs/03_schedules.ipynb #c006
@@ -59,7 +63,7 @@ class one_cycle(_Shape):
         self.three_phase,self.anneal = _check_bool('three_phase', three_phase),_check_choice('anneal', anneal, ('cos', 'lin'))
         self.pct_start = check_num('pct_start', pct_start, 0, 0.5 if three_phase else 1)
         p,hi,a = self.pct_start,self.lr_max,_ANNEAL[anneal]
-        lo,end = _scale(hi, 1/self.div),_scale(hi, 1/self.div_final)
+        lo,end = _div(hi, self.div),_div(hi, self.div_final)
         if three_phase: self._use(combine_scheds([p, p, 1-2*p], [a(lo, hi), a(hi, lo), a(lo, end)]))
         else: self._use(combine_scheds([p, 1-p], [a(lo, hi), a(hi, end)]))
 

@@ -369,3 +369,9 @@ def test_bad_args_change_nothing(method, kwargs, name):
     assert f'`{name}`' in str(e.value)
     assert all(torch.equal(a, b) for a,b in zip(w, weights(learn)))
     assert [dict(h) for h in learn.opt.hypers] == hypers and learn.opt.frozen_idx == frozen
+
+def test_one_cycle_is_fit_one_cycle():
+    learn = two_groups()
+    learn.fit_one_cycle(2, slice(1e-4, 1e-2), pct_start=0.3)
+    g = learn.recorder.group_hps['lr']
+    np.testing.assert_allclose(g, one_cycle([1e-4, 1e-2], pct_start=0.3)(steps(len(g))), rtol=1e-12)
