@@ -2,3 +2,4 @@
 __version__ = "0.0.1"
 from .core import *
 from .callback import *
+from .schedules import *

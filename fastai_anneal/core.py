@@ -12,7 +12,7 @@ import numpy as np, torch
 # %% auto #0
 __all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_param', 'Schedule', 'Formula', 'annealer',
            'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'CombineScheds',
-           'combine_scheds', 'combined_cos']
+           'combine_scheds', 'combined_cos', 'sched_from_dict']
 
 # %% ../nbs/00_core.ipynb #c005
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
@@ -71,6 +71,17 @@ class Schedule:
 
     def __repr__(self): return f"{type(self).__name__}({', '.join(_fmt(getattr(self, a)) for a in self._args)})"
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith('_'): _schedules[cls.__name__] = cls  # for `sched_from_dict`
+
+    def to_dict(self):
+        "A JSON-safe dict `{'type': name, **args}` that `sched_from_dict` turns back into this schedule"
+        if not self._args: raise ValueError(f"{self!r} cannot be serialised: {type(self).__name__} has no `_args`")
+        return {'type': type(self).__name__, **{a: _to_json(getattr(self, a), a) for a in self._args}}
+
+_schedules = {}  # schedule classes by name
+
 # %% ../nbs/00_core.ipynb #c011
 def _out(v): return np.array(v) if _is_group(v) else v
 
@@ -103,7 +114,12 @@ def annealer(f=None, *, check=None):
     "Decorator turning `f(start, end, pos)` into `f(start, end)`, a schedule factory; `check(start, end)` validates arguments"
     if f is None: return functools.partial(annealer, check=check)
     if not callable(f): raise TypeError(f"`annealer` decorates a function f(start, end, pos), got {f!r}")
-    return Formula(f, check)
+    res = Formula(f, check)
+    old = _formulas.get(res.__name__)
+    if old is None or old.__module__ == res.__module__: _formulas[res.__name__] = res  # by name, for `sched_from_dict`
+    return res
+
+_formulas = {}  # formulas made by `annealer`, by name
 
 # %% ../nbs/00_core.ipynb #c014
 def _groups(*vs):
@@ -137,6 +153,11 @@ class Annealer(Schedule):
         return np.broadcast_to(res, pos.shape + self._gshape).copy()
 
     def __repr__(self): return f"{self.formula!r}({_fmt(self.start)}, {_fmt(self.end)})"
+    def to_dict(self):
+        name = self.formula.__name__
+        if _formulas.get(name) is not self.formula:
+            raise ValueError(f"{self!r} cannot be serialised: its formula {name!r} was not made by `@annealer` at module level (or another formula has that name)")
+        return {'type': name, 'start': self.start, 'end': self.end}
     def __getstate__(self): return {k:v for k,v in self.__dict__.items() if k != '_pairs'}
     def __setstate__(self, d): self.__init__(d['formula'], d['start'], d['end'])
 
@@ -199,6 +220,7 @@ class _Fn(Schedule):
         rs = [self._f(p) for p in pos.ravel().tolist()]
         return np.array(rs, dtype=np.float64).reshape(pos.shape + np.shape(rs[0]))
     def __repr__(self): return repr(self.fn)
+    def to_dict(self): raise ValueError(f"{self.fn!r} cannot be serialised: it is a plain callable, not a `Schedule`")
 
 def as_schedule(f, name='sched'):
     "`f` as a `Schedule`: schedules are returned as they are, other callables of `pos` are wrapped"
@@ -223,7 +245,7 @@ class CombineScheds(Schedule):
         self.ngroups = _groups(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
         edges = np.cumsum([0.] + self.pcts) / total
         edges[-1] = 1.
-        self._active = [i for i,p in enumerate(self.pcts) if p > 0]  # phases of length 0 are never active
+        self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]  # phases of length 0 (in floats) are never active
         self._lo = [float(edges[i]) for i in self._active]
         self._hi = [float(edges[i+1]) for i in self._active]
 
@@ -256,3 +278,29 @@ def combined_cos(pct, start, middle, end):
     "Return a schedule with cosine annealing from `start`→`middle` over `pct` of training, then `middle`→`end`"
     pct = check_num('pct', pct, 0, 1)
     return combine_scheds([pct, 1-pct], [sched_cos(start, middle), sched_cos(middle, end)])
+
+# %% ../nbs/00_core.ipynb #c039
+def _to_json(v, name):
+    "`v` as JSON-safe data (argument `name` of a schedule)"
+    if isinstance(v, Schedule): return v.to_dict()
+    if isinstance(v, (list, tuple)): return [_to_json(o, name) for o in v]
+    if v is None or isinstance(v, (bool, int, str)): return v
+    if isinstance(v, float) and math.isfinite(v): return v
+    raise ValueError(f"argument `{name}` = {v!r} cannot be serialised to JSON")
+
+def _from_json(v):
+    if isinstance(v, dict): return sched_from_dict(v)
+    if isinstance(v, list): return [_from_json(o) for o in v]
+    if v is None or isinstance(v, (bool, int, float, str)): return v
+    raise ValueError(f"a schedule config holds only numbers, strings, lists and dicts, got {v!r}")
+
+def sched_from_dict(d):
+    "The schedule described by `d`, a dict made by `Schedule.to_dict`"
+    if not isinstance(d, dict) or not isinstance(d.get('type'), str): raise ValueError(f"a schedule config is a dict with a 'type' string, got {d!r}")
+    t,kw = d['type'],{k: _from_json(v) for k,v in d.items() if k != 'type'}
+    if t in _formulas: args,make = ('start', 'end'),_formulas[t]
+    elif t in _schedules and _schedules[t]._args: args,make = _schedules[t]._args,_schedules[t]
+    else: raise ValueError(f"unknown schedule type {t!r} in {d!r}")
+    if set(kw) - set(args): raise ValueError(f"{t} takes the arguments {', '.join(args)}; got {', '.join(kw)} in {d!r}")
+    try: return make(**kw)
+    except TypeError as e: raise ValueError(f"malformed {t} config {d!r}: {e}") from None
