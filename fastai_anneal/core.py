@@ -139,10 +139,10 @@ class Annealer(Schedule):
         self.ngroups = _groups(self.start, self.end)
         if formula.check: formula.check(self.start, self.end)
         if self.ngroups: self._pairs = list(zip(_bcast(self.start, self.ngroups), _bcast(self.end, self.ngroups)))
+        else: self._f = functools.partial(formula.f, self.start, self.end)  # the per-batch path: a single C-level call
 
     def _f(self, pos):
         f = self.formula.f
-        if self.ngroups is None: return f(self.start, self.end, pos)
         return [f(s, e, pos) for s,e in self._pairs]
 
     def _arr(self, pos):
@@ -158,7 +158,7 @@ class Annealer(Schedule):
         if _formulas.get(name) is not self.formula:
             raise ValueError(f"{self!r} cannot be serialised: its formula {name!r} was not made by `@annealer` at module level (or another formula has that name)")
         return {'type': name, 'start': self.start, 'end': self.end}
-    def __getstate__(self): return {k:v for k,v in self.__dict__.items() if k != '_pairs'}
+    def __getstate__(self): return {'formula': self.formula, 'start': self.start, 'end': self.end}
     def __setstate__(self, d): self.__init__(d['formula'], d['start'], d['end'])
 
 # %% ../nbs/00_core.ipynb #c017
@@ -248,12 +248,17 @@ class CombineScheds(Schedule):
         self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]  # phases of length 0 (in floats) are never active
         self._lo = [float(edges[i]) for i in self._active]
         self._hi = [float(edges[i+1]) for i in self._active]
+        # for the per-batch path: each active phase's evaluator and width, and whether its values need spreading over groups
+        self._fs = [self.scheds[i]._f for i in self._active]
+        self._w = [hi-lo for lo,hi in zip(self._lo, self._hi)]
+        self._spread = self.ngroups is not None
 
     def _f(self, pos):
-        j = max(bisect.bisect_right(self._lo, pos) - 1, 0)
+        j = bisect.bisect_right(self._lo, pos) - 1
+        if j < 0: j = 0
         lo = self._lo[j]
-        v = self.scheds[self._active[j]]._f((pos-lo) / (self._hi[j]-lo))
-        return [v]*self.ngroups if self.ngroups and not _is_group(v) else v
+        v = self._fs[j]((pos-lo) / self._w[j])
+        return [v]*self.ngroups if self._spread and type(v) is not list else v
 
     def _arr(self, pos):
         j = np.maximum(np.searchsorted(self._lo, pos, side='right') - 1, 0)
