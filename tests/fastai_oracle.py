@@ -5,3 +5,4 @@ from fastai.learner import Learner
 import fastai.callback.schedule
 
 fastai_fit_one_cycle = Learner.fit_one_cycle
+fastai_lr_find = Learner.lr_find
