@@ -145,6 +145,8 @@ d = { 'settings': { 'branch': 'main',
                                                                                           'fastai_anneal/torch_sched.py'),
                                            'fastai_anneal.torch_sched.AnnealLR.load_state_dict': ( 'torch.html#anneallr.load_state_dict',
                                                                                                    'fastai_anneal/torch_sched.py'),
+                                           'fastai_anneal.torch_sched.AnnealLR.state_dict': ( 'torch.html#anneallr.state_dict',
+                                                                                              'fastai_anneal/torch_sched.py'),
                                            'fastai_anneal.torch_sched.AnnealLR.step': ( 'torch.html#anneallr.step',
                                                                                         'fastai_anneal/torch_sched.py'),
                                            'fastai_anneal.torch_sched._slots': ('torch.html#_slots', 'fastai_anneal/torch_sched.py')}}}

@@ -72,9 +72,13 @@ class AnnealLR(LRScheduler):
         super().step(epoch)
         self._write_others()
 
+    def state_dict(self):
+        "The scheduler's state: the step count and plain values, not the schedules (the constructor gets those)"
+        return {k: v for k,v in super().state_dict().items() if k != 'scheds'}
+
     def load_state_dict(self, state_dict):
         "Load the scheduler's state and write the values of its step into the optimizer"
-        super().load_state_dict(state_dict)
+        super().load_state_dict({k: v for k,v in state_dict.items() if k != 'scheds'})
         write_hyper(_slots(self.optimizer, 'lr'), self.get_lr())
         self._last_lr = [g['lr'].clone() if isinstance(g['lr'], torch.Tensor) else g['lr'] for g in self.optimizer.param_groups]
         self._write_others()
