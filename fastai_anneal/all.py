@@ -2,3 +2,5 @@
 from .core import *
 from .callback import *
 from .schedules import *
+from .lr_find import *
+from .torch_sched import *

@@ -8,3 +8,4 @@ fastai_fit_one_cycle = Learner.fit_one_cycle
 fastai_fit_flat_cos = Learner.fit_flat_cos
 fastai_fit_sgdr = Learner.fit_sgdr
 fastai_fine_tune = Learner.fine_tune
+fastai_lr_find = Learner.lr_find
