@@ -22,3 +22,10 @@ def test_ci_installs_as_the_readme_says():
     install = re.search(r'\.venv/bin/pip install (.*?) &&', setup).group(1)
     assert f'.venv/bin/pip install -q {install}' in ci
     assert 'python3 -m venv' in setup and 'python3 -m venv --clear .venv' in ci
+
+def test_readme_usage_runs():
+    "The first two Python examples of the README run as written (the third needs the reader's model and data)"
+    blocks = re.findall(r'```python\n(.*?)```', readme, re.S)
+    ns = {}
+    for b in blocks[:2]: exec(b, ns)
+    assert ns['learn'].recorder.hps['lr'] and ns['s2'].to_dict() == ns['s'].to_dict()
