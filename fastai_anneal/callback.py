@@ -14,12 +14,12 @@ from fastcore.xtras import is_listy
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback
-from fastai.optimizer import OptimWrapper
+from fastai.optimizer import OptimWrapper, _BaseOptimizer
 import fastai.callback.schedule  # fastai's patches first, so that ours win whatever the import order
 from .core import *
 
 # %% auto #0
-__all__ = ['valid_hypers', 'hyper_slots', 'write_hyper', 'ParamScheduler', 'hyper_values', 'check_fit_args']
+__all__ = ['valid_hypers', 'hyper_slots', 'write_hyper', 'attr_slots', 'ParamScheduler', 'hyper_values', 'check_fit_args']
 
 # %% ../nbs/01_callback.ipynb #c005
 def _is_hyper(v): return (isinstance(v, numbers.Real) and not isinstance(v, bool)) or (isinstance(v, torch.Tensor) and v.numel() == 1)
@@ -37,7 +37,7 @@ def hyper_slots(opt, name):
     return [(pg, key, int(idx) if idx else None) for pg in opt.opt.param_groups]
 
 def write_hyper(slots, v):
-    "Write `v` (a number, or a list with one number per group) into `slots`"
+    "Write `v` (a number, or a list with one number per group) into `slots`; tensors are filled in place"
     vs = v if type(v) is list else [v]*len(slots)
     for (d,k,i),x in zip(slots, vs):
         if i is None:
@@ -49,27 +49,79 @@ def write_hyper(slots, v):
             if isinstance(t[i], torch.Tensor): t[i].fill_(x)
             else: d[k] = t[:i] + (x,) + t[i+1:]
 
-# %% ../nbs/01_callback.ipynb #c008
+# %% ../nbs/01_callback.ipynb #c007
+def _fill(old, v):
+    "`v` written in place into `old` if `old` is a one-element tensor and `v` a number (returns `old`); else `v`"
+    if isinstance(old, torch.Tensor) and old is not v and old.numel() == 1 and _is_hyper(v):
+        with torch.no_grad(): old.fill_(v.reshape(()) if isinstance(v, torch.Tensor) else v)
+        return old
+    return v
+
+@patch
+def _set_hyper(self:_BaseOptimizer, k, v):
+    "Set hyper-parameter `k` to `v` (one value per group), filling tensor values in place"
+    for v_,h in zip(v, self.hypers): h[k] = _fill(h.get(k), v_)
+
+@patch
+def _set_hyper(self:OptimWrapper, k, v):
+    "Set hyper-parameter `k` to `v` (one value per group) in the torch optimizer, filling tensor values in place"
+    key,_,i = self.bwd_map[k].partition('__')
+    for pg,v_ in zip(self.opt.param_groups, v):
+        if i: pg[key] = tuple(_fill(x, v_) if j == int(i) else x for j,x in enumerate(pg[key]))
+        else: pg[key] = _fill(pg.get(key), v_)
+
+# %% ../nbs/01_callback.ipynb #c012
+class _Attrs:
+    "The attributes of `o` as a mapping, so that `write_hyper` sets them like optimizer hyper-parameters"
+    __slots__ = 'o',
+    def __init__(self, o): self.o = o
+    def __getitem__(self, k): return getattr(self.o, k)
+    def __setitem__(self, k, v): setattr(self.o, k, v)
+
+def _child(o, k):
+    return o[int(k)] if k.isdigit() and isinstance(o, (list, tuple, L)) else getattr(o, k)
+
+def attr_slots(learn, path):
+    "Where the numeric attribute `path` (dotted, starting from `learn`) lives, as `hyper_slots` gives it: `[(mapping, key, None)]`"
+    *parents,last = path.split('.')
+    o = learn
+    try:
+        for k in parents: o = _child(o, k)
+        d,k = (o, int(last)) if last.isdigit() and isinstance(o, (list, L)) else (_Attrs(o), last)
+        v = d[k]
+    except (AttributeError, IndexError) as e: raise ValueError(f"cannot schedule {path!r}: learn.{path} does not exist ({e})") from None
+    if not _is_hyper(v) or (isinstance(v, torch.Tensor) and not v.is_floating_point()):
+        raise ValueError(f"cannot schedule {path!r}: learn.{path} must hold a number or a one-element float tensor, got {v!r}")
+    return [(d, k, None)]
+
+# %% ../nbs/01_callback.ipynb #c014
 class ParamScheduler(Callback):
-    "Schedule hyper-parameters according to `scheds`, a dict from hyper-parameter name to schedule"
+    "Schedule hyper-parameters (or attributes, by dotted path from the Learner) according to `scheds`, a dict from name to schedule"
     order,run_valid = 60,False
 
     def __init__(self, scheds):
         if not isinstance(scheds, dict) or not scheds:
             raise TypeError(f"`scheds` must be a non-empty dict from hyper-parameter name to schedule, got {scheds!r}")
         for n in scheds:
-            if not isinstance(n, str): raise TypeError(f"`scheds` keys must be hyper-parameter names, got {n!r}")
+            if not isinstance(n, str) or not all(n.split('.')): raise TypeError(f"`scheds` keys must be hyper-parameter names or dotted attribute paths, got {n!r}")
         self.scheds = {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
+
+    def _slots(self, n, s):
+        "Slots of `n`, checked against schedule `s`"
+        attr = '.' in n
+        slots = attr_slots(self.learn, n) if attr else hyper_slots(self.learn.opt, n)
+        v0 = s._f(0.)
+        ng = s.ngroups or (len(v0) if type(v0) is list else None)
+        if attr and ng is not None: raise ValueError(f"the schedule for attribute {n!r} has {ng} per-group values; an attribute takes one")
+        if ng not in (None, len(slots)):
+            raise ValueError(f"the schedule for {n!r} has {ng} per-group values but the optimizer has {len(slots)} parameter groups")
+        return slots
 
     def before_fit(self):
         "Find where each hyper-parameter lives, checking names and group counts"
-        opt,items = self.learn.opt,[]
-        for n,s in self.scheds.items():
-            slots = hyper_slots(opt, n)
-            if s.ngroups not in (None, len(slots)):
-                raise ValueError(f"the schedule for {n!r} has {s.ngroups} per-group values but the optimizer has {len(slots)} parameter groups")
-            items.append((n, s._f, slots))
+        items = [(n, s._f, self._slots(n, s)) for n,s in self.scheds.items()]
         self._items,self._vals = items,{}
+        self._ng = {n: len(slots) for n,_,slots in items}
         self.hps = {n: [] for n in self.scheds}
         self._ghps = {n: [] for n in self.scheds}
 
@@ -89,16 +141,20 @@ class ParamScheduler(Callback):
 
     def after_fit(self):
         "Save the hyper-parameters in the recorder, if there is one"
-        if not hasattr(self, 'hps'): return
-        ng = len(self.learn.opt.hypers)
-        self.group_hps = {n: np.array([v if type(v) is list else [v]*ng for v in vs], dtype=np.float64).reshape(-1, ng)
-                          for n,vs in self._ghps.items()}
+        if not hasattr(self, '_ghps'): return
+        self.group_hps = {n: _table(vs, self._ng[n]) for n,vs in self._ghps.items()}
         if hasattr(self.learn, 'recorder'): self.learn.recorder.hps,self.learn.recorder.group_hps = self.hps,self.group_hps
-        del self._items, self._ghps
+        del self._items, self._ghps, self._ng
+        self._vals = {}
 
     def __repr__(self): return f"ParamScheduler({self.scheds!r})"
 
-# %% ../nbs/01_callback.ipynb #c012
+def _table(vs, ng):
+    "Recorded values `vs` (numbers or per-group lists) as an array (len(vs), ng)"
+    a = np.array(vs, dtype=np.float64).reshape(len(vs), -1 if vs else ng)
+    return np.ascontiguousarray(np.broadcast_to(a, (len(vs), ng)))
+
+# %% ../nbs/01_callback.ipynb #c018
 def hyper_values(learn, v, name):
     "The per-group values of `v` (number, slice or array) for `learn`'s optimizer, as fastai spreads them, checked finite and > 0"
     if learn.opt is None: learn.create_opt()
@@ -113,7 +169,7 @@ def hyper_values(learn, v, name):
     if not (vals > 0).all(): raise ValueError(f"`{name}` must be > 0, got {v!r}")
     return vals
 
-# %% ../nbs/01_callback.ipynb #c013
+# %% ../nbs/01_callback.ipynb #c021
 def check_fit_args(learn, n_epoch, start_epoch=0, wd=None):
     "Check the arguments every `fit_*` method shares"
     if isinstance(n_epoch, bool) or not isinstance(n_epoch, numbers.Integral) or n_epoch < 1:
@@ -124,7 +180,7 @@ def check_fit_args(learn, n_epoch, start_epoch=0, wd=None):
         w = check_param('wd', wd)
         if min(L(w)) < 0: raise ValueError(f"`wd` must be >= 0, got {wd!r}")
 
-# %% ../nbs/01_callback.ipynb #c014
+# %% ../nbs/01_callback.ipynb #c022
 @patch
 def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25, wd=None,
                   moms=None, cbs=None, reset_opt=False, start_epoch=0):
@@ -140,7 +196,20 @@ def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pc
         scheds['mom'] = combined_cos(pct_start, *moms)
     self.fit(n_epoch, cbs=ParamScheduler(scheds)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
-# %% ../nbs/01_callback.ipynb #c018
+# %% ../nbs/01_callback.ipynb #c026
+try: from fastai.distributed import DistributedDL
+except (ImportError, NameError): DistributedDL = None  # fastai.distributed needs accelerate
+
+if DistributedDL is not None:
+    @patch
+    def _broadcast(self:DistributedDL, t, rank):
+        "Broadcast `t` from rank `rank` to all ranks, on CUDA only for the `nccl` backend, and return it as a list"
+        t = torch.as_tensor(t, dtype=torch.long)
+        if torch.distributed.get_backend() == 'nccl': t = t.cuda()
+        torch.distributed.broadcast(t, rank)
+        return t.cpu().tolist()
+
+# %% ../nbs/01_callback.ipynb #c028
 @patch
 def plot_sched(self:Recorder, keys=None, figsize=None, groups=False):
     "Plot the recorded hyper-parameters `keys` (default: all), one panel each; with `groups`, every parameter group"
