@@ -34,7 +34,22 @@ def hyper_slots(opt, name):
         raise ValueError(f"the optimizer has no hyper-parameter {name!r}; its hyper-parameters are: {', '.join(valid_hypers(opt))}")
     if not isinstance(opt, OptimWrapper): return [(h, name, None) for h in opt.hypers]
     key,_,idx = opt.bwd_map[name].partition('__')
-    return [(pg, key, int(idx) if idx else None) for pg in opt.opt.param_groups]
+    return _unshare([(pg, key, int(idx) if idx else None) for pg in opt.opt.param_groups])
+
+def _own(t, seen):
+    "`t`, or a copy if `t` is a tensor already in `seen` (the ids of tensors other groups hold)"
+    if not isinstance(t, torch.Tensor): return t
+    if id(t) in seen: t = t.detach().clone()
+    seen.add(id(t))
+    return t
+
+def _unshare(slots):
+    "Give each group its own tensor where torch shares one default tensor between groups"
+    seen = set()
+    for d,k,i in slots:
+        if i is None: d[k] = _own(d[k], seen)
+        else: d[k] = d[k][:i] + (_own(d[k][i], seen),) + d[k][i+1:]
+    return slots
 
 def write_hyper(slots, v):
     "Write `v` (a number, or a list with one number per group) into `slots`; tensors are filled in place"
@@ -60,17 +75,19 @@ def _fill(old, v):
 @patch
 def _set_hyper(self:_BaseOptimizer, k, v):
     "Set hyper-parameter `k` to `v` (one value per group), filling tensor values in place"
-    for v_,h in zip(v, self.hypers): h[k] = _fill(h.get(k), v_)
+    seen = set()
+    for v_,h in zip(v, self.hypers): h[k] = _fill(_own(h.get(k), seen), v_)
 
 @patch
 def _set_hyper(self:OptimWrapper, k, v):
     "Set hyper-parameter `k` to `v` (one value per group) in the torch optimizer, filling tensor values in place"
     key,_,i = self.bwd_map[k].partition('__')
+    seen = set()
     for pg,v_ in zip(self.opt.param_groups, v):
-        if i: pg[key] = tuple(_fill(x, v_) if j == int(i) else x for j,x in enumerate(pg[key]))
-        else: pg[key] = _fill(pg.get(key), v_)
+        if i: pg[key] = tuple(_fill(_own(x, seen), v_) if j == int(i) else x for j,x in enumerate(pg[key]))
+        else: pg[key] = _fill(_own(pg.get(key), seen), v_)
 
-# %% ../nbs/01_callback.ipynb #c012
+# %% ../nbs/01_callback.ipynb #c013
 class _Attrs:
     "The attributes of `o` as a mapping, so that `write_hyper` sets them like optimizer hyper-parameters"
     __slots__ = 'o',
@@ -92,9 +109,10 @@ def attr_slots(learn, path):
     except (AttributeError, IndexError) as e: raise ValueError(f"cannot schedule {path!r}: learn.{path} does not exist ({e})") from None
     if not _is_hyper(v) or (isinstance(v, torch.Tensor) and not v.is_floating_point()):
         raise ValueError(f"cannot schedule {path!r}: learn.{path} must hold a number or a one-element float tensor, got {v!r}")
+    if isinstance(v, torch.Tensor) and v.requires_grad: raise ValueError(f"cannot schedule {path!r}: learn.{path} requires grad (a parameter the optimizer trains)")
     return [(d, k, None)]
 
-# %% ../nbs/01_callback.ipynb #c014
+# %% ../nbs/01_callback.ipynb #c015
 class ParamScheduler(Callback):
     "Schedule hyper-parameters (or attributes, by dotted path from the Learner) according to `scheds`, a dict from name to schedule"
     order,run_valid = 60,False
@@ -119,42 +137,67 @@ class ParamScheduler(Callback):
 
     def before_fit(self):
         "Find where each hyper-parameter lives, checking names and group counts"
-        items = [(n, s._f, self._slots(n, s)) for n,s in self.scheds.items()]
-        self._items,self._vals = items,{}
-        self._ng = {n: len(slots) for n,_,slots in items}
-        self.hps = {n: [] for n in self.scheds}
-        self._ghps = {n: [] for n in self.scheds}
+        slots = [self._slots(n, s) for n,s in self.scheds.items()]
+        self._fs = [s._f for s in self.scheds.values()]
+        self._dst = [(*_plain(sl), sl) for sl in slots]
+        self._ng = [len(sl) for sl in slots]
+        self._pos,self._cols,self._rec,self._cur = [],[],[],[None]  # `_cur[0]`: no attribute set per batch (fastai's `Callback.__setattr__` is slow)
+
+    def before_train(self):
+        "Evaluate the schedules at all of this epoch's positions at once"
+        learn = self.learn
+        try: n = len(learn.dl)
+        except TypeError: n = 0  # no length: evaluated batch by batch
+        p,step,pos = learn.pct_train,1./(n*learn.n_epoch) if n else 0.,[]
+        for _ in range(n): pos.append(p); p += step  # the positions as TrainEvalCallback accumulates them
+        self._cols = [s._arr(np.array(pos)).tolist() for s in self.scheds.values()] if n else []
+        self._pos = pos
 
     def before_batch(self):
         "Set the hyper-parameters for this batch"
-        pos,vals = self.learn.pct_train,self._vals
-        for n,f,slots in self._items:
-            v = f(pos)
-            write_hyper(slots, v)
-            vals[n] = v
+        pos,i = self.learn.pct_train,self.learn.iter
+        if i < len(self._pos) and self._pos[i] == pos: vals = [c[i] for c in self._cols]
+        else: vals = [f(pos) for f in self._fs]
+        for (ds,k,slots),v in zip(self._dst, vals):
+            if ds is None: write_hyper(slots, v)
+            elif type(v) is list:
+                for d,x in zip(ds, v): d[k] = x
+            else:
+                for d in ds: d[k] = v
+        self._cur[0] = vals
 
     def after_batch(self):
         "Record the hyper-parameters of this batch"
-        for n,v in self._vals.items():
-            self._ghps[n].append(v)
-            self.hps[n].append(v[-1] if type(v) is list else v)
+        self._rec.append(self._cur[0])
 
     def after_fit(self):
         "Save the hyper-parameters in the recorder, if there is one"
-        if not hasattr(self, '_ghps'): return
-        self.group_hps = {n: _table(vs, self._ng[n]) for n,vs in self._ghps.items()}
+        if not hasattr(self, '_rec'): return
+        self.group_hps = {n: _table([r[j] for r in self._rec], ng) for j,(n,ng) in enumerate(zip(self.scheds, self._ng))}
+        self.hps = {n: g[:, -1].tolist() for n,g in self.group_hps.items()}
         if hasattr(self.learn, 'recorder'): self.learn.recorder.hps,self.learn.recorder.group_hps = self.hps,self.group_hps
-        del self._items, self._ghps, self._ng
-        self._vals = {}
+        for k in _fit_state: self.__dict__.pop(k, None)
+
+    def __getstate__(self):
+        "Pickle without the state of a fit in progress (say, one interrupted), which the next `before_fit` rebuilds"
+        return {k:v for k,v in self.__dict__.items() if k not in _fit_state}
 
     def __repr__(self): return f"ParamScheduler({self.scheds!r})"
+
+_fit_state = '_fs','_dst','_ng','_pos','_cols','_rec','_cur'
+
+def _plain(slots):
+    "`(dicts, key)` if every slot holds a number (not a tensor) in a dict under one key, for the fast write; else `(None, None)`"
+    if len({k for _,k,_ in slots}) == 1 and all(i is None and type(d) is dict and not isinstance(d[k], torch.Tensor) for d,k,i in slots):
+        return [d for d,_,_ in slots],slots[0][1]
+    return None,None
 
 def _table(vs, ng):
     "Recorded values `vs` (numbers or per-group lists) as an array (len(vs), ng)"
     a = np.array(vs, dtype=np.float64).reshape(len(vs), -1 if vs else ng)
     return np.ascontiguousarray(np.broadcast_to(a, (len(vs), ng)))
 
-# %% ../nbs/01_callback.ipynb #c018
+# %% ../nbs/01_callback.ipynb #c019
 def hyper_values(learn, v, name):
     "The per-group values of `v` (number, slice or array) for `learn`'s optimizer, as fastai spreads them, checked finite and > 0"
     if learn.opt is None: learn.create_opt()
@@ -169,7 +212,7 @@ def hyper_values(learn, v, name):
     if not (vals > 0).all(): raise ValueError(f"`{name}` must be > 0, got {v!r}")
     return vals
 
-# %% ../nbs/01_callback.ipynb #c021
+# %% ../nbs/01_callback.ipynb #c022
 def check_fit_args(learn, n_epoch, start_epoch=0, wd=None):
     "Check the arguments every `fit_*` method shares"
     if isinstance(n_epoch, bool) or not isinstance(n_epoch, numbers.Integral) or n_epoch < 1:
@@ -179,8 +222,11 @@ def check_fit_args(learn, n_epoch, start_epoch=0, wd=None):
     if wd is not None:
         w = check_param('wd', wd)
         if min(L(w)) < 0: raise ValueError(f"`wd` must be >= 0, got {wd!r}")
+        if is_listy(w):
+            if learn.opt is None: learn.create_opt()
+            if len(w) != len(learn.opt.param_lists): raise ValueError(f"`wd` has {len(w)} values but the optimizer has {len(learn.opt.param_lists)} parameter groups, got {wd!r}")
 
-# %% ../nbs/01_callback.ipynb #c022
+# %% ../nbs/01_callback.ipynb #c023
 @patch
 def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25, wd=None,
                   moms=None, cbs=None, reset_opt=False, start_epoch=0):
@@ -196,7 +242,7 @@ def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pc
         scheds['mom'] = combined_cos(pct_start, *moms)
     self.fit(n_epoch, cbs=ParamScheduler(scheds)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
-# %% ../nbs/01_callback.ipynb #c026
+# %% ../nbs/01_callback.ipynb #c027
 try: from fastai.distributed import DistributedDL
 except (ImportError, NameError): DistributedDL = None  # fastai.distributed needs accelerate
 
@@ -209,7 +255,7 @@ if DistributedDL is not None:
         torch.distributed.broadcast(t, rank)
         return t.cpu().tolist()
 
-# %% ../nbs/01_callback.ipynb #c028
+# %% ../nbs/01_callback.ipynb #c029
 @patch
 def plot_sched(self:Recorder, keys=None, figsize=None, groups=False):
     "Plot the recorded hyper-parameters `keys` (default: all), one panel each; with `groups`, every parameter group"
