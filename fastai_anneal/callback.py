@@ -1,4 +1,4 @@
-"""A drop-in replacement for fastai's `ParamScheduler`: it sets any optimizer hyper-parameter from a schedule before every training batch, per parameter group, records what it set, and costs a few microseconds a batch. `Learner.fit_one_cycle` and `Recorder.plot_sched` are replaced with versions that check their arguments.
+"""A drop-in replacement for fastai's `ParamScheduler`: it sets any optimizer hyper-parameter (or any numeric attribute of the Learner, its model, loss or callbacks) from a schedule before every training batch, per parameter group, records what it set, and costs a few microseconds a batch. It works with fastai's and torch's optimizers, tensor hyper-parameters and `torch.compile`, resumed and distributed training, and `export`. `Learner.fit_one_cycle` and `Recorder.plot_sched` are replaced with versions that check their arguments.
 
 Docs: https://fastai-anneal.github.io/fastai_anneal/callback.html.md"""
 
@@ -32,7 +32,7 @@ def hyper_slots(opt, name):
     "Where hyper-parameter `name` lives in `opt`: one `(dict, key, index)` per parameter group"
     if name not in valid_hypers(opt):
         raise ValueError(f"the optimizer has no hyper-parameter {name!r}; its hyper-parameters are: {', '.join(valid_hypers(opt))}")
-    if not isinstance(opt, OptimWrapper): return [(h, name, None) for h in opt.hypers]
+    if not isinstance(opt, OptimWrapper): return _unshare([(h, name, None) for h in opt.hypers])
     key,_,idx = opt.bwd_map[name].partition('__')
     return _unshare([(pg, key, int(idx) if idx else None) for pg in opt.opt.param_groups])
 
@@ -242,7 +242,7 @@ def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pc
         scheds['mom'] = combined_cos(pct_start, *moms)
     self.fit(n_epoch, cbs=ParamScheduler(scheds)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
-# %% ../nbs/01_callback.ipynb #c027
+# %% ../nbs/01_callback.ipynb #c031
 try: from fastai.distributed import DistributedDL
 except (ImportError, NameError): DistributedDL = None  # fastai.distributed needs accelerate
 
@@ -255,7 +255,7 @@ if DistributedDL is not None:
         torch.distributed.broadcast(t, rank)
         return t.cpu().tolist()
 
-# %% ../nbs/01_callback.ipynb #c029
+# %% ../nbs/01_callback.ipynb #c033
 @patch
 def plot_sched(self:Recorder, keys=None, figsize=None, groups=False):
     "Plot the recorded hyper-parameters `keys` (default: all), one panel each; with `groups`, every parameter group"
