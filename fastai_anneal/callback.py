@@ -141,23 +141,26 @@ class ParamScheduler(Callback):
         self._fs = [s._f for s in self.scheds.values()]
         self._dst = [(*_plain(sl), sl) for sl in slots]
         self._ng = [len(sl) for sl in slots]
-        self._pos,self._cols,self._rec,self._cur = [],[],[],[None]  # `_cur[0]`: no attribute set per batch (fastai's `Callback.__setattr__` is slow)
+        self._off,self._pos,self._cols,self._rec,self._cur = 0,[],[],[],[None]  # `_cur[0]`: no attribute set per batch (fastai's `Callback.__setattr__` is slow)
 
-    def before_train(self):
-        "Evaluate the schedules at all of this epoch's positions at once"
+    def before_train(self): self._pos = []  # a new epoch: new positions
+
+    def _precompute(self, pos, i):
+        "Evaluate the schedules at once at the positions of the next batches from batch `i` (at `pos`) on, stepped as `TrainEvalCallback` will"
         learn = self.learn
-        try: n = len(learn.dl)
-        except TypeError: n = 0  # no length: evaluated batch by batch
-        p,step,pos = learn.pct_train,1./(n*learn.n_epoch) if n else 0.,[]
-        for _ in range(n): pos.append(p); p += step  # the positions as TrainEvalCallback accumulates them
-        self._cols = [s._arr(np.array(pos)).tolist() for s in self.scheds.values()] if n else []
-        self._pos = pos
+        n = max(min(_chunk, learn.n_iter - i), 1)
+        step,ps = 1./(learn.n_iter*learn.n_epoch),[]
+        for _ in range(n): ps.append(pos); pos += step
+        a = np.array(ps)
+        self._off,self._pos,self._cols = i,ps,[s._arr(a).tolist() for s in self.scheds.values()]
 
     def before_batch(self):
         "Set the hyper-parameters for this batch"
         pos,i = self.learn.pct_train,self.learn.iter
-        if i < len(self._pos) and self._pos[i] == pos: vals = [c[i] for c in self._cols]
-        else: vals = [f(pos) for f in self._fs]
+        j = i - self._off
+        if not 0 <= j < len(self._pos): self._precompute(pos, i); j = 0
+        if self._pos[j] == pos: vals = [c[j] for c in self._cols]
+        else: vals = [f(pos) for f in self._fs]  # someone else moved `pct_train`: evaluate here
         for (ds,k,slots),v in zip(self._dst, vals):
             if ds is None: write_hyper(slots, v)
             elif type(v) is list:
@@ -184,7 +187,8 @@ class ParamScheduler(Callback):
 
     def __repr__(self): return f"ParamScheduler({self.scheds!r})"
 
-_fit_state = '_fs','_dst','_ng','_pos','_cols','_rec','_cur'
+_fit_state = '_fs','_dst','_ng','_off','_pos','_cols','_rec','_cur'
+_chunk = 1024  # batches evaluated at once
 
 def _plain(slots):
     "`(dicts, key)` if every slot holds a number (not a tensor) in a dict under one key, for the fast write; else `(None, None)`"

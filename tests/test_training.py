@@ -308,13 +308,15 @@ def test_per_batch_cost():
     theirs = fs.ParamScheduler({'lr': fs.combined_cos(0.25, lrs/25, lrs, lrs/1e5), 'mom': fs.combined_cos(0.25, .95, .85, .95),
                                 'wd': fs.SchedCos(1e-2, 0.), 'eps': fs.SchedLin(1e-5, 1e-8)})
     for cb in (ours, theirs): cb.learn = learn; cb.before_fit()
-    learn.dl,learn.n_epoch,learn.epoch,learn.training,learn.pct_train,learn.iter = learn.dls.train,1,0,True,0.,0
-    ours.before_train()
+    learn.n_iter,learn.n_epoch,learn.epoch,learn.training = 50,1,0,True
+    pos = [0.]
+    for _ in range(49): pos.append(pos[-1] + 1/50)  # as TrainEvalCallback steps it
     def batch(cb):
         def f():
-            learn.iter = (learn.iter + 1) % 50; learn.pct_train = ours._pos[learn.iter]
+            learn.iter = (learn.iter + 1) % 50; learn.pct_train = pos[learn.iter]
             cb.before_batch(); cb.after_batch()
         return f
+    learn.iter = -1
     t = lambda f, n: min(timeit.repeat(f, number=n, repeat=5))/n
     m = nn.Linear(2, 2)
     opt = torch.optim.SGD([{'params': [m.weight]}, {'params': [m.bias]}, {'params': []}], lr=0.1, momentum=0.9)
