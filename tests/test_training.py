@@ -327,3 +327,21 @@ def test_per_batch_cost():
     t_ours,t_fastai = t(batch(ours), 5000),t(batch(theirs), 200)
     assert t_fastai/t_ours >= 20, f"ours {t_ours*1e6:.1f} us, fastai {t_fastai*1e6:.1f} us"
     assert t_ours <= t_torch, f"ours {t_ours*1e6:.1f} us, torch OneCycleLR.step {t_torch*1e6:.1f} us"
+
+def test_values_exact_when_pct_train_is_moved_or_tables_are_short(monkeypatch):
+    "The batch-ahead tables are only a cache: in chunks of any size, or when another callback moves pct_train, values are the schedule's"
+    import fastai_anneal.callback as fc
+    class Jump(Callback):
+        order = 50
+        def before_batch(self):
+            if self.training and self.iter == 2: self.learn.pct_train = 0.9
+    s = combined_cos(0.25, np.array([1e-4, 1e-3, 1e-2]), 1e-2, 1e-6)
+    ref = learner(n_trn=7); ref.fit(2, cbs=ParamScheduler({'lr': s}))
+    monkeypatch.setattr(fc, '_chunk', 3)
+    short = learner(n_trn=7); short.fit(2, cbs=ParamScheduler({'lr': s}))
+    np.testing.assert_allclose(short.recorder.group_hps['lr'], ref.recorder.group_hps['lr'], rtol=1e-12)
+    np.testing.assert_allclose(ref.recorder.group_hps['lr'], s(np.arange(14)/14), rtol=1e-12)
+    jump = learner(n_trn=7); jump.fit(2, cbs=[ParamScheduler({'lr': s}), Jump()])
+    g,pos = jump.recorder.group_hps['lr'],np.arange(14)/14
+    pos[2:7] = 0.9 + np.arange(5)/14; pos[9:14] = 0.9 + np.arange(5)/14  # jumps to 0.9 at batch 2 of each epoch, then steps on
+    np.testing.assert_allclose(g, s(pos), rtol=1e-9)
