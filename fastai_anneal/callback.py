@@ -1,4 +1,4 @@
-"""A drop-in replacement for fastai's `ParamScheduler`: it sets any optimizer hyper-parameter from a schedule before every training batch, per parameter group, records what it set, and costs a few microseconds a batch. `Learner.fit_one_cycle` and `Recorder.plot_sched` are replaced with versions that check their arguments.
+"""A drop-in replacement for fastai's `ParamScheduler`: it sets any optimizer hyper-parameter (or any numeric attribute of the Learner, its model, loss or callbacks) from a schedule before every training batch, per parameter group, records what it set, and costs a few microseconds a batch. It works with fastai's and torch's optimizers, tensor hyper-parameters and `torch.compile`, resumed and distributed training, and `export`. `Learner.fit_one_cycle` and `Recorder.plot_sched` are replaced with versions that check their arguments.
 
 Docs: https://fastai-anneal.github.io/fastai_anneal/callback.html.md"""
 
@@ -14,12 +14,12 @@ from fastcore.xtras import is_listy
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback
-from fastai.optimizer import OptimWrapper
+from fastai.optimizer import OptimWrapper, _BaseOptimizer
 import fastai.callback.schedule  # fastai's patches first, so that ours win whatever the import order
 from .core import *
 
 # %% auto #0
-__all__ = ['valid_hypers', 'hyper_slots', 'write_hyper', 'ParamScheduler', 'hyper_values', 'check_fit_args']
+__all__ = ['valid_hypers', 'hyper_slots', 'write_hyper', 'attr_slots', 'ParamScheduler', 'hyper_values', 'check_fit_args']
 
 # %% ../nbs/01_callback.ipynb #c005
 def _is_hyper(v): return (isinstance(v, numbers.Real) and not isinstance(v, bool)) or (isinstance(v, torch.Tensor) and v.numel() == 1)
@@ -32,12 +32,27 @@ def hyper_slots(opt, name):
     "Where hyper-parameter `name` lives in `opt`: one `(dict, key, index)` per parameter group"
     if name not in valid_hypers(opt):
         raise ValueError(f"the optimizer has no hyper-parameter {name!r}; its hyper-parameters are: {', '.join(valid_hypers(opt))}")
-    if not isinstance(opt, OptimWrapper): return [(h, name, None) for h in opt.hypers]
+    if not isinstance(opt, OptimWrapper): return _unshare([(h, name, None) for h in opt.hypers])
     key,_,idx = opt.bwd_map[name].partition('__')
-    return [(pg, key, int(idx) if idx else None) for pg in opt.opt.param_groups]
+    return _unshare([(pg, key, int(idx) if idx else None) for pg in opt.opt.param_groups])
+
+def _own(t, seen):
+    "`t`, or a copy if `t` is a tensor already in `seen` (the ids of tensors other groups hold)"
+    if not isinstance(t, torch.Tensor): return t
+    if id(t) in seen: t = t.detach().clone()
+    seen.add(id(t))
+    return t
+
+def _unshare(slots):
+    "Give each group its own tensor where torch shares one default tensor between groups"
+    seen = set()
+    for d,k,i in slots:
+        if i is None: d[k] = _own(d[k], seen)
+        else: d[k] = d[k][:i] + (_own(d[k][i], seen),) + d[k][i+1:]
+    return slots
 
 def write_hyper(slots, v):
-    "Write `v` (a number, or a list with one number per group) into `slots`"
+    "Write `v` (a number, or a list with one number per group) into `slots`; tensors are filled in place"
     vs = v if type(v) is list else [v]*len(slots)
     for (d,k,i),x in zip(slots, vs):
         if i is None:
@@ -49,56 +64,144 @@ def write_hyper(slots, v):
             if isinstance(t[i], torch.Tensor): t[i].fill_(x)
             else: d[k] = t[:i] + (x,) + t[i+1:]
 
-# %% ../nbs/01_callback.ipynb #c008
+# %% ../nbs/01_callback.ipynb #c007
+def _fill(old, v):
+    "`v` written in place into `old` if `old` is a one-element tensor and `v` a number (returns `old`); else `v`"
+    if isinstance(old, torch.Tensor) and old is not v and old.numel() == 1 and _is_hyper(v):
+        with torch.no_grad(): old.fill_(v.reshape(()) if isinstance(v, torch.Tensor) else v)
+        return old
+    return v
+
+@patch
+def _set_hyper(self:_BaseOptimizer, k, v):
+    "Set hyper-parameter `k` to `v` (one value per group), filling tensor values in place"
+    seen = set()
+    for v_,h in zip(v, self.hypers): h[k] = _fill(_own(h.get(k), seen), v_)
+
+@patch
+def _set_hyper(self:OptimWrapper, k, v):
+    "Set hyper-parameter `k` to `v` (one value per group) in the torch optimizer, filling tensor values in place"
+    key,_,i = self.bwd_map[k].partition('__')
+    seen = set()
+    for pg,v_ in zip(self.opt.param_groups, v):
+        if i: pg[key] = tuple(_fill(_own(x, seen), v_) if j == int(i) else x for j,x in enumerate(pg[key]))
+        else: pg[key] = _fill(_own(pg.get(key), seen), v_)
+
+# %% ../nbs/01_callback.ipynb #c013
+class _Attrs:
+    "The attributes of `o` as a mapping, so that `write_hyper` sets them like optimizer hyper-parameters"
+    __slots__ = 'o',
+    def __init__(self, o): self.o = o
+    def __getitem__(self, k): return getattr(self.o, k)
+    def __setitem__(self, k, v): setattr(self.o, k, v)
+
+def _child(o, k):
+    return o[int(k)] if k.isdigit() and isinstance(o, (list, tuple, L)) else getattr(o, k)
+
+def attr_slots(learn, path):
+    "Where the numeric attribute `path` (dotted, starting from `learn`) lives, as `hyper_slots` gives it: `[(mapping, key, None)]`"
+    *parents,last = path.split('.')
+    o = learn
+    try:
+        for k in parents: o = _child(o, k)
+        d,k = (o, int(last)) if last.isdigit() and isinstance(o, (list, L)) else (_Attrs(o), last)
+        v = d[k]
+    except (AttributeError, IndexError) as e: raise ValueError(f"cannot schedule {path!r}: learn.{path} does not exist ({e})") from None
+    if not _is_hyper(v) or (isinstance(v, torch.Tensor) and not v.is_floating_point()):
+        raise ValueError(f"cannot schedule {path!r}: learn.{path} must hold a number or a one-element float tensor, got {v!r}")
+    if isinstance(v, torch.Tensor) and v.requires_grad: raise ValueError(f"cannot schedule {path!r}: learn.{path} requires grad (a parameter the optimizer trains)")
+    return [(d, k, None)]
+
+# %% ../nbs/01_callback.ipynb #c015
 class ParamScheduler(Callback):
-    "Schedule hyper-parameters according to `scheds`, a dict from hyper-parameter name to schedule"
+    "Schedule hyper-parameters (or attributes, by dotted path from the Learner) according to `scheds`, a dict from name to schedule"
     order,run_valid = 60,False
 
     def __init__(self, scheds):
         if not isinstance(scheds, dict) or not scheds:
             raise TypeError(f"`scheds` must be a non-empty dict from hyper-parameter name to schedule, got {scheds!r}")
         for n in scheds:
-            if not isinstance(n, str): raise TypeError(f"`scheds` keys must be hyper-parameter names, got {n!r}")
+            if not isinstance(n, str) or not all(n.split('.')): raise TypeError(f"`scheds` keys must be hyper-parameter names or dotted attribute paths, got {n!r}")
         self.scheds = {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
+
+    def _slots(self, n, s):
+        "Slots of `n`, checked against schedule `s`"
+        attr = '.' in n
+        slots = attr_slots(self.learn, n) if attr else hyper_slots(self.learn.opt, n)
+        v0 = s._f(0.)
+        ng = s.ngroups or (len(v0) if type(v0) is list else None)
+        if attr and ng is not None: raise ValueError(f"the schedule for attribute {n!r} has {ng} per-group values; an attribute takes one")
+        if ng not in (None, len(slots)):
+            raise ValueError(f"the schedule for {n!r} has {ng} per-group values but the optimizer has {len(slots)} parameter groups")
+        return slots
 
     def before_fit(self):
         "Find where each hyper-parameter lives, checking names and group counts"
-        opt,items = self.learn.opt,[]
-        for n,s in self.scheds.items():
-            slots = hyper_slots(opt, n)
-            if s.ngroups not in (None, len(slots)):
-                raise ValueError(f"the schedule for {n!r} has {s.ngroups} per-group values but the optimizer has {len(slots)} parameter groups")
-            items.append((n, s._f, slots))
-        self._items,self._vals = items,{}
-        self.hps = {n: [] for n in self.scheds}
-        self._ghps = {n: [] for n in self.scheds}
+        slots = [self._slots(n, s) for n,s in self.scheds.items()]
+        self._fs = [s._f for s in self.scheds.values()]
+        self._dst = [(*_plain(sl), sl) for sl in slots]
+        self._ng = [len(sl) for sl in slots]
+        self._off,self._pos,self._cols,self._rec,self._cur = 0,[],[],[],[None]  # `_cur[0]`: no attribute set per batch (fastai's `Callback.__setattr__` is slow)
+
+    def before_train(self): self._pos = []  # a new epoch: new positions
+
+    def _precompute(self, pos, i):
+        "Evaluate the schedules at once at the positions of the next batches from batch `i` (at `pos`) on, stepped as `TrainEvalCallback` will"
+        learn = self.learn
+        n = max(min(_chunk, learn.n_iter - i), 1)
+        step,ps = 1./(learn.n_iter*learn.n_epoch),[]
+        for _ in range(n): ps.append(pos); pos += step
+        a = np.array(ps)
+        self._off,self._pos,self._cols = i,ps,[s._arr(a).tolist() for s in self.scheds.values()]
 
     def before_batch(self):
         "Set the hyper-parameters for this batch"
-        pos,vals = self.learn.pct_train,self._vals
-        for n,f,slots in self._items:
-            v = f(pos)
-            write_hyper(slots, v)
-            vals[n] = v
+        pos,i = self.learn.pct_train,self.learn.iter
+        j = i - self._off
+        if not 0 <= j < len(self._pos): self._precompute(pos, i); j = 0
+        if self._pos[j] == pos: vals = [c[j] for c in self._cols]
+        else: vals = [f(pos) for f in self._fs]  # someone else moved `pct_train`: evaluate here
+        for (ds,k,slots),v in zip(self._dst, vals):
+            if ds is None: write_hyper(slots, v)
+            elif type(v) is list:
+                for d,x in zip(ds, v): d[k] = x
+            else:
+                for d in ds: d[k] = v
+        self._cur[0] = vals
 
     def after_batch(self):
         "Record the hyper-parameters of this batch"
-        for n,v in self._vals.items():
-            self._ghps[n].append(v)
-            self.hps[n].append(v[-1] if type(v) is list else v)
+        self._rec.append(self._cur[0])
 
     def after_fit(self):
         "Save the hyper-parameters in the recorder, if there is one"
-        if not hasattr(self, 'hps'): return
-        ng = len(self.learn.opt.hypers)
-        self.group_hps = {n: np.array([v if type(v) is list else [v]*ng for v in vs], dtype=np.float64).reshape(-1, ng)
-                          for n,vs in self._ghps.items()}
+        if not hasattr(self, '_rec'): return
+        self.group_hps = {n: _table([r[j] for r in self._rec], ng) for j,(n,ng) in enumerate(zip(self.scheds, self._ng))}
+        self.hps = {n: g[:, -1].tolist() for n,g in self.group_hps.items()}
         if hasattr(self.learn, 'recorder'): self.learn.recorder.hps,self.learn.recorder.group_hps = self.hps,self.group_hps
-        del self._items, self._ghps
+        for k in _fit_state: self.__dict__.pop(k, None)
+
+    def __getstate__(self):
+        "Pickle without the state of a fit in progress (say, one interrupted), which the next `before_fit` rebuilds"
+        return {k:v for k,v in self.__dict__.items() if k not in _fit_state}
 
     def __repr__(self): return f"ParamScheduler({self.scheds!r})"
 
-# %% ../nbs/01_callback.ipynb #c012
+_fit_state = '_fs','_dst','_ng','_off','_pos','_cols','_rec','_cur'
+_chunk = 1024  # batches evaluated at once
+
+def _plain(slots):
+    "`(dicts, key)` if every slot holds a number (not a tensor) in a dict under one key, for the fast write; else `(None, None)`"
+    if len({k for _,k,_ in slots}) == 1 and all(i is None and type(d) is dict and not isinstance(d[k], torch.Tensor) for d,k,i in slots):
+        return [d for d,_,_ in slots],slots[0][1]
+    return None,None
+
+def _table(vs, ng):
+    "Recorded values `vs` (numbers or per-group lists) as an array (len(vs), ng)"
+    a = np.array(vs, dtype=np.float64).reshape(len(vs), -1 if vs else ng)
+    return np.ascontiguousarray(np.broadcast_to(a, (len(vs), ng)))
+
+# %% ../nbs/01_callback.ipynb #c019
 def hyper_values(learn, v, name):
     "The per-group values of `v` (number, slice or array) for `learn`'s optimizer, as fastai spreads them, checked finite and > 0"
     if learn.opt is None: learn.create_opt()
@@ -113,7 +216,7 @@ def hyper_values(learn, v, name):
     if not (vals > 0).all(): raise ValueError(f"`{name}` must be > 0, got {v!r}")
     return vals
 
-# %% ../nbs/01_callback.ipynb #c013
+# %% ../nbs/01_callback.ipynb #c022
 def check_fit_args(learn, n_epoch, start_epoch=0, wd=None):
     "Check the arguments every `fit_*` method shares"
     if isinstance(n_epoch, bool) or not isinstance(n_epoch, numbers.Integral) or n_epoch < 1:
@@ -123,8 +226,11 @@ def check_fit_args(learn, n_epoch, start_epoch=0, wd=None):
     if wd is not None:
         w = check_param('wd', wd)
         if min(L(w)) < 0: raise ValueError(f"`wd` must be >= 0, got {wd!r}")
+        if is_listy(w):
+            if learn.opt is None: learn.create_opt()
+            if len(w) != len(learn.opt.param_lists): raise ValueError(f"`wd` has {len(w)} values but the optimizer has {len(learn.opt.param_lists)} parameter groups, got {wd!r}")
 
-# %% ../nbs/01_callback.ipynb #c014
+# %% ../nbs/01_callback.ipynb #c023
 @patch
 def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25, wd=None,
                   moms=None, cbs=None, reset_opt=False, start_epoch=0):
@@ -140,7 +246,20 @@ def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pc
         scheds['mom'] = combined_cos(pct_start, *moms)
     self.fit(n_epoch, cbs=ParamScheduler(scheds)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
-# %% ../nbs/01_callback.ipynb #c018
+# %% ../nbs/01_callback.ipynb #c031
+try: from fastai.distributed import DistributedDL
+except (ImportError, NameError): DistributedDL = None  # fastai.distributed needs accelerate
+
+if DistributedDL is not None:
+    @patch
+    def _broadcast(self:DistributedDL, t, rank):
+        "Broadcast `t` from rank `rank` to all ranks, on CUDA only for the `nccl` backend, and return it as a list"
+        t = torch.as_tensor(t, dtype=torch.long)
+        if torch.distributed.get_backend() == 'nccl': t = t.cuda()
+        torch.distributed.broadcast(t, rank)
+        return t.cpu().tolist()
+
+# %% ../nbs/01_callback.ipynb #c033
 @patch
 def plot_sched(self:Recorder, keys=None, figsize=None, groups=False):
     "Plot the recorded hyper-parameters `keys` (default: all), one panel each; with `groups`, every parameter group"
