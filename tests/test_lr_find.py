@@ -1,5 +1,5 @@
 "lr_find: parity with fastai where fastai works, restoring the Learner however the run ends, robust fast suggestions"
-import copy, math, random, time
+import copy, math, random
 import numpy as np, pytest, torch
 import matplotlib.pyplot as plt
 from hypothesis import given, settings, strategies as st
@@ -140,14 +140,14 @@ def test_stop_div_threshold():
     over = [i for i in range(len(ls)) if not math.isfinite(ls[i]) or ls[i] > 4*best[i]]
     assert over and over[0] == len(ls) - 1
 
-def test_suggestions_linear_time():
+def test_suggestions_on_long_runs():
+    "20,000 points (their speed is measured in benchmarks/bench_lr_find.py, not here)"
     n = 20_000
     lrs = 1e-7*(1e8)**(np.arange(n)/n)
     losses = np.cos(np.linspace(0, 3, n)) + 0.01*np.random.default_rng(0).standard_normal(n)
     for f in (valley, slide, minimum, steep):
-        t = time.perf_counter(); f(lrs, losses, n); dt = time.perf_counter() - t
-        print(f"{f.__name__}: {dt*1e3:.1f} ms for {n} points")
-        assert dt < 2, (f.__name__, dt)
+        lr,_ = f(lrs, losses, n)
+        assert math.isfinite(lr) and lrs[0] <= lr <= lrs[-1], f.__name__
 
 # ---------- restoring the Learner
 

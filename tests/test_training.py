@@ -295,39 +295,6 @@ def test_callable_with_wrong_group_count():
     with pytest.raises(ValueError, match="2 per-group values but the optimizer has 3"):
         learn.fit(1, cbs=ParamScheduler({'lr': lambda p: np.array([1e-3, 1e-2])*(1-p)}))
 
-# Speed: the foundation's target with 3 parameter groups and 4 hyper-parameters (the lead's benchmarks/ time it properly)
-
-def test_per_batch_cost():
-    import timeit, warnings
-    import fastai.callback.schedule as fs
-    learn = learner(Adam, n_trn=50)
-    learn.create_opt()
-    lrs = np.array([1e-4, 1e-3, 1e-2])
-    ours = ParamScheduler({'lr': combined_cos(0.25, lrs/25, lrs, lrs/1e5), 'mom': combined_cos(0.25, .95, .85, .95),
-                           'wd': sched_cos(1e-2, 0.), 'eps': sched_lin(1e-5, 1e-8)})
-    theirs = fs.ParamScheduler({'lr': fs.combined_cos(0.25, lrs/25, lrs, lrs/1e5), 'mom': fs.combined_cos(0.25, .95, .85, .95),
-                                'wd': fs.SchedCos(1e-2, 0.), 'eps': fs.SchedLin(1e-5, 1e-8)})
-    for cb in (ours, theirs): cb.learn = learn; cb.before_fit()
-    learn.n_iter,learn.n_epoch,learn.epoch,learn.training = 50,1,0,True
-    pos = [0.]
-    for _ in range(49): pos.append(pos[-1] + 1/50)  # as TrainEvalCallback steps it
-    def batch(cb):
-        def f():
-            learn.iter = (learn.iter + 1) % 50; learn.pct_train = pos[learn.iter]
-            cb.before_batch(); cb.after_batch()
-        return f
-    learn.iter = -1
-    t = lambda f, n: min(timeit.repeat(f, number=n, repeat=5))/n
-    m = nn.Linear(2, 2)
-    opt = torch.optim.SGD([{'params': [m.weight]}, {'params': [m.bias]}, {'params': []}], lr=0.1, momentum=0.9)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=list(lrs), total_steps=10**7)
-        t_torch = t(sched.step, 5000)
-    t_ours,t_fastai = t(batch(ours), 5000),t(batch(theirs), 200)
-    assert t_fastai/t_ours >= 20, f"ours {t_ours*1e6:.1f} us, fastai {t_fastai*1e6:.1f} us"
-    assert t_ours <= t_torch, f"ours {t_ours*1e6:.1f} us, torch OneCycleLR.step {t_torch*1e6:.1f} us"
-
 def test_values_exact_when_pct_train_is_moved_or_tables_are_short(monkeypatch):
     "The batch-ahead tables are only a cache: in chunks of any size, or when another callback moves pct_train, values are the schedule's"
     import fastai_anneal.callback as fc
