@@ -182,24 +182,29 @@ def test_compiled_step_does_not_recompile():
     assert cnt.frame_count == 2
     torch._dynamo.reset()
 
-# Resume: start_epoch continues the schedule; the lead adds the other fit_* methods here
+# Resume: start_epoch continues every fit_* schedule (fine_tune, whose two fits count epochs across both, is tested in test_library.py)
 
-FITS = {'fit_one_cycle': dict(lr_max=slice(1e-4, 1e-2))}
+FITS = {'fit_one_cycle':  ((4,), dict(lr_max=slice(1e-4, 1e-2))),
+        'fit_flat_cos':   ((4,), dict(lr=slice(1e-4, 1e-2))),
+        'fit_sgdr':       ((2, 2), dict(lr_max=1e-2, cycle_mult=1)),
+        'fit_warmup_cos': ((4,), dict(lr_max=[1e-3, 1e-2, 1e-2], pct_warmup=0.2)),
+        'fit_wsd':        ((4,), dict(lr_max=1e-2, pct_warmup=0.1, pct_decay=0.3, decay='1-sqrt'))}
 
 @pytest.mark.parametrize('fit', FITS)
 @pytest.mark.parametrize('save', [False, True])
 def test_resume(fit, save, tmp_path):
     n_epoch,k = 4,2
+    args,kwargs = FITS[fit]
     full = learner(Adam, path=tmp_path)
-    getattr(full, fit)(n_epoch, **FITS[fit], cbs=SaveModelCallback(every_epoch=True, fname='ep', with_opt=True) if save else None)
+    getattr(full, fit)(*args, **kwargs, cbs=SaveModelCallback(every_epoch=True, fname='ep', with_opt=True) if save else None)
     res = learner(Adam, path=tmp_path)
     if save:
         res.load(f'ep_{k-1}')
         assert all(torch.equal(a, b) for a,b in zip(weights(res), torch.load(tmp_path/'models'/f'ep_{k-1}.pth', weights_only=False)['model'].values()))
-    getattr(res, fit)(n_epoch, **FITS[fit], start_epoch=k)
+    getattr(res, fit)(*args, **kwargs, start_epoch=k)
     nb = len(full.dls.train)
     for name,v in full.recorder.hps.items():
-        assert len(res.recorder.hps[name]) == (n_epoch-k)*nb
+        assert len(v) == n_epoch*nb and len(res.recorder.hps[name]) == (n_epoch-k)*nb
         np.testing.assert_array_equal(res.recorder.hps[name], v[k*nb:])
         np.testing.assert_array_equal(res.recorder.group_hps[name], full.recorder.group_hps[name][k*nb:])
 
