@@ -10,24 +10,18 @@ import numbers
 import numpy as np, torch
 from torch.optim.lr_scheduler import LRScheduler
 from .core import *
-from .callback import write_hyper
+from fastai.optimizer import OptimWrapper
+from .callback import hyper_slots, write_hyper
 
 # %% auto #0
 __all__ = ['AnnealLR']
 
 # %% ../nbs/06_torch.ipynb #c005
-_ALIASES = {'mom': 'momentum', 'wd': 'weight_decay'}
+_FASTAI_NAMES = {'momentum': 'mom', 'weight_decay': 'wd'}  # torch's names of the hyper-parameters fastai calls mom and wd
 
 def _slots(opt, name):
-    "Where hyper-parameter `name` lives in each param group of the torch optimizer `opt`: `(group, key, index)`"
-    key = _ALIASES.get(name, name)
-    pg = opt.param_groups[0]
-    if key == 'momentum' and 'momentum' not in pg and 'betas' in pg: return [(g, 'betas', 0) for g in opt.param_groups]
-    v = pg.get(key)
-    if key == 'params' or not ((isinstance(v, numbers.Real) and not isinstance(v, bool)) or (isinstance(v, torch.Tensor) and v.numel() == 1)):
-        valid = [k for k,v in pg.items() if k != 'params' and isinstance(v, (numbers.Real, torch.Tensor)) and not isinstance(v, bool)]
-        raise ValueError(f"the optimizer has no hyper-parameter {name!r}; its hyper-parameters are: {', '.join(valid)}")
-    return [(g, key, None) for g in opt.param_groups]
+    "Where hyper-parameter `name` (fastai's name or torch's) lives in the torch optimizer `opt`, found as `ParamScheduler` finds it"
+    return hyper_slots(OptimWrapper(opt=opt), _FASTAI_NAMES.get(name, name))
 
 # %% ../nbs/06_torch.ipynb #c006
 class AnnealLR(LRScheduler):
@@ -43,11 +37,8 @@ class AnnealLR(LRScheduler):
         self.scheds = {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
         ng = len(optimizer.param_groups)
         for n,s in self.scheds.items():
-            slots = _slots(optimizer, n)
             if s.ngroups not in (None, ng): raise ValueError(f"the schedule for {n!r} has {s.ngroups} per-group values but the optimizer has {ng} param groups")
-            ts = [id(d[k] if i is None else d[k][i]) for d,k,i in slots if isinstance(d[k] if i is None else d[k][i], torch.Tensor)]
-            if s.ngroups and len(set(ts)) < len(ts):
-                raise ValueError(f"the schedule for {n!r} has per-group values but the param groups share one tensor {n!r}: give each group its own tensor")
+            _slots(optimizer, n)  # checks the name, and gives each group its own tensor where torch shares one
         self.total_steps = int(total_steps)
         super().__init__(optimizer, last_epoch)
 
@@ -63,9 +54,17 @@ class AnnealLR(LRScheduler):
 
     _get_closed_form_lr = get_lr
 
+    def _hyper_slots(self, name):
+        "Where `name` lives, found again only when the optimizer's param groups were replaced (its `load_state_dict` does that)"
+        ids = [id(g) for g in self.optimizer.param_groups]
+        if getattr(self, '_slots_of', (None,))[0] != ids: self._slots_of = ids,{}
+        found = self._slots_of[1]
+        if name not in found: found[name] = _slots(self.optimizer, name)
+        return found[name]
+
     def _write_others(self):
         for n in self.scheds:
-            if n != 'lr': write_hyper(_slots(self.optimizer, n), self._values(n))
+            if n != 'lr': write_hyper(self._hyper_slots(n), self._values(n))
 
     def step(self, epoch=None):
         "Advance one step (call after `optimizer.step()`) and set the hyper-parameters for the next"
@@ -74,12 +73,12 @@ class AnnealLR(LRScheduler):
 
     def state_dict(self):
         "The scheduler's state: the step count and plain values, not the schedules (the constructor gets those)"
-        return {k: v for k,v in super().state_dict().items() if k != 'scheds'}
+        return {k: v for k,v in super().state_dict().items() if k not in ('scheds', '_slots_of')}
 
     def load_state_dict(self, state_dict):
         "Load the scheduler's state and write the values of its step into the optimizer"
-        super().load_state_dict({k: v for k,v in state_dict.items() if k != 'scheds'})
-        write_hyper(_slots(self.optimizer, 'lr'), self.get_lr())
+        super().load_state_dict({k: v for k,v in state_dict.items() if k not in ('scheds', '_slots_of')})
+        write_hyper(self._hyper_slots('lr'), self.get_lr())
         self._last_lr = [g['lr'].clone() if isinstance(g['lr'], torch.Tensor) else g['lr'] for g in self.optimizer.param_groups]
         self._write_others()
 

@@ -86,11 +86,16 @@ def test_tensor_hypers_updated_in_place():
     assert g['lr'] is lr_t and g['betas'][0] is b1_t
     assert float(lr_t) == pytest.approx(s(0.4), rel=1e-6) and float(b1_t) == pytest.approx(0.91, rel=1e-6)
 
-def test_shared_tensor_lr_with_per_group_values_raises():
+def test_shared_tensor_lr_is_unshared_once():
+    "torch gives every group the same default tensor lr: each group gets its own, once, then keeps it"
     m = model()
     opt = torch.optim.Adam([{'params': m[0].parameters()}, {'params': m[2].parameters()}], lr=torch.tensor(1e-3))
-    with pytest.raises(ValueError, match='share one tensor'): AnnealLR(opt, sched_lin([1e-3, 1e-2], 0.), 10)
-    AnnealLR(opt, sched_lin(1e-3, 0.), 10)  # one value for all groups is fine
+    sched = AnnealLR(opt, sched_lin([1e-3, 1e-2], 0.), 10)
+    ts = [g['lr'] for g in opt.param_groups]
+    assert ts[0] is not ts[1]
+    for _ in range(5): opt.step(); sched.step()
+    assert all(g['lr'] is t for g,t in zip(opt.param_groups, ts))
+    np.testing.assert_allclose([float(t) for t in ts], [5e-4, 5e-3], rtol=1e-6)
 
 @pytest.mark.parametrize('opt_name', list(OPTS))
 def test_resume_equals_uninterrupted(opt_name):
