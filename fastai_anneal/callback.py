@@ -219,10 +219,8 @@ def hyper_values(learn, v, name):
 # %% ../nbs/01_callback.ipynb #c022
 def check_fit_args(learn, n_epoch, start_epoch=0, wd=None):
     "Check the arguments every `fit_*` method shares"
-    if isinstance(n_epoch, bool) or not isinstance(n_epoch, numbers.Integral) or n_epoch < 1:
-        raise ValueError(f"`n_epoch` must be a positive integer, got {n_epoch!r}")
-    if isinstance(start_epoch, bool) or not isinstance(start_epoch, numbers.Integral) or not 0 <= start_epoch < n_epoch:
-        raise ValueError(f"`start_epoch` must be an integer in [0, n_epoch={n_epoch}), got {start_epoch!r}")
+    n_epoch = check_int('n_epoch', n_epoch, lo=1)
+    check_int('start_epoch', start_epoch, lo=0, hi=n_epoch)
     if wd is not None:
         w = check_param('wd', wd)
         if min(L(w)) < 0: raise ValueError(f"`wd` must be >= 0, got {wd!r}")

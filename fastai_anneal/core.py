@@ -10,9 +10,9 @@ import math, bisect, numbers, functools
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_param', 'Schedule', 'Formula', 'annealer',
-           'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'CombineScheds',
-           'combine_scheds', 'combined_cos', 'sched_from_dict']
+__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_int', 'check_choice', 'check_param', 'Schedule',
+           'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly',
+           'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos', 'sched_from_dict']
 
 # %% ../nbs/00_core.ipynb #c005
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
@@ -26,6 +26,18 @@ def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
     return v
 
 # %% ../nbs/00_core.ipynb #c006
+def check_int(name, v, lo=0, hi=None):
+    "Check that `v` is an integer (not a bool) with `lo <= v` (and `v < hi` if given); return it as an int"
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo or (hi is not None and v >= hi):
+        raise ValueError(f"`{name}` must be an integer >= {lo}{'' if hi is None else f' and < {hi}'}, got {v!r}")
+    return int(v)
+
+def check_choice(name, v, choices):
+    "Check that `v` is one of the strings `choices`; return it"
+    if not isinstance(v, str) or v not in choices: raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {v!r}")
+    return v
+
+# %% ../nbs/00_core.ipynb #c007
 def check_param(name, v):
     "Check that `v` is a finite number or a 1-d array of them (one per parameter group); return a float or a list of floats"
     if isinstance(v, torch.Tensor): v = v.detach().cpu().numpy()
@@ -37,7 +49,7 @@ def check_param(name, v):
         return float(a) if a.ndim == 0 else a.tolist()
     return check_num(name, v)
 
-# %% ../nbs/00_core.ipynb #c009
+# %% ../nbs/00_core.ipynb #c010
 def _is_group(v): return isinstance(v, list)
 
 def _fmt(v):
@@ -49,7 +61,7 @@ def _fmt(v):
     if isinstance(v, str): return repr(v)
     return repr(v)
 
-# %% ../nbs/00_core.ipynb #c010
+# %% ../nbs/00_core.ipynb #c011
 class Schedule:
     "Base class of schedules: a pure, picklable function of training progress `pos` in [0, 1]"
     _args = ()
@@ -82,7 +94,7 @@ class Schedule:
 
 _schedules = {}  # schedule classes by name
 
-# %% ../nbs/00_core.ipynb #c011
+# %% ../nbs/00_core.ipynb #c012
 def _out(v): return np.array(v) if _is_group(v) else v
 
 def _eval(s, pos):
@@ -100,7 +112,7 @@ def _eval(s, pos):
     if np.isnan(a).any(): raise ValueError(f"`pos` must not contain NaN, got {pos!r}")
     return s._arr(a)
 
-# %% ../nbs/00_core.ipynb #c013
+# %% ../nbs/00_core.ipynb #c014
 class Formula:
     "A formula `f(start, end, pos)` decorated by `annealer`: calling it with `(start, end)` returns an `Annealer`"
     def __init__(self, f, check=None):
@@ -121,7 +133,7 @@ def annealer(f=None, *, check=None):
 
 _formulas = {}  # formulas made by `annealer`, by name
 
-# %% ../nbs/00_core.ipynb #c014
+# %% ../nbs/00_core.ipynb #c015
 def _groups(*vs):
     "Number of parameter groups in arguments `vs` (`None` if all are scalars); they must agree"
     ns = {len(v) for v in vs if _is_group(v)}
@@ -130,7 +142,7 @@ def _groups(*vs):
 
 def _bcast(v, n): return v if _is_group(v) else [v]*n
 
-# %% ../nbs/00_core.ipynb #c015
+# %% ../nbs/00_core.ipynb #c016
 class Annealer(Schedule):
     "Schedule `formula(start, end, pos)`; `start` and `end` are numbers or per-group arrays"
     def __init__(self, formula, start, end):
@@ -161,7 +173,7 @@ class Annealer(Schedule):
     def __getstate__(self): return {'formula': self.formula, 'start': self.start, 'end': self.end}
     def __setstate__(self, d): self.__init__(d['formula'], d['start'], d['end'])
 
-# %% ../nbs/00_core.ipynb #c017
+# %% ../nbs/00_core.ipynb #c018
 def _cos(x): return math.cos(x) if type(x) is float else np.cos(x)
 
 def _check_exp(start, end):
@@ -169,7 +181,7 @@ def _check_exp(start, end):
         if s == 0 or e == 0 or (s > 0) != (e > 0):
             raise ValueError(f"sched_exp needs a non-zero `start` and `end` of the same sign, got start={start!r}, end={end!r}")
 
-# %% ../nbs/00_core.ipynb #c018
+# %% ../nbs/00_core.ipynb #c019
 @annealer
 def sched_lin(start, end, pos):
     "Linear schedule from `start` to `end`"
@@ -190,10 +202,10 @@ def sched_exp(start, end, pos):
     "Exponential schedule from `start` to `end`"
     return start * (end/start) ** pos
 
-# %% ../nbs/00_core.ipynb #c019
+# %% ../nbs/00_core.ipynb #c020
 SchedLin,SchedCos,SchedNo,SchedExp = sched_lin,sched_cos,sched_no,sched_exp
 
-# %% ../nbs/00_core.ipynb #c028
+# %% ../nbs/00_core.ipynb #c029
 class SchedPoly(Schedule):
     "Polynomial schedule (of `power`) from `start` to `end`: `start + (end-start) * pos**power`"
     _args = 'start','end','power'
@@ -208,7 +220,7 @@ class SchedPoly(Schedule):
     def __getstate__(self): return {a: getattr(self, a) for a in self._args}
     def __setstate__(self, d): self.__init__(**d)
 
-# %% ../nbs/00_core.ipynb #c031
+# %% ../nbs/00_core.ipynb #c032
 class _Fn(Schedule):
     "A plain callable of `pos` used as a schedule"
     def __init__(self, fn): self.fn = fn
@@ -229,7 +241,7 @@ def as_schedule(f, name='sched'):
     if not callable(f): raise TypeError(f"`{name}` must be a schedule or a callable of `pos`, got {f!r}")
     return _Fn(f)
 
-# %% ../nbs/00_core.ipynb #c032
+# %% ../nbs/00_core.ipynb #c033
 class CombineScheds(Schedule):
     "Run `scheds[i]` over the fraction `pcts[i]` of training (the fractions sum to 1)"
     _args = 'pcts','scheds'
@@ -278,13 +290,13 @@ def combine_scheds(pcts, scheds):
     "Combine `scheds` according to `pcts` in one schedule"
     return CombineScheds(pcts, scheds)
 
-# %% ../nbs/00_core.ipynb #c033
+# %% ../nbs/00_core.ipynb #c034
 def combined_cos(pct, start, middle, end):
     "Return a schedule with cosine annealing from `start`→`middle` over `pct` of training, then `middle`→`end`"
     pct = check_num('pct', pct, 0, 1)
     return combine_scheds([pct, 1-pct], [sched_cos(start, middle), sched_cos(middle, end)])
 
-# %% ../nbs/00_core.ipynb #c039
+# %% ../nbs/00_core.ipynb #c040
 def _to_json(v, name):
     "`v` as JSON-safe data (argument `name` of a schedule)"
     if isinstance(v, Schedule): return v.to_dict()

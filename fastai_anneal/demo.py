@@ -17,7 +17,7 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
-from .core import check_num
+from .core import check_num, check_int
 import fastai_anneal.callback
 
 # %% auto #0
@@ -61,7 +61,7 @@ def plot_training(learn, fname=None):
 # %% ../nbs/02_demo.ipynb #c009
 def demo(out='anneal_demo', epochs=8, lr_max=1e-2, seed=42):
     "Train on the digits data with one-cycle; print the final accuracy and save `schedules.png` into `out`; return the Learner"
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1: raise ValueError(f"`epochs` must be a positive integer, got {epochs!r}")
+    epochs = check_int('epochs', epochs, lo=1)
     lr_max = check_num('lr_max', lr_max, lo=0, lo_open=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

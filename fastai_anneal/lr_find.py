@@ -104,8 +104,7 @@ def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode):
     start_lr = check_num('start_lr', start_lr, lo=0, lo_open=True)
     end_lr = check_num('end_lr', end_lr, lo=0, lo_open=True)
     if start_lr >= end_lr: raise ValueError(f"`start_lr` must be smaller than `end_lr`, got start_lr={start_lr!r}, end_lr={end_lr!r}")
-    if isinstance(num_it, bool) or not isinstance(num_it, numbers.Integral) or num_it < 6:
-        raise ValueError(f"`num_it` must be an integer >= 6, got {num_it!r}")
+    check_int('num_it', num_it, lo=6)
     if not isinstance(stop_div, (bool, np.bool_)): raise TypeError(f"`stop_div` must be True or False, got {stop_div!r}")
     if step_mode not in ('exp', 'lin'): raise ValueError(f"`step_mode` must be 'exp' or 'lin', got {step_mode!r}")
     return start_lr,end_lr,int(num_it),bool(stop_div),step_mode
@@ -186,7 +185,7 @@ def valley(lrs, losses, num_it):
 # %% ../nbs/05_lr_find.ipynb #c016
 def slide(lrs, losses, num_it, lr_diff=15, thresh=.005, adjust_value=1.):
     "Suggests a learning rate following an interval slide rule and returns its index"
-    if isinstance(lr_diff, bool) or not isinstance(lr_diff, numbers.Integral) or lr_diff < 1: raise ValueError(f"`lr_diff` must be a positive integer, got {lr_diff!r}")
+    check_int('lr_diff', lr_diff, lo=1)
     thresh,adjust_value = check_num('thresh', thresh, lo=0),check_num('adjust_value', adjust_value, lo=0, lo_open=True)
     lrs,losses = _clean(lrs, losses)
     n = len(losses)

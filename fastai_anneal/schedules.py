@@ -21,15 +21,6 @@ __all__ = ['one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv
            'plot_scheds', 'sgdr_epochs']
 
 # %% ../nbs/03_schedules.ipynb #c005
-def _check_int(name, v, lo=0):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-        raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-def _check_choice(name, v, choices):
-    if not isinstance(v, str) or v not in choices: raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {v!r}")
-    return v
-
 def _check_bool(name, v):
     if not isinstance(v, bool): raise ValueError(f"`{name}` must be True or False, got {v!r}")
     return v
@@ -60,7 +51,7 @@ class one_cycle(_Shape):
     def __init__(self, lr_max, div=25., div_final=1e5, pct_start=0.25, three_phase=False, anneal='cos'):
         self.lr_max = check_param('lr_max', lr_max)
         self.div,self.div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
-        self.three_phase,self.anneal = _check_bool('three_phase', three_phase),_check_choice('anneal', anneal, ('cos', 'lin'))
+        self.three_phase,self.anneal = _check_bool('three_phase', three_phase),check_choice('anneal', anneal, ('cos', 'lin'))
         self.pct_start = check_num('pct_start', pct_start, 0, 0.5 if three_phase else 1)
         p,hi,a = self.pct_start,self.lr_max,_ANNEAL[anneal]
         lo,end = _div(hi, self.div),_div(hi, self.div_final)
@@ -72,7 +63,7 @@ class sgdr(_Shape):
     "SGDR: `n_cycles` cosines from `lr_max` to `lr_min`, each `cycle_mult` times as long as the one before; `cycle_decay` scales `lr_max` at every restart and `k` warps time inside a cycle (timm's k-decay)"
     _args = 'n_cycles','cycle_len','lr_max','cycle_mult','lr_min','cycle_decay','k'
     def __init__(self, n_cycles, cycle_len, lr_max, cycle_mult=2, lr_min=0., cycle_decay=1., k=1.):
-        self.n_cycles = _check_int('n_cycles', n_cycles, 1)
+        self.n_cycles = check_int('n_cycles', n_cycles, 1)
         self.cycle_len = check_num('cycle_len', cycle_len, lo=0, lo_open=True)
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.cycle_mult = check_num('cycle_mult', cycle_mult, lo=1)
@@ -107,7 +98,7 @@ class cyclic(_Shape):
     def __init__(self, base, peak, n_cycles, mode='triangular', gamma=1.):
         self.base,self.peak = check_param('base', base),check_param('peak', peak)
         self.n_cycles = check_num('n_cycles', n_cycles, lo=0, lo_open=True)
-        self.mode = _check_choice('mode', mode, ('triangular', 'triangular2', 'exp_range'))
+        self.mode = check_choice('mode', mode, ('triangular', 'triangular2', 'exp_range'))
         self.gamma = check_num('gamma', gamma, lo=0, lo_open=True)
         self.ngroups = _groups(self.base, self.peak)
 
@@ -184,7 +175,7 @@ class warmup(_Shape):
     _args = 'sched','pct','anneal','start'
     def __init__(self, sched, pct=0.1, anneal='lin', start=0.):
         self.sched = as_schedule(sched, 'sched')
-        self.pct,self.anneal = check_num('pct', pct, 0, 1, hi_open=True),_check_choice('anneal', anneal, ('lin', 'cos', 'exp'))
+        self.pct,self.anneal = check_num('pct', pct, 0, 1, hi_open=True),check_choice('anneal', anneal, ('lin', 'cos', 'exp'))
         self.start = check_param('start', start)
         if anneal == 'exp' and 0 in L(self.start): raise ValueError(f"an exponential warmup needs a non-zero `start`, got {start!r}")
         self._use(combine_scheds([self.pct, 1-self.pct], [_ANNEAL[anneal](self.start, self.sched._f(0.)), self.sched]))
@@ -208,7 +199,7 @@ class wsd(_Shape):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.pct_warmup,self.pct_decay = check_num('pct_warmup', pct_warmup, 0, 1),check_num('pct_decay', pct_decay, 0, 1)
         if self.pct_warmup + self.pct_decay > 1 + 1e-12: raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, got {pct_warmup!r} + {pct_decay!r}")
-        self.decay = _check_choice('decay', decay, tuple(_DECAYS))
+        self.decay = check_choice('decay', decay, tuple(_DECAYS))
         hi,lo = self.lr_max,self.lr_min
         self._use(combine_scheds([self.pct_warmup, max(1 - self.pct_warmup - self.pct_decay, 0.), self.pct_decay],
                                  [sched_lin(lo, hi), sched_no(hi, hi), _DECAYS[decay](hi, lo)]))
@@ -217,7 +208,7 @@ class wsd(_Shape):
 def plot_scheds(scheds, n=200, ax=None):
     "Draw `scheds`, a dict from label to schedule, over `pos` in [0, 1] (`n` points) on one axes with a legend; return the axes"
     if not isinstance(scheds, dict) or not scheds: raise ValueError(f"`scheds` must be a non-empty dict from label to schedule, got {scheds!r}")
-    n = _check_int('n', n, 2)
+    n = check_int('n', n, 2)
     pos = np.linspace(0, 1, n)
     ys = {k: as_schedule(s, f'scheds[{k!r}]')(pos) for k,s in scheds.items()}
     if ax is None: _,ax = plt.subplots(figsize=(6, 4))
@@ -232,7 +223,7 @@ def plot_scheds(scheds, n=200, ax=None):
 @patch
 def preview(self:Schedule, n_steps=100, ax=None):
     "Draw the values this schedule takes over `n_steps` training steps (at `pos = step/n_steps`); return the axes"
-    n_steps = _check_int('n_steps', n_steps, 1)
+    n_steps = check_int('n_steps', n_steps, 1)
     y = self(np.arange(n_steps) / n_steps)
     if ax is None: _,ax = plt.subplots(figsize=(6, 4))
     ax.plot(np.arange(n_steps), y)
@@ -261,7 +252,7 @@ def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, 
 # %% ../nbs/03_schedules.ipynb #c047
 def sgdr_epochs(n_cycles, cycle_len, cycle_mult=2):
     "Number of epochs of `n_cycles` SGDR cycles, the first `cycle_len` epochs long, each `cycle_mult` times the one before"
-    n_cycles,cycle_len,cycle_mult = _check_int('n_cycles', n_cycles, 1),_check_int('cycle_len', cycle_len, 1),_check_int('cycle_mult', cycle_mult, 1)
+    n_cycles,cycle_len,cycle_mult = check_int('n_cycles', n_cycles, 1),check_int('cycle_len', cycle_len, 1),check_int('cycle_mult', cycle_mult, 1)
     return n_cycles*cycle_len if cycle_mult == 1 else cycle_len * (cycle_mult**n_cycles - 1) // (cycle_mult - 1)
 
 @patch
@@ -280,7 +271,7 @@ _one_cycle_kw = {'div_final', 'wd', 'moms', 'cbs', 'reset_opt'}
 @patch
 def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, start_epoch=0, **kwargs):
     "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`, using discriminative LR."
-    epochs,freeze_epochs = _check_int('epochs', epochs, 1),_check_int('freeze_epochs', freeze_epochs, 0)
+    epochs,freeze_epochs = check_int('epochs', epochs, 1),check_int('freeze_epochs', freeze_epochs, 0)
     check_fit_args(self, epochs + freeze_epochs, start_epoch, kwargs.get('wd'))
     base_lr,lr_mult = check_num('base_lr', base_lr, lo=0, lo_open=True),check_num('lr_mult', lr_mult, lo=0, lo_open=True)
     pct_start,div = check_num('pct_start', pct_start, 0, 1),check_num('div', div, lo=0, lo_open=True)

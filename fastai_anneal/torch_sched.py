@@ -28,8 +28,7 @@ class AnnealLR(LRScheduler):
     "Set `optimizer`'s hyper-parameters from `scheds` (a schedule for the lr, or a dict name -> schedule): at step `i`, `sched(min(i/total_steps, 1))`"
     def __init__(self, optimizer, scheds, total_steps, last_epoch=-1):
         if not isinstance(optimizer, torch.optim.Optimizer): raise TypeError(f"`optimizer` must be a torch optimizer, got {optimizer!r}")
-        if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) or total_steps < 1:
-            raise ValueError(f"`total_steps` must be a positive integer, got {total_steps!r}")
+        check_int('total_steps', total_steps, lo=1)
         if not isinstance(scheds, dict): scheds = {'lr': scheds}
         if not scheds: raise ValueError("`scheds` must not be empty")
         for n in scheds:
