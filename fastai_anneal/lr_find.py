@@ -106,7 +106,7 @@ def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode):
     if start_lr >= end_lr: raise ValueError(f"`start_lr` must be smaller than `end_lr`, got start_lr={start_lr!r}, end_lr={end_lr!r}")
     check_int('num_it', num_it, lo=6)
     if not isinstance(stop_div, (bool, np.bool_)): raise TypeError(f"`stop_div` must be True or False, got {stop_div!r}")
-    if step_mode not in ('exp', 'lin'): raise ValueError(f"`step_mode` must be 'exp' or 'lin', got {step_mode!r}")
+    check_choice('step_mode', step_mode, ('exp', 'lin'))
     return start_lr,end_lr,int(num_it),bool(stop_div),step_mode
 
 # %% ../nbs/05_lr_find.ipynb #c012
