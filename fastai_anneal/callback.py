@@ -159,8 +159,15 @@ class ParamScheduler(Callback):
         pos,i = self.learn.pct_train,self.learn.iter
         j = i - self._off
         if not 0 <= j < len(self._pos): self._precompute(pos, i); j = 0
-        if self._pos[j] == pos: vals = [c[j] for c in self._cols]
-        else: vals = [f(pos) for f in self._fs]  # someone else moved `pct_train`: evaluate here
+        if self._pos[j] == pos: self._write([c[j] for c in self._cols])
+        else: self._update_val(pos)  # someone else moved `pct_train`: evaluate here
+
+    def _update_val(self, pct):
+        "Set the hyper-parameters for position `pct` (fastai's name: subclasses written for fastai's `ParamScheduler` call it)"
+        self._write([f(pct) for f in self._fs])
+
+    def _write(self, vals):
+        "Write `vals` (one per schedule) and keep them for `after_batch`"
         for (ds,k,slots),v in zip(self._dst, vals):
             if ds is None: write_hyper(slots, v)
             elif type(v) is list:

@@ -317,3 +317,12 @@ def test_values_exact_when_pct_train_is_moved_or_tables_are_short(monkeypatch):
     g,pos = jump.recorder.group_hps['lr'],np.arange(14)/14
     pos[2:7] = 0.9 + np.arange(5)/14; pos[9:14] = 0.9 + np.arange(5)/14  # jumps to 0.9 at batch 2 of each epoch, then steps on
     np.testing.assert_allclose(g, s(pos), rtol=1e-9)
+
+def test_subclass_written_for_fastai():
+    "A subclass written for fastai's ParamScheduler (like fastai's own LRFinder) drives it through `_update_val`"
+    class Ramp(ParamScheduler):
+        def before_batch(self): self._update_val(self.train_iter/10)
+    learn = learner(n_trn=7)
+    learn.fit(1, cbs=Ramp({'lr': sched_exp(1e-5, 1e-1)}))
+    n = len(learn.dls.train)
+    np.testing.assert_allclose(learn.recorder.hps['lr'], [1e-5*(1e4)**(i/10) for i in range(n)], rtol=1e-12)
