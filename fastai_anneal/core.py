@@ -83,6 +83,13 @@ class Schedule:
 
     def __repr__(self): return f"{type(self).__name__}({', '.join(_fmt(getattr(self, a)) for a in self._args)})"
 
+    def __getstate__(self):
+        "Pickle the constructor arguments only: `__setstate__` re-runs `__init__`, which derives the rest"
+        return {a: getattr(self, a) for a in self._args} if self._args else self.__dict__
+    def __setstate__(self, d):
+        if self._args: self.__init__(**d)
+        else: self.__dict__.update(d)
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith('_'): _schedules[cls.__name__] = cls  # for `sched_from_dict`
@@ -217,8 +224,6 @@ class SchedPoly(Schedule):
 
     def _f(self, pos): return self._lin._f(max(pos, 0.) ** self.power)
     def _arr(self, pos): return self._lin._arr(np.maximum(pos, 0.) ** self.power)
-    def __getstate__(self): return {a: getattr(self, a) for a in self._args}
-    def __setstate__(self, d): self.__init__(**d)
 
 # %% ../nbs/00_core.ipynb #c032
 class _Fn(Schedule):
@@ -259,18 +264,15 @@ class CombineScheds(Schedule):
         edges[-1] = 1.
         self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]  # phases of length 0 (in floats) are never active
         self._lo = [float(edges[i]) for i in self._active]
-        self._hi = [float(edges[i+1]) for i in self._active]
-        # for the per-batch path: each active phase's evaluator and width, and whether its values need spreading over groups
-        self._fs = [self.scheds[i]._f for i in self._active]
-        self._w = [hi-lo for lo,hi in zip(self._lo, self._hi)]
-        self._spread = self.ngroups is not None
+        self._w = [float(edges[i+1]) - lo for i,lo in zip(self._active, self._lo)]  # the width of each active phase
+        self._fs = [self.scheds[i]._f for i in self._active]  # for the per-batch path
 
     def _f(self, pos):
         j = bisect.bisect_right(self._lo, pos) - 1
         if j < 0: j = 0
         lo = self._lo[j]
         v = self._fs[j]((pos-lo) / self._w[j])
-        return [v]*self.ngroups if self._spread and type(v) is not list else v
+        return [v]*self.ngroups if self.ngroups and type(v) is not list else v
 
     def _arr(self, pos):
         j = np.maximum(np.searchsorted(self._lo, pos, side='right') - 1, 0)
@@ -278,13 +280,9 @@ class CombineScheds(Schedule):
         for k,i in enumerate(self._active):
             m = j == k
             if m.any():
-                lo,hi = self._lo[k],self._hi[k]
-                r = self.scheds[i]._arr((pos[m]-lo) / (hi-lo))
+                r = self.scheds[i]._arr((pos[m]-self._lo[k]) / self._w[k])
                 out[m] = r[:, None] if r.ndim < out.ndim - pos.ndim + 1 else r
         return out
-
-    def __getstate__(self): return {a: getattr(self, a) for a in self._args}
-    def __setstate__(self, d): self.__init__(**d)
 
 def combine_scheds(pcts, scheds):
     "Combine `scheds` according to `pcts` in one schedule"

@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/lr_find.html.md"""
 
 # %% ../nbs/05_lr_find.ipynb #c002
 from __future__ import annotations
-import collections, contextlib, copy, math, numbers, random
+import bisect, collections, contextlib, copy, math, numbers, random
 from functools import partial
 import numpy as np, torch
 import matplotlib.pyplot as plt
@@ -143,13 +143,17 @@ class LRFinder(Callback):
     def __repr__(self): return f"LRFinder(start_lr={self.start_lr!r}, end_lr={self.end_lr!r}, num_it={self.num_it!r}, stop_div={self.stop_div!r}, step_mode={self.step_mode!r})"
 
 # %% ../nbs/05_lr_find.ipynb #c014
+def _n_finite(losses):
+    "How many values of `losses` come before the first NaN or inf"
+    bad = ~np.isfinite(losses)
+    return int(bad.argmax()) if bad.any() else len(losses)
+
 def _clean(lrs, losses):
     "`lrs` and `losses` as float64 arrays, checked, up to the first non-finite loss"
     lrs,losses = [np.asarray(o.detach().cpu() if isinstance(o, torch.Tensor) else o, dtype=np.float64).ravel() for o in (lrs, losses)]
     if len(losses) == 0: raise ValueError("no recorded losses to suggest a learning rate from")
     if len(lrs) != len(losses): raise ValueError(f"`lrs` and `losses` must have the same length, got {len(lrs)} and {len(losses)}")
-    bad = ~np.isfinite(losses)
-    n = int(bad.argmax()) if bad.any() else len(losses)
+    n = _n_finite(losses)
     if n == 0: raise ValueError("no finite loss to suggest a learning rate from: the first recorded loss is not finite")
     lrs,losses = lrs[:n],losses[:n]
     if not (np.isfinite(lrs).all() and (lrs > 0).all()): raise ValueError(f"`lrs` must be finite and > 0, got {lrs!r}")
@@ -163,7 +167,6 @@ def _point(lrs, losses, lr):
 # %% ../nbs/05_lr_find.ipynb #c015
 def _lds_lengths(losses):
     "For each i, the length of the longest strictly decreasing subsequence of `losses` ending at i (patience sorting)"
-    import bisect
     tails,res = [],[]
     for x in (-losses).tolist():  # decreasing in `losses` is increasing in `-losses`
         k = bisect.bisect_left(tails, x)
@@ -227,8 +230,8 @@ def plot_lr_find(self:Recorder, skip_end=5, return_fig=True, suggestions=None, n
     "Plot the result of an LR range test, marking `suggestions` (points named `nms`); `kwargs` go to `plt.subplots`"
     lrs,losses = np.asarray(self.lrs, dtype=np.float64),np.array([float(o) for o in self.losses])
     if skip_end and len(lrs) - skip_end >= 2: lrs,losses = lrs[:-skip_end],losses[:-skip_end]
-    bad = ~np.isfinite(losses)
-    if bad.any(): lrs,losses = lrs[:bad.argmax()],losses[:bad.argmax()]  # the curve stops at the first NaN/inf
+    n = _n_finite(losses)
+    lrs,losses = lrs[:n],losses[:n]  # the curve stops at the first NaN/inf
     fig,ax = plt.subplots(1, 1, **kwargs)
     ax.plot(lrs, losses)
     ax.set_ylabel("Loss"); ax.set_xlabel("Learning Rate"); ax.set_xscale('log')
@@ -246,8 +249,7 @@ def _suggest_data(lrs, losses, num_it):
     "fastai's choice of points (drop the first `num_it//10` and the last 5), falling back to all points of a short run"
     lo,hi = num_it//10,len(lrs)-5
     l,s = np.asarray(lrs, dtype=np.float64),np.asarray(losses, dtype=np.float64)
-    fin = np.isfinite(s[lo:hi]) if hi > lo else np.zeros(0, bool)
-    n = int(fin.argmin()) if not fin.all() else len(fin)  # fastai cuts at the first NaN
+    n = _n_finite(s[lo:hi])  # fastai cuts at the first NaN
     return (l[lo:lo+n], s[lo:lo+n]) if n >= 2 else (l, s)
 
 # %% ../nbs/05_lr_find.ipynb #c025

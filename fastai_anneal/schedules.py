@@ -37,12 +37,10 @@ _ANNEAL = {'lin': sched_lin, 'cos': sched_cos, 'exp': sched_exp}
 
 # %% ../nbs/03_schedules.ipynb #c006
 class _Shape(Schedule):
-    "Base of named shapes: the arguments are the state (pickling re-runs `__init__`); `_use(s)` delegates the values to schedule `s`"
+    "Base of named shapes: `_use(s)` delegates the values to schedule `s`"
     def _use(self, s): self._s,self.ngroups = s,s.ngroups
     def _f(self, pos): return self._s._f(pos)
     def _arr(self, pos): return self._s._arr(pos)
-    def __getstate__(self): return {a: getattr(self, a) for a in self._args}
-    def __setstate__(self, d): self.__init__(**d)
 
 # %% ../nbs/03_schedules.ipynb #c008
 class one_cycle(_Shape):
