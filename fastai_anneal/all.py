@@ -1,6 +1,8 @@
-"`from fastai_anneal.all import *`: the whole public API (written by hand, like fastai's `all` modules)"
+"`from fastai_anneal.all import *`: the whole public API, and the plugin turned on (written by hand, like fastai's `all` modules)"
 from .core import *
-from .callback import *
 from .schedules import *
+from .hypers import *
+from .callback import *
 from .lr_find import *
+from .learner import *
 from .torch_sched import *

@@ -7,17 +7,11 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/lr_find.html.md"""
 # %% ../nbs/05_lr_find.ipynb #c002
 from __future__ import annotations
 import bisect, collections, contextlib, copy, math, numbers, random
-from functools import partial
 import numpy as np, torch
-import matplotlib.pyplot as plt
-from fastcore.basics import patch
-from fastcore.xtras import is_listy
-from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from fastai.optimizer import Optimizer, OptimWrapper
-import fastai.callback.schedule  # fastai's patches first, so that ours win whatever the import order
 from .core import *
-from .callback import hyper_slots, write_hyper
+from .hypers import hyper_slots, write_hyper
 
 # %% auto #0
 __all__ = ['keep_state', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'SuggestionMethod']
@@ -223,57 +217,3 @@ def steep(lrs, losses, num_it):
 class SuggestionMethod:
     "All possible suggestion methods as convenience attributes to get tab-completion and typo-proofing"
     Valley,Slide,Minimum,Steep = staticmethod(valley),staticmethod(slide),staticmethod(minimum),staticmethod(steep)
-
-# %% ../nbs/05_lr_find.ipynb #c022
-@patch
-def plot_lr_find(self:Recorder, skip_end=5, return_fig=True, suggestions=None, nms=None, **kwargs):
-    "Plot the result of an LR range test, marking `suggestions` (points named `nms`); `kwargs` go to `plt.subplots`"
-    lrs,losses = np.asarray(self.lrs, dtype=np.float64),np.array([float(o) for o in self.losses])
-    if skip_end and len(lrs) - skip_end >= 2: lrs,losses = lrs[:-skip_end],losses[:-skip_end]
-    n = _n_finite(losses)
-    lrs,losses = lrs[:n],losses[:n]  # the curve stops at the first NaN/inf
-    fig,ax = plt.subplots(1, 1, **kwargs)
-    ax.plot(lrs, losses)
-    ax.set_ylabel("Loss"); ax.set_xlabel("Learning Rate"); ax.set_xscale('log')
-    if suggestions:
-        colors = plt.rcParams['axes.prop_cycle'].by_key()['color'][1:]
-        for (val,loss),nm,color in zip(suggestions, nms or [None]*len(suggestions), colors*len(suggestions)):
-            ax.plot(val, loss, 'o', label=nm, c=color)
-        if nms: ax.legend(loc='best')
-    if return_fig: return fig
-
-# %% ../nbs/05_lr_find.ipynb #c024
-def _func_name(f): return f.func.__name__ if isinstance(f, partial) else getattr(f, '__name__', type(f).__name__)
-
-def _suggest_data(lrs, losses, num_it):
-    "fastai's choice of points (drop the first `num_it//10` and the last 5), falling back to all points of a short run"
-    lo,hi = num_it//10,len(lrs)-5
-    l,s = np.asarray(lrs, dtype=np.float64),np.asarray(losses, dtype=np.float64)
-    n = _n_finite(s[lo:hi])  # fastai cuts at the first NaN
-    return (l[lo:lo+n], s[lo:lo+n]) if n >= 2 else (l, s)
-
-# %% ../nbs/05_lr_find.ipynb #c025
-@patch
-def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(valley,),
-            step_mode='exp'):
-    "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple"
-    cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode)
-    funcs = None if suggest_funcs is None else (tuple(suggest_funcs) if is_listy(suggest_funcs) else (suggest_funcs,))
-    if funcs is not None:
-        if not funcs: raise ValueError(f"`suggest_funcs` must not be empty (use None for no suggestions), got {suggest_funcs!r}")
-        for f in funcs:
-            if not callable(f): raise TypeError(f"`suggest_funcs` must be callables like `valley`, got {f!r}")
-    if not hasattr(self, 'recorder'): raise ValueError("`lr_find` needs the Learner's `Recorder` (it provides the smoothed loss)")
-    n = len(self.dls.train)
-    if n == 0: raise ValueError("`lr_find` needs a non-empty training DataLoader, got one with no batches")
-    with keep_state(self), self.no_logging(): self.fit(num_it//n + 1, cbs=cb)
-    rec = self.recorder
-    rec.lrs,rec.losses = list(cb.lrs),list(cb.losses)
-    if funcs is None:
-        if show_plot: rec.plot_lr_find()
-        return
-    lrs,losses = _suggest_data(cb.lrs, cb.losses, num_it)
-    nms = [_func_name(f) for f in funcs]
-    res = [f(lrs, losses, num_it) for f in funcs]
-    if show_plot: rec.plot_lr_find(suggestions=[p for _,p in res], nms=nms)
-    return collections.namedtuple('SuggestedLRs', nms, rename=True)(*[lr for lr,_ in res])

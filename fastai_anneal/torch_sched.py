@@ -10,8 +10,7 @@ import numbers
 import numpy as np, torch
 from torch.optim.lr_scheduler import LRScheduler
 from .core import *
-from fastai.optimizer import OptimWrapper
-from .callback import hyper_slots, write_hyper
+from .hypers import hyper_slots, write_hyper
 
 # %% auto #0
 __all__ = ['AnnealLR']
@@ -21,7 +20,7 @@ _FASTAI_NAMES = {'momentum': 'mom', 'weight_decay': 'wd'}  # torch's names of th
 
 def _slots(opt, name):
     "Where hyper-parameter `name` (fastai's name or torch's) lives in the torch optimizer `opt`, found as `ParamScheduler` finds it"
-    return hyper_slots(OptimWrapper(opt=opt), _FASTAI_NAMES.get(name, name))
+    return hyper_slots(opt, _FASTAI_NAMES.get(name, name))
 
 # %% ../nbs/06_torch.ipynb #c006
 class AnnealLR(LRScheduler):

@@ -76,11 +76,24 @@ def test_callback_pickles_and_exports(tmp_path):
 
 def test_fit_one_cycle_patched_whatever_the_import_order():
     check = ("from fastai.learner import Learner, Recorder; "
-             "assert Learner.fit_one_cycle.__module__ == Recorder.plot_sched.__module__ == 'fastai_anneal.callback'")
+             "assert Learner.fit_one_cycle.__module__ == Recorder.plot_sched.__module__ == 'fastai_anneal.learner'")
     for imports in ("import fastai_anneal.all; from fastai.callback.all import *; from fastai.tabular.all import *",
-                    "from fastai.callback.all import *; from fastai.tabular.all import *; import fastai_anneal",
+                    "from fastai.callback.all import *; from fastai.tabular.all import *; import fastai_anneal.all",
                     "from fastai_anneal.all import *; import fastai.callback.schedule, importlib"):
         subprocess.run([sys.executable, '-c', f'{imports}; {check}'], check=True)
+
+def test_importing_the_package_patches_nothing():
+    "nbdev imports `_modidx` in every notebook: that (and the package, and AnnealLR) must leave fastai as it is"
+    check = ("from fastai.learner import Learner, Recorder; import fastai.callback.schedule; "
+             "assert Learner.fit_one_cycle.__module__ == 'fastai.callback.schedule', Learner.fit_one_cycle.__module__; "
+             "assert Learner.lr_find.__module__ == 'fastai.callback.schedule'")
+    for imports in ("import fastai_anneal", "import fastai_anneal._modidx", "from fastai_anneal.torch_sched import AnnealLR"):
+        subprocess.run([sys.executable, '-c', f'{imports}; {check}'], check=True)
+
+def test_annealr_imports_no_fastai():
+    code = ("import sys; from fastai_anneal.torch_sched import AnnealLR; from fastai_anneal.schedules import *; "
+            "bad = [m for m in sys.modules if m == 'fastai' or m.startswith('fastai.')]; assert not bad, bad")
+    subprocess.run([sys.executable, '-c', code], check=True)
 
 @pytest.mark.parametrize('cmd', [[sys.executable, '-m', 'fastai_anneal'], ['fastai-anneal']])
 def test_demo_smoke(cmd, tmp_path):

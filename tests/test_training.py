@@ -302,7 +302,7 @@ def test_callable_with_wrong_group_count():
 
 def test_values_exact_when_pct_train_is_moved_or_tables_are_short(monkeypatch):
     "The batch-ahead tables are only a cache: in chunks of any size, or when another callback moves pct_train, values are the schedule's"
-    import fastai_anneal.callback as fc
+    import fastai_anneal.callback as fc  # noqa
     class Jump(Callback):
         order = 50
         def before_batch(self):
