@@ -19,7 +19,8 @@ def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
     "Check that `v` is a finite real number in the interval [`lo`, `hi`] (ends open if `lo_open`/`hi_open`); return it as a float"
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {v!r}")
-    v = float(v)
+    try: v = float(v)
+    except OverflowError: raise ValueError(f"`{name}` must be finite, got {v!r}") from None  # an int too large for a float
     if not math.isfinite(v): raise ValueError(f"`{name}` must be finite, got {v!r}")
     if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
         raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, got {v!r}")
