@@ -10,9 +10,10 @@ import math, bisect, numbers, functools
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_int', 'check_choice', 'check_param', 'Schedule',
-           'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly',
-           'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos', 'sched_from_dict']
+__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_int', 'check_choice', 'check_param', 'is_duration',
+           'check_duration', 'duration_steps', 'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos',
+           'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos',
+           'sched_from_dict']
 
 # %% ../nbs/00_core.ipynb #c005
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
@@ -49,6 +50,37 @@ def check_param(name, v):
         if not np.isfinite(a).all(): raise ValueError(f"`{name}` must be finite, got {v!r}")
         return float(a) if a.ndim == 0 else a.tolist()
     return check_num(name, v)
+
+# %% ../nbs/00_core.ipynb #i11c002
+import re
+
+_DURATION = re.compile(r'(0|[1-9][0-9]*)(ba|ep)')
+
+def is_duration(v):
+    "Is `v` a duration with a unit: `'500ba'` (batches, or optimizer steps) or `'2ep'` (epochs)?"
+    return isinstance(v, str) and _DURATION.fullmatch(v) is not None
+
+def check_duration(name, v, lo=0., hi=1., hi_open=False):
+    "Check that `v` is a fraction of training in [`lo`, `hi`] or a duration with a unit (`'500ba'`, `'2ep'`); return it"
+    if isinstance(v, str):
+        if not is_duration(v): raise ValueError(f"`{name}` must be a fraction of training or a duration like '500ba' (batches) or '2ep' (epochs), got {v!r}")
+        return v
+    return check_num(name, v, lo, hi, hi_open=hi_open)
+
+def duration_steps(name, v, n_steps, steps_per_epoch=None):
+    "Number of steps that `v` (a fraction of training or a duration with a unit) lasts in a run of `n_steps` steps (epochs of `steps_per_epoch`)"
+    v = check_duration(name, v, hi=math.inf)
+    if not isinstance(v, str): k = round(v*n_steps)
+    else:
+        n,unit = _DURATION.fullmatch(v).groups()
+        if unit == 'ep' and steps_per_epoch is None: raise ValueError(f"`{name}` = {v!r} is in epochs but the length of an epoch is unknown: give `steps_per_epoch`")
+        k = int(n) * (1 if unit == 'ba' else steps_per_epoch)
+    if k > n_steps: raise ValueError(f"`{name}` = {v!r} ({k} steps) is longer than the run ({n_steps} steps)")
+    return k
+
+def _pct(name, v, n_steps, steps_per_epoch):
+    "`v` as a fraction of a run of `n_steps` steps: durations with units converted, fractions and `None` as they are"
+    return duration_steps(name, v, n_steps, steps_per_epoch) / n_steps if is_duration(v) else v
 
 # %% ../nbs/00_core.ipynb #c010
 def _is_group(v): return isinstance(v, list)
@@ -247,6 +279,38 @@ def as_schedule(f, name='sched'):
     if not callable(f): raise TypeError(f"`{name}` must be a schedule or a callable of `pos`, got {f!r}")
     return _Fn(f)
 
+# %% ../nbs/00_core.ipynb #i11c003
+def _units(v):
+    "The durations with units in `v`: an argument of a schedule, or a schedule (through its arguments)"
+    if is_duration(v): return [v]
+    if isinstance(v, (list, tuple)): return [u for o in v for u in _units(o)]
+    if isinstance(v, Schedule): return [u for a in v._args for u in _units(getattr(v, a))]
+    return []
+
+def _refuse(s, pos):
+    raise ValueError(f"{s!r} has durations with units ({', '.join(map(repr, _units(s)))}): resolve it for a run first with `.resolve(n_steps, steps_per_epoch)` (`ParamScheduler` and `AnnealLR` do)")
+
+def _unresolved(s):
+    "If schedule `s` has durations with units, make it refuse to be evaluated, and return True"
+    if not _units(s): return False
+    s._f = s._arr = functools.partial(_refuse, s)
+    return True
+
+def _check_pcts(pcts):
+    "`pcts` checked: fractions >= 0 or durations with units, at most one `None`/'rest' (the rest of the run), filled in when there are no units"
+    ps = [None if p is None or (isinstance(p, str) and p == 'rest') else check_duration(f'pcts[{i}]', p, hi=math.inf) for i,p in enumerate(pcts)]
+    if ps.count(None) > 1: raise ValueError(f"only one phase can take the rest of the run (`None` or 'rest'), got pcts={pcts!r}")
+    return ps if _units(ps) else _fill_rest(ps, pcts)
+
+def _fill_rest(ps, given):
+    "Fractions `ps` with their `None` phase (if any) given the rest of the run; they must sum to 1"
+    total = math.fsum(p for p in ps if p is not None)
+    if None not in ps:
+        if abs(total - 1) > 1e-9: raise ValueError(f"`pcts` must sum to 1, got {given!r} (sum {total!r})")
+        return ps
+    if total > 1 + 1e-9: raise ValueError(f"`pcts` must sum to at most 1 besides the phase that takes the rest, got {given!r} (sum {total!r})")
+    return [max(1 - total, 0.) if p is None else p for p in ps]
+
 # %% ../nbs/00_core.ipynb #c033
 class CombineScheds(Schedule):
     "Run `scheds[i]` over the fraction `pcts[i]` of training (the fractions sum to 1)"
@@ -256,11 +320,11 @@ class CombineScheds(Schedule):
             raise TypeError(f"`pcts` and `scheds` must be lists, got pcts={pcts!r}, scheds={scheds!r}")
         if len(pcts) == 0: raise ValueError(f"`pcts` must not be empty, got {pcts!r}")
         if len(pcts) != len(scheds): raise ValueError(f"`pcts` and `scheds` must have the same length, got {len(pcts)} pcts and {len(scheds)} scheds")
-        self.pcts = [check_num(f'pcts[{i}]', p, lo=0) for i,p in enumerate(pcts)]
-        total = math.fsum(self.pcts)
-        if abs(total - 1) > 1e-9: raise ValueError(f"`pcts` must sum to 1, got {pcts!r} (sum {total!r})")
+        self.pcts = _check_pcts(pcts)  # fractions summing to 1, or with units and a phase taking the rest: see "Durations with units"
         self.scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
         self.ngroups = _groups(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
+        if _unresolved(self): return  # evaluated once resolved for a run
+        total = math.fsum(self.pcts)
         edges = np.cumsum([0.] + self.pcts) / total
         edges[-1] = 1.
         self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]  # phases of length 0 (in floats) are never active
@@ -292,8 +356,8 @@ def combine_scheds(pcts, scheds):
 # %% ../nbs/00_core.ipynb #c034
 def combined_cos(pct, start, middle, end):
     "Return a schedule with cosine annealing from `start`→`middle` over `pct` of training, then `middle`→`end`"
-    pct = check_num('pct', pct, 0, 1)
-    return combine_scheds([pct, 1-pct], [sched_cos(start, middle), sched_cos(middle, end)])
+    pct = check_duration('pct', pct)
+    return combine_scheds([pct, None if is_duration(pct) else 1-pct], [sched_cos(start, middle), sched_cos(middle, end)])
 
 # %% ../nbs/00_core.ipynb #c040
 def _to_json(v, name):
@@ -320,3 +384,39 @@ def sched_from_dict(d):
     if set(kw) - set(args): raise ValueError(f"{t} takes the arguments {', '.join(args)}; got {', '.join(kw)} in {d!r}")
     try: return make(**kw)
     except TypeError as e: raise ValueError(f"malformed {t} config {d!r}: {e}") from None
+
+# %% ../nbs/00_core.ipynb #i11c004
+from fastcore.basics import patch
+
+#| export
+def _check_run(n_steps, steps_per_epoch):
+    "`n_steps` and `steps_per_epoch` (`None`: unknown) checked"
+    sp = None if steps_per_epoch is None else check_int('steps_per_epoch', steps_per_epoch, 1)
+    return check_int('n_steps', n_steps, 1),sp
+
+def _resolve_arg(v, name, n_steps, steps_per_epoch):
+    if is_duration(v): return _pct(name, v, n_steps, steps_per_epoch)
+    if isinstance(v, Schedule): return v.resolve(n_steps, steps_per_epoch)
+    if isinstance(v, (list, tuple)): return type(v)(_resolve_arg(o, f'{name}[{i}]', n_steps, steps_per_epoch) for i,o in enumerate(v))
+    return v
+
+@patch
+def resolve(self:Schedule, n_steps, steps_per_epoch=None):
+    "This schedule for a run of `n_steps` steps (epochs of `steps_per_epoch` steps): its durations with units become fractions"
+    n_steps,steps_per_epoch = _check_run(n_steps, steps_per_epoch)
+    if not _units(self): return self
+    kw = {a: _resolve_arg(getattr(self, a), a, n_steps, steps_per_epoch) for a in self._args}
+    try: return type(self)(**kw)
+    except ValueError as e: raise ValueError(f"{e} (resolving {self!r} for a run of {n_steps} steps)") from None
+
+@patch
+def resolve(self:CombineScheds, n_steps, steps_per_epoch=None):
+    "This schedule for a run of `n_steps` steps (epochs of `steps_per_epoch` steps): its phases become fractions of the run"
+    n_steps,steps_per_epoch = _check_run(n_steps, steps_per_epoch)
+    if _units(self.pcts):
+        ps = [_pct(f'pcts[{i}]', p, n_steps, steps_per_epoch) for i,p in enumerate(self.pcts)]
+        total = math.fsum(p for p in ps if p is not None)
+        if total > 1 + 1e-9: raise ValueError(f"the phases pcts={self.pcts!r} add up to more than the run ({n_steps} steps)")
+        if None not in ps and abs(total - 1) > 1e-9:
+            raise ValueError(f"the phases pcts={self.pcts!r} must add up to the run ({n_steps} steps), or one must take the rest (`None`)")
+    return Schedule.resolve(self, n_steps, steps_per_epoch)

@@ -11,7 +11,7 @@ import numpy as np, torch
 import matplotlib.pyplot as plt
 from fastcore.basics import patch
 from .core import *
-from .core import _groups, _bcast
+from .core import _groups, _bcast, _unresolved
 
 # %% auto #0
 __all__ = ['one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup', 'warmup_cos', 'wsd',
@@ -47,7 +47,8 @@ class one_cycle(_Shape):
         self.lr_max = check_param('lr_max', lr_max)
         self.div,self.div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
         self.three_phase,self.anneal = _check_bool('three_phase', three_phase),check_choice('anneal', anneal, ('cos', 'lin'))
-        self.pct_start = check_num('pct_start', pct_start, 0, 0.5 if three_phase else 1)
+        self.pct_start = check_duration('pct_start', pct_start, 0, 0.5 if three_phase else 1)
+        if _unresolved(self): return  # built once resolved for a run
         p,hi,a = self.pct_start,self.lr_max,_ANNEAL[anneal]
         lo,end = _div(hi, self.div),_div(hi, self.div_final)
         if three_phase: self._use(combine_scheds([p, p, 1-2*p], [a(lo, hi), a(hi, lo), a(lo, end)]))
@@ -170,8 +171,9 @@ class warmup(_Shape):
     _args = 'sched','pct','anneal','start'
     def __init__(self, sched, pct=0.1, anneal='lin', start=0.):
         self.sched = as_schedule(sched, 'sched')
-        self.pct,self.anneal = check_num('pct', pct, 0, 1, hi_open=True),check_choice('anneal', anneal, ('lin', 'cos', 'exp'))
+        self.pct,self.anneal = check_duration('pct', pct, 0, 1, hi_open=True),check_choice('anneal', anneal, ('lin', 'cos', 'exp'))
         self.start = check_param('start', start)
+        if _unresolved(self): self.ngroups = self.sched.ngroups; return  # built once resolved for a run
         if anneal == 'exp' and 0 in _bcast(self.start, 1): raise ValueError(f"an exponential warmup needs a non-zero `start`, got {start!r}")
         self._use(combine_scheds([self.pct, 1-self.pct], [_ANNEAL[anneal](self.start, self.sched._f(0.)), self.sched]))
 
@@ -181,7 +183,8 @@ class warmup_cos(_Shape):
     _args = 'lr_max','pct_warmup','lr_min'
     def __init__(self, lr_max, pct_warmup=0.1, lr_min=0.):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
-        self.pct_warmup = check_num('pct_warmup', pct_warmup, 0, 1, hi_open=True)
+        self.pct_warmup = check_duration('pct_warmup', pct_warmup, 0, 1, hi_open=True)
+        if _unresolved(self): return  # built once resolved for a run
         self._use(combine_scheds([self.pct_warmup, 1-self.pct_warmup], [sched_lin(0., self.lr_max), sched_cos(self.lr_max, self.lr_min)]))
 
 # %% ../nbs/01_schedules.ipynb #c033
@@ -192,20 +195,23 @@ class wsd(_Shape):
     _args = 'lr_max','pct_warmup','pct_decay','decay','lr_min'
     def __init__(self, lr_max, pct_warmup, pct_decay, decay='cosine', lr_min=0.):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
-        self.pct_warmup,self.pct_decay = check_num('pct_warmup', pct_warmup, 0, 1),check_num('pct_decay', pct_decay, 0, 1)
-        if self.pct_warmup + self.pct_decay > 1 + 1e-12: raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, got {pct_warmup!r} + {pct_decay!r}")
+        self.pct_warmup,self.pct_decay = check_duration('pct_warmup', pct_warmup),check_duration('pct_decay', pct_decay)
         self.decay = check_choice('decay', decay, tuple(_DECAYS))
+        if _unresolved(self): return  # built once resolved for a run
+        if self.pct_warmup + self.pct_decay > 1 + 1e-12: raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, got {pct_warmup!r} + {pct_decay!r}")
         hi,lo = self.lr_max,self.lr_min
         self._use(combine_scheds([self.pct_warmup, max(1 - self.pct_warmup - self.pct_decay, 0.), self.pct_decay],
                                  [sched_lin(lo, hi), sched_no(hi, hi), _DECAYS[decay](hi, lo)]))
 
 # %% ../nbs/01_schedules.ipynb #c039
-def plot_scheds(scheds, n=200, ax=None):
-    "Draw `scheds`, a dict from label to schedule, over `pos` in [0, 1] (`n` points) on one axes with a legend; return the axes"
+def plot_scheds(scheds, n=200, ax=None, n_steps=None, steps_per_epoch=None):
+    "Draw `scheds`, a dict from label to schedule, over `pos` in [0, 1] (`n` points) on one axes with a legend; return the axes. Schedules with durations with units are drawn for a run of `n_steps` (epochs of `steps_per_epoch`)"
     if not isinstance(scheds, dict) or not scheds: raise ValueError(f"`scheds` must be a non-empty dict from label to schedule, got {scheds!r}")
     n = check_int('n', n, 2)
     pos = np.linspace(0, 1, n)
-    ys = {k: as_schedule(s, f'scheds[{k!r}]')(pos) for k,s in scheds.items()}
+    ss = {k: as_schedule(s, f'scheds[{k!r}]') for k,s in scheds.items()}
+    if n_steps is not None: ss = {k: s.resolve(n_steps, steps_per_epoch) for k,s in ss.items()}
+    ys = {k: s(pos) for k,s in ss.items()}
     if ax is None: _,ax = plt.subplots(figsize=(6, 4))
     for k,y in ys.items():
         if y.ndim == 1: ax.plot(pos, y, label=str(k))
@@ -216,10 +222,10 @@ def plot_scheds(scheds, n=200, ax=None):
 
 # %% ../nbs/01_schedules.ipynb #c040
 @patch
-def preview(self:Schedule, n_steps=100, ax=None):
-    "Draw the values this schedule takes over `n_steps` training steps (at `pos = step/n_steps`); return the axes"
+def preview(self:Schedule, n_steps=100, ax=None, steps_per_epoch=None):
+    "Draw the values this schedule takes over `n_steps` training steps (at `pos = step/n_steps`; durations with units resolved for that run, epochs of `steps_per_epoch`); return the axes"
     n_steps = check_int('n_steps', n_steps, 1)
-    y = self(np.arange(n_steps) / n_steps)
+    y = self.resolve(n_steps, steps_per_epoch)(np.arange(n_steps) / n_steps)
     if ax is None: _,ax = plt.subplots(figsize=(6, 4))
     ax.plot(np.arange(n_steps), y)
     ax.set_xlabel('step'); ax.set_title(repr(self), fontsize=8)
