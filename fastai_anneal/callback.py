@@ -15,7 +15,7 @@ from .hypers import *
 from .hypers import _is_hyper
 
 # %% auto #0
-__all__ = ['attr_slots', 'ParamScheduler']
+__all__ = ['attr_slots', 'ParamScheduler', 'CooldownOnPlateau']
 
 # %% ../nbs/03_callback.ipynb #c005
 class _Attrs:
@@ -66,9 +66,11 @@ class ParamScheduler(Callback):
         return slots
 
     def before_fit(self):
-        "Find where each hyper-parameter lives, checking names and group counts"
-        slots = [self._slots(n, s) for n,s in self.scheds.items()]
-        self._fs = [s._f for s in self.scheds.values()]
+        "Find where each hyper-parameter lives, checking names and group counts; resolve durations with units for this fit"
+        n_iter = max(len(self.learn.dls.train), 1)
+        self._scheds = {n: s.resolve(self.learn.n_epoch*n_iter, n_iter) for n,s in self.scheds.items()}
+        slots = [self._slots(n, s) for n,s in self._scheds.items()]
+        self._fs = [s._f for s in self._scheds.values()]
         self._dst = [(*_plain(sl), sl) for sl in slots]
         self._ng = [len(sl) for sl in slots]
         self._off,self._pos,self._cols,self._rec,self._cur = 0,[],[],[],[None]  # `_cur[0]`: no attribute set per batch (fastai's `Callback.__setattr__` is slow)
@@ -82,7 +84,7 @@ class ParamScheduler(Callback):
         step,ps = 1./(learn.n_iter*learn.n_epoch),[]
         for _ in range(n): ps.append(pos); pos += step
         a = np.array(ps)
-        self._off,self._pos,self._cols = i,ps,[s._arr(a).tolist() for s in self.scheds.values()]
+        self._off,self._pos,self._cols = i,ps,[s._arr(a).tolist() for s in self._scheds.values()]
 
     def before_batch(self):
         "Set the hyper-parameters for this batch"
@@ -124,7 +126,7 @@ class ParamScheduler(Callback):
 
     def __repr__(self): return f"ParamScheduler({self.scheds!r})"
 
-_fit_state = '_fs','_dst','_ng','_off','_pos','_cols','_rec','_cur'
+_fit_state = '_scheds','_fs','_dst','_ng','_off','_pos','_cols','_rec','_cur'
 _chunk = 1024  # batches evaluated at once
 
 def _plain(slots):
@@ -137,3 +139,83 @@ def _table(vs, ng):
     "Recorded values `vs` (numbers or per-group lists) as an array (len(vs), ng)"
     a = np.array(vs, dtype=np.float64).reshape(len(vs), -1 if vs else ng)
     return np.ascontiguousarray(np.broadcast_to(a, (len(vs), ng)))
+
+# %% ../nbs/03_callback.ipynb #i11b002
+from fastai.callback.core import CancelFitException, CancelTrainException
+from fastai.callback.tracker import TrackerCallback
+from .schedules import _DECAYS
+
+def _read_hyper(slots):
+    "The current per-group values in `slots` (as `hyper_slots` gives them), as floats"
+    return [float(d[k] if i is None else d[k][i]) for d,k,i in slots]
+
+def _log_cut_epoch(learn):
+    "Call at `after_cancel_train` of a `CancelTrainException` we raised: the `Recorder` logs the cut epoch's training loss, so its columns stay aligned"
+    rec = getattr(learn, 'recorder', None)
+    if rec is not None: rec.cancel_train = False
+
+def _cooldown_sched(lr_start, lr_min=0., decay='1-sqrt'):
+    "Schedule from `lr_start` down to `lr_min` (numbers or per-group), `decay` 'linear' (1-p), 'cosine' ((1+cos(pi p))/2) or '1-sqrt' (1-sqrt(p))"
+    decay = check_choice('decay', decay, tuple(_DECAYS))
+    lr_start,lr_min = check_param('lr_start', lr_start),check_param('lr_min', lr_min)
+    lo,hi = np.broadcast_arrays(np.asarray(lr_min, dtype=np.float64), np.asarray(lr_start, dtype=np.float64))
+    if (lo < 0).any() or (lo > hi).any(): raise ValueError(f"a cooldown goes down: `lr_min` must be >= 0 and <= the lr it starts from, got lr_min={lr_min!r}, lr_start={lr_start!r}")
+    return _DECAYS[decay](lr_start, lr_min)
+
+# %% ../nbs/03_callback.ipynb #i11b003
+class CooldownOnPlateau(TrackerCallback):
+    "On a plateau of `monitor` (found as `EarlyStoppingCallback` finds it), cool the lr down to `lr_min` over `duration` along `decay`, then stop the fit"
+    order = TrackerCallback.order+3  # after ParamScheduler: from the plateau on, it sets the lr
+    def __init__(self, monitor='valid_loss', comp=None, min_delta=0., patience=1, duration='1ep', decay='1-sqrt', lr_min=0., reset_on_fit=True):
+        if not isinstance(monitor, str): raise TypeError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
+        super().__init__(monitor=monitor, comp=comp, min_delta=check_num('min_delta', min_delta), reset_on_fit=reset_on_fit)
+        self.patience,self.duration = check_int('patience', patience, 0),check_duration('duration', duration)
+        self.decay,self.lr_min = check_choice('decay', decay, tuple(_DECAYS)),check_param('lr_min', lr_min)
+        if min(np.atleast_1d(self.lr_min)) < 0: raise ValueError(f"`lr_min` must be >= 0, got {lr_min!r}")
+
+    def before_fit(self):
+        names = list(getattr(getattr(self.learn, 'recorder', None), 'metric_names', [])[1:])
+        if self.monitor not in names: raise ValueError(f"`monitor` must be one of the recorded values {names}, got {self.monitor!r}")
+        n_iter = len(self.dls.train)
+        self._len = duration_steps('duration', self.duration, max(self.n_epoch*n_iter, 1), n_iter)
+        self.wait,self.plateau_epoch,self.lrs,self._sched = 0,None,[],None
+        super().before_fit()
+
+    def after_epoch(self):
+        "Track `monitor` as `EarlyStoppingCallback` does; on a plateau, start the cooldown (or stop the fit when it is over)"
+        super().after_epoch()
+        if self._sched is not None:
+            if self._i >= self._n: raise CancelFitException()
+            return
+        self.wait = 0 if self.new_best else self.wait + 1
+        if self.new_best or self.wait < self.patience: return
+        self.plateau_epoch,self._slots = self.epoch,hyper_slots(self.learn.opt, 'lr')
+        self._n = min(self._len, (self.n_epoch - self.epoch - 1) * len(self.dls.train))
+        if self._n == 0: raise CancelFitException()
+        self._sched,self._i = _cooldown_sched(_read_hyper(self._slots), self.lr_min, self.decay),0
+
+    def before_batch(self):
+        if self._sched is None or not self.training: return
+        v = self._sched(self._i / self._n).tolist()
+        write_hyper(self._slots, v)
+        self.lrs.append(v)
+
+    def after_batch(self):
+        if self._sched is None or not self.training: return
+        self._i += 1
+        if self._i >= self._n: raise CancelTrainException()  # validate, then stop at `after_epoch`
+
+    def after_cancel_train(self):
+        if self._sched is not None: _log_cut_epoch(self.learn)
+
+    def after_fit(self):
+        "Show the lrs of the cooldown in the record of the `ParamScheduler`s that ran"
+        super().after_fit()
+        k = len(self.lrs)
+        if not k: return
+        for cb in self.learn.cbs:
+            g = getattr(cb, 'group_hps', {}).get('lr') if isinstance(cb, ParamScheduler) else None
+            if g is not None and len(g) >= k:
+                g = cb.group_hps['lr'] = g.copy()  # `recorder.group_hps` is the same dict
+                g[-k:] = self.lrs
+                cb.hps['lr'] = g[:, -1].tolist()

@@ -77,6 +77,12 @@ def check_fit_args(learn, n_epoch, start_epoch=0, wd=None):
             if learn.opt is None: learn.create_opt()
             if len(w) != len(learn.opt.param_lists): raise ValueError(f"`wd` has {len(w)} values but the optimizer has {len(learn.opt.param_lists)} parameter groups, got {wd!r}")
 
+# %% ../nbs/04_learner.ipynb #i11l001
+def _fit_durations(learn, n_epoch, **durs):
+    "Check `durs` (fractions of training, or durations with units like '500ba', '2ep') against a fit of `n_epoch` epochs of `learn`, before it starts"
+    n_iter = max(len(learn.dls.train), 1)
+    for k,v in durs.items(): duration_steps(k, v, n_epoch*n_iter, n_iter)
+
 # %% ../nbs/04_learner.ipynb #c012
 @patch
 def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25, wd=None,
@@ -84,7 +90,8 @@ def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pc
     "Fit `self.model` for `n_epoch` using the 1cycle policy."
     check_fit_args(self, n_epoch, start_epoch, wd)
     div,div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
-    pct_start = check_num('pct_start', pct_start, 0, 1)
+    pct_start = check_duration('pct_start', pct_start)
+    _fit_durations(self, n_epoch, pct_start=pct_start)
     lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
     scheds = {'lr': combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final)}
     if moms is not None or 'mom' in valid_hypers(self.opt):
@@ -142,7 +149,8 @@ def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, 
                  cbs=None, reset_opt=False, start_epoch=0):
     "Fit `self.model` for `n_epoch` at flat `lr` before a cosine annealing."
     check_fit_args(self, n_epoch, start_epoch, wd)
-    div_final,pct_start = check_num('div_final', div_final, lo=0, lo_open=True),check_num('pct_start', pct_start, 0, 1)
+    div_final,pct_start = check_num('div_final', div_final, lo=0, lo_open=True),check_duration('pct_start', pct_start)
+    _fit_durations(self, n_epoch, pct_start=pct_start)
     lr = hyper_values(self, self.lr if lr is None else lr, 'lr')
     _fit_sched(self, n_epoch, combined_cos(pct_start, lr, lr, lr/div_final), cbs, reset_opt, wd, start_epoch)
 
@@ -190,6 +198,7 @@ def fit_warmup_cos(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, lr_min=0.
     "Fit `self.model` for `n_epoch` with a linear warmup over `pct_warmup` then cosine annealing to `lr_min`."
     check_fit_args(self, n_epoch, start_epoch, wd)
     lr_min = _lr_min(lr_min)
+    _fit_durations(self, n_epoch, pct_warmup=pct_warmup)
     lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
     _fit_sched(self, n_epoch, warmup_cos(lr_max, pct_warmup, lr_min), cbs, reset_opt, wd, start_epoch)
 
@@ -199,6 +208,7 @@ def fit_wsd(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, pct_decay=0.2, d
     "Fit `self.model` for `n_epoch` with warmup-stable-decay: warmup over `pct_warmup`, decay over the last `pct_decay`."
     check_fit_args(self, n_epoch, start_epoch, wd)
     lr_min = _lr_min(lr_min)
+    _fit_durations(self, n_epoch, pct_warmup=pct_warmup, pct_decay=pct_decay)
     lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
     _fit_sched(self, n_epoch, wsd(lr_max, pct_warmup, pct_decay, decay, lr_min), cbs, reset_opt, wd, start_epoch)
 

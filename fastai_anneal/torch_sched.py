@@ -24,15 +24,15 @@ def _slots(opt, name):
 
 # %% ../nbs/06_torch.ipynb #c006
 class AnnealLR(LRScheduler):
-    "Set `optimizer`'s hyper-parameters from `scheds` (a schedule for the lr, or a dict name -> schedule): at step `i`, `sched(min(i/total_steps, 1))`"
-    def __init__(self, optimizer, scheds, total_steps, last_epoch=-1):
+    "Set `optimizer`'s hyper-parameters from `scheds` (a schedule for the lr, or a dict name -> schedule): at step `i`, `sched(min(i/total_steps, 1))`; durations `'500ba'` are steps, `'2ep'` epochs of `steps_per_epoch` steps"
+    def __init__(self, optimizer, scheds, total_steps, last_epoch=-1, steps_per_epoch=None):
         if not isinstance(optimizer, torch.optim.Optimizer): raise TypeError(f"`optimizer` must be a torch optimizer, got {optimizer!r}")
         check_int('total_steps', total_steps, lo=1)
         if not isinstance(scheds, dict): scheds = {'lr': scheds}
         if not scheds: raise ValueError("`scheds` must not be empty")
         for n in scheds:
             if not isinstance(n, str): raise TypeError(f"`scheds` keys must be hyper-parameter names, got {n!r}")
-        self.scheds = {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
+        self.scheds = {n: as_schedule(s, f'scheds[{n!r}]').resolve(total_steps, steps_per_epoch) for n,s in scheds.items()}  # durations with units in steps
         ng = len(optimizer.param_groups)
         for n,s in self.scheds.items():
             if s.ngroups not in (None, ng): raise ValueError(f"the schedule for {n!r} has {s.ngroups} per-group values but the optimizer has {ng} param groups")
