@@ -265,3 +265,60 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
     res = [f(lrs, losses, num_it) for f in funcs]
     if show_plot: rec.plot_lr_find(suggestions=[p for _,p in res], nms=nms)
     return collections.namedtuple('SuggestedLRs', nms, rename=True)(*[lr for lr,_ in res])
+
+# %% ../nbs/04_learner.ipynb #i11l003
+import time
+from fastai.callback.core import CancelFitException, CancelTrainException
+from .core import _units
+from .schedules import _DECAYS
+from .callback import _read_hyper, _cooldown_sched, _log_cut_epoch
+
+# %% ../nbs/04_learner.ipynb #i11l004
+@patch
+def cooldown(self:Learner, n_epoch, lr_min=0., decay='1-sqrt', lr_start=None, mom=None, wd=None, cbs=None, start_epoch=0):
+    "Cool each group's lr down from its current value (or `lr_start`) to `lr_min` over `n_epoch`, along `decay` ('linear', 'cosine' or '1-sqrt')"
+    check_fit_args(self, n_epoch, start_epoch, wd)
+    if lr_start is None:
+        if start_epoch: raise ValueError(f"a resumed cooldown (start_epoch={start_epoch!r}) needs `lr_start`, the lr at its start: the optimizer holds the lr the cooldown had reached")
+        if self.opt is None: self.create_opt()
+        lr_start = _read_hyper(hyper_slots(self.opt, 'lr'))
+    else: lr_start = hyper_values(self, lr_start, 'lr_start').tolist()
+    scheds = {'lr': _cooldown_sched(lr_start, _lr_min(lr_min), decay)}
+    if mom is not None:
+        m = list(mom) if is_listy(mom) else [mom, mom]
+        if len(m) != 2: raise ValueError(f"`mom` must be a number or a pair (start, end), got {mom!r}")
+        scheds['mom'] = _DECAYS[decay](check_param('mom', m[0]), check_param('mom', m[1]))
+    self.fit(n_epoch, cbs=ParamScheduler(scheds)+L(cbs), wd=wd, start_epoch=start_epoch)
+
+# %% ../nbs/04_learner.ipynb #i11l007
+class _TimeBudget(ParamScheduler):
+    "`ParamScheduler` at the position elapsed time / `seconds` (read from `clock`); stops training when the budget is spent"
+    def __init__(self, scheds, seconds, clock):
+        super().__init__(scheds)
+        self.seconds,self.clock = seconds,clock
+    def before_fit(self):
+        super().before_fit()
+        self._t0,self._spent = self.clock(),False
+    def _elapsed(self): return max((self.clock() - self._t0) / self.seconds, 0.)
+    def before_epoch(self):
+        if self._elapsed() >= 1: raise CancelFitException()
+    def before_batch(self):
+        pos = self._elapsed()
+        if pos >= 1: self._spent = True; raise CancelTrainException()  # validate, then stop at `after_epoch`
+        self._update_val(pos)
+    def after_cancel_train(self):
+        if self._spent: _log_cut_epoch(self.learn)
+    def after_epoch(self):
+        if self._spent: raise CancelFitException()
+
+@patch
+def fit_budget(self:Learner, seconds, lr_max=None, sched=None, wd=None, cbs=None, reset_opt=False, clock=time.monotonic, max_epoch=10_000):
+    "Fit `self.model` for `seconds` of time (read from `clock`), the lr following `sched` (default: linear from `lr_max` to 0) at elapsed time / `seconds`"
+    seconds,max_epoch = check_num('seconds', seconds, lo=0, lo_open=True),check_int('max_epoch', max_epoch, lo=1)
+    check_fit_args(self, max_epoch, 0, wd)
+    if not callable(clock): raise TypeError(f"`clock` must be a function returning the time in seconds, got {clock!r}")
+    if sched is None: sched = sched_lin(hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max').tolist(), 0.)
+    elif lr_max is not None: raise ValueError(f"give `lr_max` or `sched`, not both: got lr_max={lr_max!r}, sched={sched!r}")
+    sched = as_schedule(sched, 'sched')
+    if _units(sched): raise ValueError(f"a time budget has no known number of steps: give `sched` in fractions of the budget, got the durations {', '.join(map(repr, _units(sched)))}")
+    self.fit(max_epoch, cbs=_TimeBudget({'lr': sched}, seconds, clock)+L(cbs), reset_opt=reset_opt, wd=wd)
