@@ -158,6 +158,8 @@ def _cooldown_sched(lr_start, lr_min=0., decay='1-sqrt'):
     "Schedule from `lr_start` down to `lr_min` (numbers or per-group), `decay` 'linear' (1-p), 'cosine' ((1+cos(pi p))/2) or '1-sqrt' (1-sqrt(p))"
     decay = check_choice('decay', decay, tuple(_DECAYS))
     lr_start,lr_min = check_param('lr_start', lr_start),check_param('lr_min', lr_min)
+    if isinstance(lr_min, list) and len(lr_min) != len(np.atleast_1d(lr_start)):
+        raise ValueError(f"`lr_min` has {len(lr_min)} values but the lr it starts from has {len(np.atleast_1d(lr_start))} (one per parameter group), got lr_min={lr_min!r}")
     lo,hi = np.broadcast_arrays(np.asarray(lr_min, dtype=np.float64), np.asarray(lr_start, dtype=np.float64))
     if (lo < 0).any() or (lo > hi).any(): raise ValueError(f"a cooldown goes down: `lr_min` must be >= 0 and <= the lr it starts from, got lr_min={lr_min!r}, lr_start={lr_start!r}")
     return _DECAYS[decay](lr_start, lr_min)
