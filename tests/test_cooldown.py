@@ -24,10 +24,10 @@ def groups_learner(n_trn=5, **kw):
 class Probe(Callback):
     "Every group's lr and mom just before each optimizer step"
     order = 70
-    def before_fit(self): self.lrs,self.moms = [],[]
+    def before_fit(self): self.lrs,self.momentums = [],[]
     def before_step(self):
         self.lrs.append([float(h['lr']) for h in self.opt.hypers])
-        self.moms.append([float(h.get('mom', np.nan)) for h in self.opt.hypers])
+        self.momentums.append([float(h.get('mom', np.nan)) for h in self.opt.hypers])
 
 def quiet(learn, f, *args, **kw):
     with learn.no_bar(), learn.no_logging(): return f(*args, **kw)
@@ -59,11 +59,11 @@ def test_cooldown_to_zero_by_default_and_mom():
     quiet(learn, learn.cooldown, 1, cbs=probe)
     n = len(learn.dls.train)
     np.testing.assert_allclose(np.array(probe.lrs)[:, 0], 1e-2*(1 - np.sqrt(np.arange(n)/n)))
-    np.testing.assert_allclose(probe.moms, 0.9)  # momentum left alone
+    np.testing.assert_allclose(probe.momentums, 0.9)  # momentum left alone
     quiet(learn, learn.cooldown, 1, lr_start=1e-2, mom=0.8, cbs=probe)
-    np.testing.assert_allclose(probe.moms, 0.8)
+    np.testing.assert_allclose(probe.momentums, 0.8)
     quiet(learn, learn.cooldown, 1, lr_start=1e-2, mom=(0.85, 0.95), decay='linear', cbs=probe)
-    np.testing.assert_allclose(np.array(probe.moms)[:, 0], 0.85 + 0.1*np.arange(n)/n)
+    np.testing.assert_allclose(np.array(probe.momentums)[:, 0], 0.85 + 0.1*np.arange(n)/n)
 
 def test_cooldown_after_wsd_stable_phase_is_continuous():
     learn = synth_learner(n_trn=5)
