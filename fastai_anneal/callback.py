@@ -176,6 +176,7 @@ class CooldownOnPlateau(TrackerCallback):
         if min(np.atleast_1d(self.lr_min)) < 0: raise ValueError(f"`lr_min` must be >= 0, got {lr_min!r}")
 
     def before_fit(self):
+        if hasattr(self, 'lr_finder') or hasattr(self, 'gather_preds'): self.run = False; return  # as `TrackerCallback`: not in `lr_find`, `get_preds`
         names = list(getattr(getattr(self.learn, 'recorder', None), 'metric_names', [])[1:])
         if self.monitor not in names: raise ValueError(f"`monitor` must be one of the recorded values {names}, got {self.monitor!r}")
         n_iter = len(self.dls.train)

@@ -195,3 +195,11 @@ def test_fit_budget_bad_input(kw, match):
     w = weights(learn)
     with pytest.raises((ValueError, TypeError), match=match): learn.fit_budget(**{'seconds': 10., **kw})
     assert same(w, weights(learn))
+
+def test_plateau_callback_sits_out_lr_find():
+    cb = CooldownOnPlateau(duration='50ep')
+    learn = synth_learner(n_trn=2, cbs=cb)
+    quiet(learn, learn.lr_find, num_it=10, show_plot=False)
+    with pytest.raises(ValueError, match="'50ep'"): quiet(learn, learn.fit, 2, 1e-2)
+    cb.duration = '1ep'
+    quiet(learn, learn.fit, 2, 1e-2)
