@@ -10,9 +10,10 @@ import math, bisect, numbers, functools
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_int', 'check_choice', 'check_param', 'Schedule',
-           'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly',
-           'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos', 'sched_from_dict']
+__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_int', 'check_choice', 'check_param',
+           'check_finite_values', 'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no',
+           'sched_exp', 'SchedPoly', 'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos',
+           'sched_from_dict']
 
 # %% ../nbs/00_core.ipynb #c005
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
@@ -49,6 +50,20 @@ def check_param(name, v):
         if not np.isfinite(a).all(): raise ValueError(f"`{name}` must be finite, got {v!r}")
         return float(a) if a.ndim == 0 else a.tolist()
     return check_num(name, v)
+
+# %% ../nbs/00_core.ipynb #i9a001
+def check_finite_values(name, vals, pos=None, sched=None):
+    "Check that the values `vals` (a number, array, tensor or list) of hyper-parameter `name` are all finite, before they are written; return `vals`"
+    if type(vals) is float:  # the per-batch path
+        if math.isfinite(vals): return vals
+    else:
+        if isinstance(vals, torch.Tensor): vals = vals.detach().cpu().numpy()
+        try: a = np.asarray(vals, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError): raise TypeError(f"the values of `{name}` must be numbers, got {vals!r}") from None
+        if np.isfinite(a).all(): return vals
+    at = '' if pos is None else f' at pos={pos!r}'
+    by = '' if sched is None else f' (schedule {sched!r})'
+    raise ValueError(f"the values of `{name}`{at}{by} are not finite: {vals!r}; a NaN or inf must never reach the optimizer")
 
 # %% ../nbs/00_core.ipynb #c010
 def _is_group(v): return isinstance(v, list)
