@@ -10,10 +10,10 @@ import math, bisect, numbers, functools
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_int', 'check_choice', 'check_param',
-           'check_finite_values', 'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no',
-           'sched_exp', 'SchedPoly', 'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos',
-           'sched_from_dict']
+__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'MAX_CONFIG_SIZE', 'check_num', 'check_int',
+           'check_choice', 'check_param', 'check_finite_values', 'Schedule', 'Formula', 'annealer', 'Annealer',
+           'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'CombineScheds',
+           'combine_scheds', 'combined_cos', 'sched_from_dict']
 
 # %% ../nbs/00_core.ipynb #c005
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
@@ -43,12 +43,12 @@ def check_choice(name, v, choices):
 def check_param(name, v):
     "Check that `v` is a finite number or a 1-d array of them (one per parameter group); return a float or a list of floats"
     if isinstance(v, torch.Tensor): v = v.detach().cpu().numpy()
-    if isinstance(v, (list, tuple, np.ndarray)):
-        try: a = np.asarray(v, dtype=np.float64)
-        except (TypeError, ValueError): raise TypeError(f"`{name}` must be a number or a 1-d array of numbers, got {v!r}") from None
-        if a.ndim > 1 or a.size == 0: raise ValueError(f"`{name}` must be a number or a non-empty 1-d array, got {v!r}")
-        if not np.isfinite(a).all(): raise ValueError(f"`{name}` must be finite, got {v!r}")
-        return float(a) if a.ndim == 0 else a.tolist()
+    if isinstance(v, np.ndarray): v = v.tolist()  # then each element is checked as a Python number
+    if isinstance(v, (list, tuple)):
+        if len(v) == 0 or any(isinstance(x, (list, tuple)) for x in v): raise ValueError(f"`{name}` must be a number or a non-empty 1-d array, got {v!r}")
+        for x in v:  # the same numbers `check_num` takes: no strings, bytes, bools or complex numbers
+            if isinstance(x, bool) or not isinstance(x, numbers.Real): raise TypeError(f"`{name}` must be a number or a 1-d array of real numbers, got {v!r}")
+        return [check_num(name, x) for x in v]
     return check_num(name, v)
 
 # %% ../nbs/00_core.ipynb #i9a001
@@ -98,7 +98,7 @@ class Schedule:
 
     def __call__(self, pos):
         if type(pos) is float:  # the per-batch path: no conversions
-            if pos != pos: raise ValueError(f"`pos` must not be NaN, got {pos!r}")
+            if pos != pos: raise ValueError(f"`pos` must not be NaN, got {pos!r}")  # +-inf are clipped by the shapes
             return _out(self._f(pos))
         return _eval(self, pos)
 
@@ -128,14 +128,17 @@ def _out(v): return np.array(v) if _is_group(v) else v
 def _eval(s, pos):
     "Evaluate schedule `s` at `pos`: a number, 0-d tensor, array or tensor"
     if isinstance(pos, torch.Tensor):
+        if pos.dtype == torch.bool or pos.is_complex(): raise TypeError(f"`pos` must hold real numbers, got {pos!r}")
         if pos.ndim == 0: return s(float(pos))
         res = _eval(s, pos.detach().cpu().double().numpy())
         dtype = pos.dtype if pos.is_floating_point() else torch.get_default_dtype()
         return torch.as_tensor(res, dtype=dtype, device=pos.device)
-    if isinstance(pos, bool) or isinstance(pos, str): raise TypeError(f"`pos` must be a number, an array or a tensor, got {pos!r}")
-    if isinstance(pos, numbers.Real): return s(float(pos))
-    try: a = np.asarray(pos, dtype=np.float64)
-    except (TypeError, ValueError): raise TypeError(f"`pos` must be a number, an array or a tensor, got {pos!r}") from None
+    if isinstance(pos, numbers.Real) and not isinstance(pos, bool): return s(float(pos))
+    try: a = np.asarray(pos)
+    except (TypeError, ValueError): a = None  # ragged
+    if a is None or a.dtype.kind not in 'fiu':  # the same numbers as `check_num`: no None, strings, bytes, bools or complex numbers
+        raise TypeError(f"`pos` must be a real number, an array or a tensor of them, got {pos!r}")
+    a = a.astype(np.float64)
     if a.ndim == 0: return s(float(a))
     if np.isnan(a).any(): raise ValueError(f"`pos` must not contain NaN, got {pos!r}")
     return s._arr(a)
@@ -179,18 +182,20 @@ class Annealer(Schedule):
         self.ngroups = _groups(self.start, self.end)
         if formula.check: formula.check(self.start, self.end)
         if self.ngroups: self._pairs = list(zip(_bcast(self.start, self.ngroups), _bcast(self.end, self.ngroups)))
-        else: self._f = functools.partial(formula.f, self.start, self.end)  # the per-batch path: a single C-level call
 
     def _f(self, pos):
         f = self.formula.f
-        return [f(s, e, pos) for s,e in self._pairs]
+        try: return [f(s, e, pos) for s,e in self._pairs] if self.ngroups else f(self.start, self.end, pos)
+        except ArithmeticError as e: raise ValueError(f"{self!r} cannot be evaluated at pos={pos!r}: {e!r}") from None  # not ZeroDivisionError at batch 0
 
     def _arr(self, pos):
         s,e = self.start,self.end
         x = pos[..., None] if self.ngroups else pos
-        try: res = np.asarray(self.formula.f(np.asarray(s), np.asarray(e), x), dtype=np.float64)
-        except TypeError: return super()._arr(pos)  # a formula written for floats only
-        return np.broadcast_to(res, pos.shape + self._gshape).copy()
+        try:
+            with np.errstate(all='ignore'): res = np.asarray(self.formula.f(np.asarray(s), np.asarray(e), x), dtype=np.float64)
+            res = np.broadcast_to(res, pos.shape + self._gshape).copy()
+        except Exception: return super()._arr(pos)  # a formula written for floats only (`if p < .5`, `math.cos`): its errors, if any, are the scalar path's
+        return res if np.isfinite(res).all() else super()._arr(pos)  # where numpy gives inf or NaN, the scalar path decides: the two agree
 
     def __repr__(self): return f"{self.formula!r}({_fmt(self.start)}, {_fmt(self.end)})"
     def to_dict(self):
@@ -204,18 +209,25 @@ class Annealer(Schedule):
 # %% ../nbs/00_core.ipynb #c018
 def _cos(x): return math.cos(x) if type(x) is float else np.cos(x)
 
+def _check_span(start, end):
+    "`end - start` (twice, for the cosine) must be a float, or the values overflow to inf and NaN"
+    for s,e in np.broadcast(start, end):
+        if not math.isfinite(2*(float(e) - float(s))): raise ValueError(f"`end` - `start` is too large for a float, got start={start!r}, end={end!r}")
+
 def _check_exp(start, end):
     for s,e in np.broadcast(start, end):
         if s == 0 or e == 0 or (s > 0) != (e > 0):
             raise ValueError(f"sched_exp needs a non-zero `start` and `end` of the same sign, got start={start!r}, end={end!r}")
+        r = float(e)/float(s)
+        if not (math.isfinite(r) and r != 0): raise ValueError(f"`end`/`start` is too large or too small for a float, got start={start!r}, end={end!r}")
 
 # %% ../nbs/00_core.ipynb #c019
-@annealer
+@annealer(check=_check_span)
 def sched_lin(start, end, pos):
     "Linear schedule from `start` to `end`"
     return start + pos*(end-start)
 
-@annealer
+@annealer(check=_check_span)
 def sched_cos(start, end, pos):
     "Cosine schedule from `start` to `end`"
     return start + (1 + _cos(math.pi*(1-pos))) * (end-start) / 2
@@ -267,6 +279,17 @@ def as_schedule(f, name='sched'):
     if not callable(f): raise TypeError(f"`{name}` must be a schedule or a callable of `pos`, got {f!r}")
     return _Fn(f)
 
+# %% ../nbs/00_core.ipynb #i9a003
+MAX_DEPTH = 100  # schedules nest at most this deep: `repr`, pickle, JSON and evaluation recurse through them
+
+def _depth(s):
+    "How deep schedule `s` nests other schedules (1: it holds none)"
+    return getattr(s, '_depth', 1)
+
+def _check_depth(d):
+    if d > MAX_DEPTH: raise ValueError(f"schedules nest at most {MAX_DEPTH} deep (`MAX_DEPTH`), got {d} levels")
+    return d
+
 # %% ../nbs/00_core.ipynb #c033
 class CombineScheds(Schedule):
     "Run `scheds[i]` over the fraction `pcts[i]` of training (the fractions sum to 1)"
@@ -280,6 +303,7 @@ class CombineScheds(Schedule):
         total = math.fsum(self.pcts)
         if abs(total - 1) > 1e-9: raise ValueError(f"`pcts` must sum to 1, got {pcts!r} (sum {total!r})")
         self.scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
+        self._depth = _check_depth(1 + max(map(_depth, self.scheds)))
         self.ngroups = _groups(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
         edges = np.cumsum([0.] + self.pcts) / total
         edges[-1] = 1.
@@ -325,13 +349,31 @@ def _to_json(v, name):
     raise ValueError(f"argument `{name}` = {v!r} cannot be serialised to JSON")
 
 def _from_json(v):
-    if isinstance(v, dict): return sched_from_dict(v)
+    if isinstance(v, dict): return _build(v)
     if isinstance(v, list): return [_from_json(o) for o in v]
     if v is None or isinstance(v, (bool, int, float, str)): return v
     raise ValueError(f"a schedule config holds only numbers, strings, lists and dicts, got {v!r}")
 
+MAX_CONFIG_SIZE = 100_000  # entries (dicts, lists, values) in a schedule config
+
+def _check_config(d):
+    "Refuse, before building anything, a config deeper than `MAX_DEPTH` schedules (one referring to itself has no end) or larger than `MAX_CONFIG_SIZE`"
+    todo,n = [(d, 0)],0
+    while todo:  # iterative: a deep config must not overflow the stack here
+        o,k = todo.pop()
+        n += 1
+        if k > 2*MAX_DEPTH or n > MAX_CONFIG_SIZE:  # a schedule is a dict, its nested schedules in a list: two levels each
+            raise ValueError(f"a schedule config nests at most {MAX_DEPTH} schedules (`MAX_DEPTH`) and has at most {MAX_CONFIG_SIZE} entries (`MAX_CONFIG_SIZE`); this one is deeper or larger, or refers to itself")
+        if isinstance(o, dict): todo += [(v, k+1) for v in o.values()]
+        elif isinstance(o, list): todo += [(v, k+1) for v in o]
+
 def sched_from_dict(d):
     "The schedule described by `d`, a dict made by `Schedule.to_dict`"
+    _check_config(d)
+    return _build(d)
+
+def _build(d):
+    "`sched_from_dict` of the checked config `d`"
     if not isinstance(d, dict) or not isinstance(d.get('type'), str): raise ValueError(f"a schedule config is a dict with a 'type' string, got {d!r}")
     t,kw = d['type'],{k: _from_json(v) for k,v in d.items() if k != 'type'}
     if t in _formulas: args,make = ('start', 'end'),_formulas[t]
