@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import math, bisect, numbers, functools
+import math, bisect, numbers, functools, reprlib
 import numpy as np, torch
 
 # %% auto #0
@@ -15,28 +15,36 @@ __all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'MAX_CONF
            'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'CombineScheds',
            'combine_scheds', 'combined_cos', 'sched_from_dict']
 
+# %% ../nbs/00_core.ipynb #i9a005
+_shower = reprlib.Repr()
+_shower.maxlevel,_shower.maxstring,_shower.maxother,_shower.maxlong = 3,80,120,40
+
+def _show(v):
+    "`repr(v)` for an error message, bounded: a value nested thousands deep or huge must not break the message"
+    return _shower.repr(v)
+
 # %% ../nbs/00_core.ipynb #c005
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
     "Check that `v` is a finite real number in the interval [`lo`, `hi`] (ends open if `lo_open`/`hi_open`); return it as a float"
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"`{name}` must be a real number, got {v!r}")
+        raise TypeError(f"`{name}` must be a real number, got {_show(v)}")
     try: v = float(v)
-    except OverflowError: raise ValueError(f"`{name}` must be finite, got {v!r}") from None  # an int too large for a float
-    if not math.isfinite(v): raise ValueError(f"`{name}` must be finite, got {v!r}")
+    except OverflowError: raise ValueError(f"`{name}` must be finite, got {_show(v)}") from None  # an int too large for a float
+    if not math.isfinite(v): raise ValueError(f"`{name}` must be finite, got {_show(v)}")
     if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
-        raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, got {v!r}")
+        raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, got {_show(v)}")
     return v
 
 # %% ../nbs/00_core.ipynb #c006
 def check_int(name, v, lo=0, hi=None):
     "Check that `v` is an integer (not a bool) with `lo <= v` (and `v < hi` if given); return it as an int"
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo or (hi is not None and v >= hi):
-        raise ValueError(f"`{name}` must be an integer >= {lo}{'' if hi is None else f' and < {hi}'}, got {v!r}")
+        raise ValueError(f"`{name}` must be an integer >= {lo}{'' if hi is None else f' and < {hi}'}, got {_show(v)}")
     return int(v)
 
 def check_choice(name, v, choices):
     "Check that `v` is one of the strings `choices`; return it"
-    if not isinstance(v, str) or v not in choices: raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {v!r}")
+    if not isinstance(v, str) or v not in choices: raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {_show(v)}")
     return v
 
 # %% ../nbs/00_core.ipynb #c007
@@ -45,9 +53,9 @@ def check_param(name, v):
     if isinstance(v, torch.Tensor): v = v.detach().cpu().numpy()
     if isinstance(v, np.ndarray): v = v.tolist()  # then each element is checked as a Python number
     if isinstance(v, (list, tuple)):
-        if len(v) == 0 or any(isinstance(x, (list, tuple)) for x in v): raise ValueError(f"`{name}` must be a number or a non-empty 1-d array, got {v!r}")
+        if len(v) == 0 or any(isinstance(x, (list, tuple)) for x in v): raise ValueError(f"`{name}` must be a number or a non-empty 1-d array, got {_show(v)}")
         for x in v:  # the same numbers `check_num` takes: no strings, bytes, bools or complex numbers
-            if isinstance(x, bool) or not isinstance(x, numbers.Real): raise TypeError(f"`{name}` must be a number or a 1-d array of real numbers, got {v!r}")
+            if isinstance(x, bool) or not isinstance(x, numbers.Real): raise TypeError(f"`{name}` must be a number or a 1-d array of real numbers, got {_show(v)}")
         return [check_num(name, x) for x in v]
     return check_num(name, v)
 
@@ -128,7 +136,7 @@ def _out(v): return np.array(v) if _is_group(v) else v
 def _eval(s, pos):
     "Evaluate schedule `s` at `pos`: a number, 0-d tensor, array or tensor"
     if isinstance(pos, torch.Tensor):
-        if pos.dtype == torch.bool or pos.is_complex(): raise TypeError(f"`pos` must hold real numbers, got {pos!r}")
+        if pos.dtype == torch.bool or pos.is_complex(): raise TypeError(f"`pos` must hold real numbers, got {_show(pos)}")
         if pos.ndim == 0: return s(float(pos))
         res = _eval(s, pos.detach().cpu().double().numpy())
         dtype = pos.dtype if pos.is_floating_point() else torch.get_default_dtype()
@@ -137,10 +145,10 @@ def _eval(s, pos):
     try: a = np.asarray(pos)
     except (TypeError, ValueError): a = None  # ragged
     if a is None or a.dtype.kind not in 'fiu':  # the same numbers as `check_num`: no None, strings, bytes, bools or complex numbers
-        raise TypeError(f"`pos` must be a real number, an array or a tensor of them, got {pos!r}")
+        raise TypeError(f"`pos` must be a real number, an array or a tensor of them, got {_show(pos)}")
     a = a.astype(np.float64)
     if a.ndim == 0: return s(float(a))
-    if np.isnan(a).any(): raise ValueError(f"`pos` must not contain NaN, got {pos!r}")
+    if np.isnan(a).any(): raise ValueError(f"`pos` must not contain NaN, got {_show(pos)}")
     return s._arr(a)
 
 # %% ../nbs/00_core.ipynb #c014
@@ -261,14 +269,20 @@ class SchedPoly(Schedule):
 # %% ../nbs/00_core.ipynb #c032
 class _Fn(Schedule):
     "A plain callable of `pos` used as a schedule"
-    def __init__(self, fn): self.fn = fn
+    def __init__(self, fn, name='sched'): self.fn,self.name = fn,name
     def _f(self, pos):
-        r = self.fn(pos)
-        r = r.detach().cpu().numpy() if isinstance(r, torch.Tensor) else r
-        return float(r) if np.ndim(r) == 0 else np.asarray(r, dtype=np.float64).tolist()
+        try: r = self.fn(pos)
+        except ArithmeticError as e: raise ValueError(f"`{self.name}` = {self.fn!r} cannot be evaluated at pos={pos!r}: {e!r}") from None
+        if isinstance(r, torch.Tensor): r = r.detach().cpu().numpy()
+        if isinstance(r, numbers.Real) and not isinstance(r, bool): return float(r)
+        try: a = np.asarray(r) if isinstance(r, (list, tuple, np.ndarray)) else None
+        except ValueError: a = None  # ragged
+        if a is None or a.dtype.kind not in 'fiu' or a.ndim > 1:
+            raise TypeError(f"`{self.name}` = {self.fn!r} must return a real number (or one per parameter group), got {_show(r)} at pos={pos!r}")
+        return float(a) if a.ndim == 0 else a.astype(np.float64).tolist()
     def _arr(self, pos):
         rs = [self._f(p) for p in pos.ravel().tolist()]
-        return np.array(rs, dtype=np.float64).reshape(pos.shape + np.shape(rs[0]))
+        return np.array(rs, dtype=np.float64).reshape(pos.shape + (np.shape(rs[0]) if rs else ()))
     def __repr__(self): return repr(self.fn)
     def to_dict(self): raise ValueError(f"{self.fn!r} cannot be serialised: it is a plain callable, not a `Schedule`")
 
@@ -276,8 +290,8 @@ def as_schedule(f, name='sched'):
     "`f` as a `Schedule`: schedules are returned as they are, other callables of `pos` are wrapped"
     if isinstance(f, Schedule): return f
     if isinstance(f, Formula): raise TypeError(f"`{name}` must be a schedule: call {f!r} with (start, end) first, got {f!r}")
-    if not callable(f): raise TypeError(f"`{name}` must be a schedule or a callable of `pos`, got {f!r}")
-    return _Fn(f)
+    if not callable(f): raise TypeError(f"`{name}` must be a schedule or a callable of `pos`, got {_show(f)}")
+    return _Fn(f, name)
 
 # %% ../nbs/00_core.ipynb #i9a003
 MAX_DEPTH = 100  # schedules nest at most this deep: `repr`, pickle, JSON and evaluation recurse through them
@@ -337,6 +351,7 @@ def combine_scheds(pcts, scheds):
 def combined_cos(pct, start, middle, end):
     "Return a schedule with cosine annealing from `start`→`middle` over `pct` of training, then `middle`→`end`"
     pct = check_num('pct', pct, 0, 1)
+    start,middle,end = check_param('start', start),check_param('middle', middle),check_param('end', end)
     return combine_scheds([pct, 1-pct], [sched_cos(start, middle), sched_cos(middle, end)])
 
 # %% ../nbs/00_core.ipynb #c040

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from fastcore.basics import patch
 from .core import *
-from .core import _groups, _bcast, _depth
+from .core import _groups, _bcast, _depth, _show
 
 # %% auto #0
 __all__ = ['MAX_CYCLES', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup', 'warmup_cos',
@@ -20,7 +20,7 @@ __all__ = ['MAX_CYCLES', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_pol
 
 # %% ../nbs/01_schedules.ipynb #c005
 def _check_bool(name, v):
-    if not isinstance(v, bool): raise ValueError(f"`{name}` must be True or False, got {v!r}")
+    if not isinstance(v, bool): raise ValueError(f"`{name}` must be True or False, got {_show(v)}")
     return v
 
 def _scale(v, k):
@@ -176,6 +176,7 @@ class sched_inv_sqrt(_Shape):
     _args = 'start','timescale'
     def __init__(self, start, timescale):
         self.start,self.timescale = check_param('start', start),check_num('timescale', timescale, lo=0, lo_open=True)
+        if not math.isfinite(1/self.timescale): raise ValueError(f"`timescale` is too small: 1/timescale is too large for a float, got {timescale!r}")
         self.ngroups = _groups(self.start)
 
     def _f(self, pos): return _scale(self.start, 1/math.sqrt(1 + max(pos, 0.)/self.timescale))

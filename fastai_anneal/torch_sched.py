@@ -49,12 +49,14 @@ class AnnealLR(LRScheduler):
         for n,s in self.scheds.items():
             _check_groups(n, s, optimizer)
             _slots(optimizer, n)  # checks the name, and gives each group its own tensor where torch shares one
-        self.total_steps = int(total_steps)
+        self.total_steps,self.optimizer = int(total_steps),optimizer
+        for n in self.scheds: self._values(n, last_epoch+1)  # checked before torch's constructor changes the optimizer
         super().__init__(optimizer, last_epoch)
 
-    def _values(self, name):
-        "The per-group values of `name` at the current step, checked before anything is written"
-        pos,s = min(self.last_epoch/self.total_steps, 1.),self.scheds[name]
+    def _values(self, name, step=None):
+        "The per-group values of `name` at the current step (or `step`), checked before anything is written"
+        step = self.last_epoch if step is None else step
+        pos,s = min(step/self.total_steps, 1.),self.scheds[name]
         ng = _check_groups(name, s, self.optimizer)
         v = s(pos)
         vs = [float(x) for x in v] if isinstance(v, np.ndarray) else [float(v)]*ng
