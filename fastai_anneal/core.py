@@ -60,23 +60,15 @@ def check_param(name, v):
     return check_num(name, v)
 
 # %% ../nbs/00_core.ipynb #i9a001
-_HYPER_RANGES = {'lr': (0., math.inf), 'wd': (0., math.inf), 'weight_decay': (0., math.inf),
-                 'mom': (0., 1.), 'momentum': (0., 1.), 'sqr_mom': (0., 1.), 'alpha': (0., 1.)}  # valid values of the hyper-parameters we know
-
 def check_finite_values(name, vals, pos=None, sched=None):
-    "Check that the values `vals` (a number, array, tensor or list) of hyper-parameter `name` are finite (and in range for lr, mom, wd, ...) before they are written; return `vals`"
-    lo,hi = _HYPER_RANGES.get(name, (-math.inf, math.inf))
-    if type(vals) is float:  # the per-batch path
-        if lo <= vals <= hi and vals != math.inf and vals != -math.inf: return vals
-        a = np.asarray(vals)
-    else:
-        if isinstance(vals, torch.Tensor): vals = vals.detach().cpu().numpy()
-        try: a = np.asarray(vals, dtype=np.float64)
-        except (TypeError, ValueError, OverflowError): raise TypeError(f"the values of `{name}` must be numbers, got {vals!r}") from None
-        if np.isfinite(a).all() and (a >= lo).all() and (a <= hi).all(): return vals
+    "Check that the values `vals` (a number, array, tensor or list) of hyper-parameter `name` are all finite before they are written; return `vals`"
+    if type(vals) is float and vals - vals == 0: return vals  # the per-batch path: NaN and inf give NaN
+    if isinstance(vals, torch.Tensor): vals = vals.detach().cpu().numpy()
+    try: a = np.asarray(vals, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError): raise TypeError(f"the values of `{name}` must be numbers, got {_show(vals)}") from None
+    if np.isfinite(a).all(): return vals
     at = ('' if pos is None else f' at pos={pos!r}') + ('' if sched is None else f' (schedule {sched!r})')
-    if not np.isfinite(a).all(): raise ValueError(f"the values of `{name}`{at} are not finite: {vals!r}; a NaN or inf must never reach the optimizer")
-    raise ValueError(f"the values of `{name}`{at} must be in [{lo}, {hi}], got {vals!r}")
+    raise ValueError(f"`{name}` must be finite{at}, got {_show(vals)}: a NaN or inf must never reach the optimizer")
 
 # %% ../nbs/00_core.ipynb #c010
 def _is_group(v): return isinstance(v, list)

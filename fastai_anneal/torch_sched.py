@@ -10,7 +10,7 @@ import numbers
 import numpy as np, torch
 from torch.optim.lr_scheduler import LRScheduler
 from .core import *
-from .hypers import hyper_slots, write_hyper
+from .hypers import hyper_slots, write_hyper, check_hyper_values
 
 # %% auto #0
 __all__ = ['AnnealLR']
@@ -60,7 +60,8 @@ class AnnealLR(LRScheduler):
         ng = _check_groups(name, s, self.optimizer)
         v = s(pos)
         vs = [float(x) for x in v] if isinstance(v, np.ndarray) else [float(v)]*ng
-        return check_finite_values(name, vs, pos, s)
+        try: return check_hyper_values(_FASTAI_NAMES.get(name, name), check_finite_values(name, vs, pos, s), pos)
+        except ValueError as e: raise ValueError(str(e) if 'schedule' in str(e) else f"{e} (schedule {s!r})") from None
 
     def get_lr(self):
         "The learning rates of the current step, one per param group; the other hyper-parameters' values are computed (and checked) too"

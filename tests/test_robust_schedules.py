@@ -122,7 +122,7 @@ def test_f11_sched_step_gamma(gamma):
                                     ('wd', sched_lin(0., -1e-4)), ('lr', one_cycle(-1e-2))])
 def test_f11_annealr_ranges(name, s):
     opt = sgd(weight_decay=1e-4)
-    with pytest.raises(ValueError, match=f'`{name}`'):
+    with pytest.raises(ValueError, match=f"`{ {'momentum': 'mom'}.get(name, name)}`.*schedule"):
         sched = AnnealLR(opt, {name: s}, 10)
         for _ in range(10): opt.step(); sched.step()
     g = opt.param_groups[0]
