@@ -209,10 +209,10 @@ class Annealer(Schedule):
 # %% ../nbs/00_core.ipynb #c018
 def _cos(x): return math.cos(x) if type(x) is float else np.cos(x)
 
-def _check_span(start, end):
-    "`end - start` (twice, for the cosine) must be a float, or the values overflow to inf and NaN"
+def _check_span(start, end, names=('start', 'end')):
+    "`end - start` (twice, for the cosine) must be a float, or the values overflow to inf and NaN; `names`: the arguments that gave `start` and `end`"
     for s,e in np.broadcast(start, end):
-        if not math.isfinite(2*(float(e) - float(s))): raise ValueError(f"`end` - `start` is too large for a float, got start={start!r}, end={end!r}")
+        if not math.isfinite(2*(float(e) - float(s))): raise ValueError(f"`{names[1]}` - `{names[0]}` is too large for a float, got {names[0]}={start!r}, {names[1]}={end!r}")
 
 def _check_exp(start, end):
     for s,e in np.broadcast(start, end):
@@ -344,6 +344,7 @@ def combined_cos(pct, start, middle, end):
     "Return a schedule with cosine annealing from `start`→`middle` over `pct` of training, then `middle`→`end`"
     pct = check_num('pct', pct, 0, 1)
     start,middle,end = check_param('start', start),check_param('middle', middle),check_param('end', end)
+    _check_span(start, middle, ('start', 'middle')); _check_span(middle, end, ('middle', 'end'))
     return combine_scheds([pct, 1-pct], [sched_cos(start, middle), sched_cos(middle, end)])
 
 # %% ../nbs/00_core.ipynb #c040

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from fastcore.basics import patch
 from .core import *
-from .core import _groups, _bcast, _depth, _show
+from .core import _groups, _bcast, _depth, _show, _check_span
 
 # %% auto #0
 __all__ = ['MAX_CYCLES', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup', 'warmup_cos',
@@ -59,6 +59,7 @@ class one_cycle(_Shape):
         self.three_phase,self.anneal = _check_bool('three_phase', three_phase),check_choice('anneal', anneal, ('cos', 'lin'))
         self.pct_start = check_num('pct_start', pct_start, 0, 0.5 if three_phase else 1)
         p,hi,a = self.pct_start,self.lr_max,_ANNEAL[anneal]
+        _check_span(0., hi, ('0', 'lr_max'))  # its phases span at most [0, lr_max]
         lo,end = _check_derived('div', div, _div(hi, self.div), 'lr_max/div'),_check_derived('div_final', div_final, _div(hi, self.div_final), 'lr_max/div_final')
         if three_phase: self._use(combine_scheds([p, p, 1-2*p], [a(lo, hi), a(hi, lo), a(lo, end)]))
         else: self._use(combine_scheds([p, 1-p], [a(lo, hi), a(hi, end)]))
@@ -202,6 +203,7 @@ class warmup_cos(_Shape):
     def __init__(self, lr_max, pct_warmup=0.1, lr_min=0.):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.pct_warmup = check_num('pct_warmup', pct_warmup, 0, 1, hi_open=True)
+        _check_span(0., self.lr_max, ('0', 'lr_max')); _check_span(self.lr_max, self.lr_min, ('lr_max', 'lr_min'))
         self._use(combine_scheds([self.pct_warmup, 1-self.pct_warmup], [sched_lin(0., self.lr_max), sched_cos(self.lr_max, self.lr_min)]))
 
 # %% ../nbs/01_schedules.ipynb #c033
@@ -216,6 +218,7 @@ class wsd(_Shape):
         if self.pct_warmup + self.pct_decay > 1 + 1e-12: raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, got {pct_warmup!r} + {pct_decay!r}")
         self.decay = check_choice('decay', decay, tuple(_DECAYS))
         hi,lo = self.lr_max,self.lr_min
+        _check_span(lo, hi, ('lr_min', 'lr_max'))
         self._use(combine_scheds([self.pct_warmup, max(1 - self.pct_warmup - self.pct_decay, 0.), self.pct_decay],
                                  [sched_lin(lo, hi), sched_no(hi, hi), _DECAYS[decay](hi, lo)]))
 

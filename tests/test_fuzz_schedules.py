@@ -19,7 +19,7 @@ def _nested(n):
 def _ragged(): return [1., [2., 3.]]
 
 BAD = {'nan': math.nan, 'inf': math.inf, '-inf': -math.inf, 'huge_int': 10**400, '-huge_int': -10**400, 'neg': -1., 'neg_int': -3,
-       'zero': 0., 'tiny': 1e-320, 'big': 1e300, 'str': '0.1', 'bytes': b'0.5', 'true': True, 'false': False, 'complex': 1+1j,
+       'zero': 0., 'tiny': 1e-320, 'big': 1e300, 'max': 1.7e308, '-max': -1.7e308, 'str': '0.1', 'bytes': b'0.5', 'true': True, 'false': False, 'complex': 1+1j,
        'none': None, 'empty': [], 'list_str': ['0.1'], 'list_bool': [True, False], 'list_nan': [math.nan], 'list_huge': [10**400],
        'list_complex': [1+1j], 'np_complex': np.array([1+1j]), 'np_nan': np.array([math.nan]), 'np_2d': np.ones((2, 2)),
        'tensor_nan': torch.tensor(math.nan), 'tensor_bool': torch.tensor([True]), 'ragged': _ragged(), 'deep': _nested(3000),
@@ -83,7 +83,7 @@ def sweep_positions():
     scheds = [ctor(**kw) for ctor,kw in CTORS.values()]
     for s in scheds:
         for vname,v in BAD.items():
-            if vname in ('zero', 'neg', 'neg_int', 'big', 'tiny', 'huge_int', '-huge_int', 'inf', '-inf', 'float_for_int', 'false', 'np_2d'):
+            if vname in ('zero', 'neg', 'neg_int', 'big', 'max', '-max', 'tiny', 'huge_int', '-huge_int', 'inf', '-inf', 'float_for_int', 'false', 'np_2d'):
                 continue  # numbers: valid positions (clipped), covered by `_finite_everywhere`
             tried += 1
             try:

@@ -284,3 +284,9 @@ def test_f23_deep_combine_scheds():
 def test_f24_ax_checked():
     with pytest.raises(TypeError, match='`ax`'): sched_lin(0., 1.).preview(ax='x')
     with pytest.raises(TypeError, match='`ax`'): plot_scheds({'a': sched_lin(0., 1.)}, ax='x')
+
+@pytest.mark.parametrize('make,arg', [(lambda: one_cycle(1.7e308), 'lr_max'), (lambda: warmup_cos(-1.7e308), 'lr_max'),
+                                      (lambda: warmup_cos(1e-2, lr_min=1.7e308), 'lr_min'), (lambda: wsd(1.7e308, 0.1, 0.1, lr_min=-1e2), 'lr_max'),
+                                      (lambda: combined_cos(0.3, 0., 1.7e308, 0.), 'middle'), (lambda: combined_cos(0.3, 0., 'x', 0.), 'middle')])
+def test_f18_shapes_name_their_arguments(make, arg):
+    with pytest.raises((ValueError, TypeError), match=f'`{arg}`'): make()
