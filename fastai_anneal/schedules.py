@@ -87,6 +87,7 @@ class sgdr(_Shape):
         self._starts = [0.] + [e/ends[-1] for e in ends[:-1]]
         self._lens = [l/ends[-1] for l in lens]
         self._tops = [self.cycle_decay**i for i in range(n)]
+        _check_span(self.lr_min, _scale(self.lr_max, max(self._tops)), ('lr_min', 'lr_max'))  # the cosines go from lr_max*top to lr_min
         self._pairs = list(zip(_bcast(self.lr_max, self.ngroups or 1), _bcast(self.lr_min, self.ngroups or 1)))
 
     def _f(self, pos):

@@ -224,3 +224,24 @@ def test_totals():
     inputs = [v for k,v in COUNTS.items() if k != 'sweep_faults']
     print(f"\nbad inputs: {sum(t for t,_ in inputs)} tried, {sum(g for _,g in inputs)} handled well; "
           f"faults: {COUNTS['sweep_faults'][0]} injected, {COUNTS['sweep_faults'][1]} survived")
+
+# Property: any finite floats as the numeric arguments of any shape: refused with ValueError/TypeError naming an argument,
+# or accepted with finite values everywhere (scalar and vectorised paths agreeing)
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+NUMERIC = {c: [a for a,v in kw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)] for c,(_,kw) in CTORS.items()}
+_floats = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([0., 1e-320, 1e308, -1e308, 1., 0.5]),
+                    st.integers(-10**6, 10**6))
+
+@settings(max_examples=400, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(sorted(c for c in NUMERIC if NUMERIC[c])), st.data())
+def test_property_numeric_args(cname, data):
+    ctor,kw = CTORS[cname]
+    args = {a: data.draw(_floats, label=a) for a in NUMERIC[cname]}
+    if cname in ('sgdr', 'cyclic'): args['n_cycles'] = data.draw(st.integers(1, 50), label='n_cycles')
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('error', RuntimeWarning)
+            s = ctor(**{**kw, **args})
+            assert _finite_everywhere(s), (s, s(POS))
+    except (ValueError, TypeError) as e: assert any(_names_arg(e, a) for a in kw) or '`end`' in str(e) or '`start`' in str(e), e

@@ -290,3 +290,7 @@ def test_f24_ax_checked():
                                       (lambda: combined_cos(0.3, 0., 1.7e308, 0.), 'middle'), (lambda: combined_cos(0.3, 0., 'x', 0.), 'middle')])
 def test_f18_shapes_name_their_arguments(make, arg):
     with pytest.raises((ValueError, TypeError), match=f'`{arg}`'): make()
+
+def test_f14_sgdr_span():
+    with pytest.raises(ValueError, match='`lr_max`'): sgdr(3, 1., 1e308, lr_min=-1e308)
+    with pytest.raises(ValueError, match='`lr_max`'): sgdr(3, 1., [1e-2, 1e308], lr_min=-1e308)
