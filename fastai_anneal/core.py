@@ -6,50 +6,69 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import math, bisect, numbers, functools
+import math, bisect, numbers, functools, reprlib
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_int', 'check_choice', 'check_param', 'is_duration',
-           'check_duration', 'duration_steps', 'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos',
-           'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos',
-           'sched_from_dict']
+__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'MAX_CONFIG_SIZE', 'check_num', 'check_int',
+           'check_choice', 'check_param', 'check_finite_values', 'is_duration', 'check_duration', 'duration_steps',
+           'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp',
+           'SchedPoly', 'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos', 'sched_from_dict']
+
+# %% ../nbs/00_core.ipynb #i9a005
+_shower = reprlib.Repr()
+_shower.maxlevel,_shower.maxstring,_shower.maxother,_shower.maxlong = 3,80,120,40
+
+def _show(v):
+    "`repr(v)` for an error message, bounded: a value nested thousands deep or huge must not break the message"
+    return _shower.repr(v)
 
 # %% ../nbs/00_core.ipynb #c005
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
     "Check that `v` is a finite real number in the interval [`lo`, `hi`] (ends open if `lo_open`/`hi_open`); return it as a float"
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"`{name}` must be a real number, got {v!r}")
+        raise TypeError(f"`{name}` must be a real number, got {_show(v)}")
     try: v = float(v)
-    except OverflowError: raise ValueError(f"`{name}` must be finite, got {v!r}") from None  # an int too large for a float
-    if not math.isfinite(v): raise ValueError(f"`{name}` must be finite, got {v!r}")
+    except OverflowError: raise ValueError(f"`{name}` must be finite, got {_show(v)}") from None  # an int too large for a float
+    if not math.isfinite(v): raise ValueError(f"`{name}` must be finite, got {_show(v)}")
     if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
-        raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, got {v!r}")
+        raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, got {_show(v)}")
     return v
 
 # %% ../nbs/00_core.ipynb #c006
 def check_int(name, v, lo=0, hi=None):
     "Check that `v` is an integer (not a bool) with `lo <= v` (and `v < hi` if given); return it as an int"
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo or (hi is not None and v >= hi):
-        raise ValueError(f"`{name}` must be an integer >= {lo}{'' if hi is None else f' and < {hi}'}, got {v!r}")
+        raise ValueError(f"`{name}` must be an integer >= {lo}{'' if hi is None else f' and < {hi}'}, got {_show(v)}")
     return int(v)
 
 def check_choice(name, v, choices):
     "Check that `v` is one of the strings `choices`; return it"
-    if not isinstance(v, str) or v not in choices: raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {v!r}")
+    if not isinstance(v, str) or v not in choices: raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {_show(v)}")
     return v
 
 # %% ../nbs/00_core.ipynb #c007
 def check_param(name, v):
     "Check that `v` is a finite number or a 1-d array of them (one per parameter group); return a float or a list of floats"
     if isinstance(v, torch.Tensor): v = v.detach().cpu().numpy()
-    if isinstance(v, (list, tuple, np.ndarray)):
-        try: a = np.asarray(v, dtype=np.float64)
-        except (TypeError, ValueError): raise TypeError(f"`{name}` must be a number or a 1-d array of numbers, got {v!r}") from None
-        if a.ndim > 1 or a.size == 0: raise ValueError(f"`{name}` must be a number or a non-empty 1-d array, got {v!r}")
-        if not np.isfinite(a).all(): raise ValueError(f"`{name}` must be finite, got {v!r}")
-        return float(a) if a.ndim == 0 else a.tolist()
+    if isinstance(v, np.ndarray): v = v.tolist()  # then each element is checked as a Python number
+    if isinstance(v, (list, tuple)):
+        if len(v) == 0 or any(isinstance(x, (list, tuple)) for x in v): raise ValueError(f"`{name}` must be a number or a non-empty 1-d array, got {_show(v)}")
+        for x in v:  # the same numbers `check_num` takes: no strings, bytes, bools or complex numbers
+            if isinstance(x, bool) or not isinstance(x, numbers.Real): raise TypeError(f"`{name}` must be a number or a 1-d array of real numbers, got {_show(v)}")
+        return [check_num(name, x) for x in v]
     return check_num(name, v)
+
+# %% ../nbs/00_core.ipynb #i9a001
+def check_finite_values(name, vals, pos=None, sched=None):
+    "Check that the values `vals` (a number, array, tensor or list) of hyper-parameter `name` are all finite before they are written; return `vals`"
+    if type(vals) is float and vals - vals == 0: return vals  # the per-batch path: NaN and inf give NaN
+    if isinstance(vals, torch.Tensor): vals = vals.detach().cpu().numpy()
+    try: a = np.asarray(vals, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError): raise TypeError(f"the values of `{name}` must be numbers, got {_show(vals)}") from None
+    if np.isfinite(a).all(): return vals
+    at = ('' if pos is None else f' at pos={pos!r}') + ('' if sched is None else f' (schedule {sched!r})')
+    raise ValueError(f"`{name}` must be finite{at}, got {_show(vals)}: a NaN or inf must never reach the optimizer")
 
 # %% ../nbs/00_core.ipynb #i11c002
 import re
@@ -110,7 +129,7 @@ class Schedule:
 
     def __call__(self, pos):
         if type(pos) is float:  # the per-batch path: no conversions
-            if pos != pos: raise ValueError(f"`pos` must not be NaN, got {pos!r}")
+            if pos != pos: raise ValueError(f"`pos` must not be NaN, got {pos!r}")  # +-inf are clipped by the shapes
             return _out(self._f(pos))
         return _eval(self, pos)
 
@@ -140,16 +159,19 @@ def _out(v): return np.array(v) if _is_group(v) else v
 def _eval(s, pos):
     "Evaluate schedule `s` at `pos`: a number, 0-d tensor, array or tensor"
     if isinstance(pos, torch.Tensor):
+        if pos.dtype == torch.bool or pos.is_complex(): raise TypeError(f"`pos` must hold real numbers, got {_show(pos)}")
         if pos.ndim == 0: return s(float(pos))
         res = _eval(s, pos.detach().cpu().double().numpy())
         dtype = pos.dtype if pos.is_floating_point() else torch.get_default_dtype()
         return torch.as_tensor(res, dtype=dtype, device=pos.device)
-    if isinstance(pos, bool) or isinstance(pos, str): raise TypeError(f"`pos` must be a number, an array or a tensor, got {pos!r}")
-    if isinstance(pos, numbers.Real): return s(float(pos))
-    try: a = np.asarray(pos, dtype=np.float64)
-    except (TypeError, ValueError): raise TypeError(f"`pos` must be a number, an array or a tensor, got {pos!r}") from None
+    if isinstance(pos, numbers.Real) and not isinstance(pos, bool): return s(float(pos))
+    try: a = np.asarray(pos)
+    except (TypeError, ValueError): a = None  # ragged
+    if a is None or a.dtype.kind not in 'fiu':  # the same numbers as `check_num`: no None, strings, bytes, bools or complex numbers
+        raise TypeError(f"`pos` must be a real number, an array or a tensor of them, got {_show(pos)}")
+    a = a.astype(np.float64)
     if a.ndim == 0: return s(float(a))
-    if np.isnan(a).any(): raise ValueError(f"`pos` must not contain NaN, got {pos!r}")
+    if np.isnan(a).any(): raise ValueError(f"`pos` must not contain NaN, got {_show(pos)}")
     return s._arr(a)
 
 # %% ../nbs/00_core.ipynb #c014
@@ -191,18 +213,20 @@ class Annealer(Schedule):
         self.ngroups = _groups(self.start, self.end)
         if formula.check: formula.check(self.start, self.end)
         if self.ngroups: self._pairs = list(zip(_bcast(self.start, self.ngroups), _bcast(self.end, self.ngroups)))
-        else: self._f = functools.partial(formula.f, self.start, self.end)  # the per-batch path: a single C-level call
 
     def _f(self, pos):
         f = self.formula.f
-        return [f(s, e, pos) for s,e in self._pairs]
+        try: return [f(s, e, pos) for s,e in self._pairs] if self.ngroups else f(self.start, self.end, pos)
+        except ArithmeticError as e: raise ValueError(f"{self!r} cannot be evaluated at pos={pos!r}: {e!r}") from None  # not ZeroDivisionError at batch 0
 
     def _arr(self, pos):
         s,e = self.start,self.end
         x = pos[..., None] if self.ngroups else pos
-        try: res = np.asarray(self.formula.f(np.asarray(s), np.asarray(e), x), dtype=np.float64)
-        except TypeError: return super()._arr(pos)  # a formula written for floats only
-        return np.broadcast_to(res, pos.shape + self._gshape).copy()
+        try:
+            with np.errstate(all='ignore'): res = np.asarray(self.formula.f(np.asarray(s), np.asarray(e), x), dtype=np.float64)
+            res = np.broadcast_to(res, pos.shape + self._gshape).copy()
+        except Exception: return super()._arr(pos)  # a formula written for floats only (`if p < .5`, `math.cos`): its errors, if any, are the scalar path's
+        return res if np.isfinite(res).all() else super()._arr(pos)  # where numpy gives inf or NaN, the scalar path decides: the two agree
 
     def __repr__(self): return f"{self.formula!r}({_fmt(self.start)}, {_fmt(self.end)})"
     def to_dict(self):
@@ -216,18 +240,25 @@ class Annealer(Schedule):
 # %% ../nbs/00_core.ipynb #c018
 def _cos(x): return math.cos(x) if type(x) is float else np.cos(x)
 
+def _check_span(start, end, names=('start', 'end')):
+    "`end - start` (twice, for the cosine) must be a float, or the values overflow to inf and NaN; `names`: the arguments that gave `start` and `end`"
+    for s,e in np.broadcast(start, end):
+        if not math.isfinite(2*(float(e) - float(s))): raise ValueError(f"`{names[1]}` - `{names[0]}` is too large for a float, got {names[0]}={start!r}, {names[1]}={end!r}")
+
 def _check_exp(start, end):
     for s,e in np.broadcast(start, end):
         if s == 0 or e == 0 or (s > 0) != (e > 0):
             raise ValueError(f"sched_exp needs a non-zero `start` and `end` of the same sign, got start={start!r}, end={end!r}")
+        r = float(e)/float(s)
+        if not (math.isfinite(r) and r != 0): raise ValueError(f"`end`/`start` is too large or too small for a float, got start={start!r}, end={end!r}")
 
 # %% ../nbs/00_core.ipynb #c019
-@annealer
+@annealer(check=_check_span)
 def sched_lin(start, end, pos):
     "Linear schedule from `start` to `end`"
     return start + pos*(end-start)
 
-@annealer
+@annealer(check=_check_span)
 def sched_cos(start, end, pos):
     "Cosine schedule from `start` to `end`"
     return start + (1 + _cos(math.pi*(1-pos))) * (end-start) / 2
@@ -261,14 +292,20 @@ class SchedPoly(Schedule):
 # %% ../nbs/00_core.ipynb #c032
 class _Fn(Schedule):
     "A plain callable of `pos` used as a schedule"
-    def __init__(self, fn): self.fn = fn
+    def __init__(self, fn, name='sched'): self.fn,self.name = fn,name
     def _f(self, pos):
-        r = self.fn(pos)
-        r = r.detach().cpu().numpy() if isinstance(r, torch.Tensor) else r
-        return float(r) if np.ndim(r) == 0 else np.asarray(r, dtype=np.float64).tolist()
+        try: r = self.fn(pos)
+        except ArithmeticError as e: raise ValueError(f"`{self.name}` = {self.fn!r} cannot be evaluated at pos={pos!r}: {e!r}") from None
+        if isinstance(r, torch.Tensor): r = r.detach().cpu().numpy()
+        if isinstance(r, numbers.Real) and not isinstance(r, bool): return float(r)
+        try: a = np.asarray(r) if isinstance(r, (list, tuple, np.ndarray)) else None
+        except ValueError: a = None  # ragged
+        if a is None or a.dtype.kind not in 'fiu' or a.ndim > 1:
+            raise TypeError(f"`{self.name}` = {self.fn!r} must return a real number (or one per parameter group), got {_show(r)} at pos={pos!r}")
+        return float(a) if a.ndim == 0 else a.astype(np.float64).tolist()
     def _arr(self, pos):
         rs = [self._f(p) for p in pos.ravel().tolist()]
-        return np.array(rs, dtype=np.float64).reshape(pos.shape + np.shape(rs[0]))
+        return np.array(rs, dtype=np.float64).reshape(pos.shape + (np.shape(rs[0]) if rs else ()))
     def __repr__(self): return repr(self.fn)
     def to_dict(self): raise ValueError(f"{self.fn!r} cannot be serialised: it is a plain callable, not a `Schedule`")
 
@@ -276,8 +313,19 @@ def as_schedule(f, name='sched'):
     "`f` as a `Schedule`: schedules are returned as they are, other callables of `pos` are wrapped"
     if isinstance(f, Schedule): return f
     if isinstance(f, Formula): raise TypeError(f"`{name}` must be a schedule: call {f!r} with (start, end) first, got {f!r}")
-    if not callable(f): raise TypeError(f"`{name}` must be a schedule or a callable of `pos`, got {f!r}")
-    return _Fn(f)
+    if not callable(f): raise TypeError(f"`{name}` must be a schedule or a callable of `pos`, got {_show(f)}")
+    return _Fn(f, name)
+
+# %% ../nbs/00_core.ipynb #i9a003
+MAX_DEPTH = 100  # schedules nest at most this deep: `repr`, pickle, JSON and evaluation recurse through them
+
+def _depth(s):
+    "How deep schedule `s` nests other schedules (1: it holds none)"
+    return getattr(s, '_depth', 1)
+
+def _check_depth(d):
+    if d > MAX_DEPTH: raise ValueError(f"schedules nest at most {MAX_DEPTH} deep (`MAX_DEPTH`), got {d} levels")
+    return d
 
 # %% ../nbs/00_core.ipynb #i11c003
 def _units(v):
@@ -322,6 +370,7 @@ class CombineScheds(Schedule):
         if len(pcts) != len(scheds): raise ValueError(f"`pcts` and `scheds` must have the same length, got {len(pcts)} pcts and {len(scheds)} scheds")
         self.pcts = _check_pcts(pcts)  # fractions summing to 1, or with units and a phase taking the rest: see "Durations with units"
         self.scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
+        self._depth = _check_depth(1 + max(map(_depth, self.scheds)))
         self.ngroups = _groups(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
         if _unresolved(self): return  # evaluated once resolved for a run
         total = math.fsum(self.pcts)
@@ -357,6 +406,8 @@ def combine_scheds(pcts, scheds):
 def combined_cos(pct, start, middle, end):
     "Return a schedule with cosine annealing from `start`→`middle` over `pct` of training, then `middle`→`end`"
     pct = check_duration('pct', pct)
+    start,middle,end = check_param('start', start),check_param('middle', middle),check_param('end', end)
+    _check_span(start, middle, ('start', 'middle')); _check_span(middle, end, ('middle', 'end'))
     return combine_scheds([pct, None if is_duration(pct) else 1-pct], [sched_cos(start, middle), sched_cos(middle, end)])
 
 # %% ../nbs/00_core.ipynb #c040
@@ -369,13 +420,31 @@ def _to_json(v, name):
     raise ValueError(f"argument `{name}` = {v!r} cannot be serialised to JSON")
 
 def _from_json(v):
-    if isinstance(v, dict): return sched_from_dict(v)
+    if isinstance(v, dict): return _build(v)
     if isinstance(v, list): return [_from_json(o) for o in v]
     if v is None or isinstance(v, (bool, int, float, str)): return v
     raise ValueError(f"a schedule config holds only numbers, strings, lists and dicts, got {v!r}")
 
+MAX_CONFIG_SIZE = 100_000  # entries (dicts, lists, values) in a schedule config
+
+def _check_config(d):
+    "Refuse, before building anything, a config deeper than `MAX_DEPTH` schedules (one referring to itself has no end) or larger than `MAX_CONFIG_SIZE`"
+    todo,n = [(d, 0)],0
+    while todo:  # iterative: a deep config must not overflow the stack here
+        o,k = todo.pop()
+        n += 1
+        if k > 2*MAX_DEPTH or n > MAX_CONFIG_SIZE:  # a schedule is a dict, its nested schedules in a list: two levels each
+            raise ValueError(f"a schedule config nests at most {MAX_DEPTH} schedules (`MAX_DEPTH`) and has at most {MAX_CONFIG_SIZE} entries (`MAX_CONFIG_SIZE`); this one is deeper or larger, or refers to itself")
+        if isinstance(o, dict): todo += [(v, k+1) for v in o.values()]
+        elif isinstance(o, list): todo += [(v, k+1) for v in o]
+
 def sched_from_dict(d):
     "The schedule described by `d`, a dict made by `Schedule.to_dict`"
+    _check_config(d)
+    return _build(d)
+
+def _build(d):
+    "`sched_from_dict` of the checked config `d`"
     if not isinstance(d, dict) or not isinstance(d.get('type'), str): raise ValueError(f"a schedule config is a dict with a 'type' string, got {d!r}")
     t,kw = d['type'],{k: _from_json(v) for k,v in d.items() if k != 'type'}
     if t in _formulas: args,make = ('start', 'end'),_formulas[t]

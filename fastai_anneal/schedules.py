@@ -6,20 +6,21 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/schedules.html.md"""
 
 # %% ../nbs/01_schedules.ipynb #c002
 from __future__ import annotations
-import math, bisect, numbers
+import math, bisect, numbers, itertools
 import numpy as np, torch
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from fastcore.basics import patch
 from .core import *
-from .core import _groups, _bcast, _unresolved
+from .core import _groups, _bcast, _depth, _show, _check_span, _unresolved
 
 # %% auto #0
-__all__ = ['one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup', 'warmup_cos', 'wsd',
-           'plot_scheds']
+__all__ = ['MAX_CYCLES', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup', 'warmup_cos',
+           'wsd', 'plot_scheds']
 
 # %% ../nbs/01_schedules.ipynb #c005
 def _check_bool(name, v):
-    if not isinstance(v, bool): raise ValueError(f"`{name}` must be True or False, got {v!r}")
+    if not isinstance(v, bool): raise ValueError(f"`{name}` must be True or False, got {_show(v)}")
     return v
 
 def _scale(v, k):
@@ -30,12 +31,21 @@ def _div(v, d):
     "Per-group or scalar value `v` divided by `d`"
     return [o/d for o in v] if isinstance(v, list) else v/d
 
+def _check_derived(name, arg, v, what):
+    "Check that `v` (`what`, computed from argument `name` = `arg`) is finite; name the argument, not the value it made"
+    if not np.isfinite(v).all(): raise ValueError(f"`{name}` = {arg!r} makes {what} = {v!r}, too large for a float")
+    return v
+
+def _check_ax(ax):
+    if ax is not None and not isinstance(ax, Axes): raise TypeError(f"`ax` must be a matplotlib Axes or None, got {ax!r}")
+    return ax
+
 _ANNEAL = {'lin': sched_lin, 'cos': sched_cos, 'exp': sched_exp}
 
 # %% ../nbs/01_schedules.ipynb #c006
 class _Shape(Schedule):
     "Base of named shapes: `_use(s)` delegates the values to schedule `s`"
-    def _use(self, s): self._s,self.ngroups = s,s.ngroups
+    def _use(self, s): self._s,self.ngroups,self._depth = s,s.ngroups,_depth(s)
     def _f(self, pos): return self._s._f(pos)
     def _arr(self, pos): return self._s._arr(pos)
 
@@ -50,26 +60,35 @@ class one_cycle(_Shape):
         self.pct_start = check_duration('pct_start', pct_start, 0, 0.5 if three_phase else 1)
         if _unresolved(self): return  # built once resolved for a run
         p,hi,a = self.pct_start,self.lr_max,_ANNEAL[anneal]
-        lo,end = _div(hi, self.div),_div(hi, self.div_final)
+        _check_span(0., hi, ('0', 'lr_max'))  # its phases span at most [0, lr_max]
+        lo,end = _check_derived('div', div, _div(hi, self.div), 'lr_max/div'),_check_derived('div_final', div_final, _div(hi, self.div_final), 'lr_max/div_final')
         if three_phase: self._use(combine_scheds([p, p, 1-2*p], [a(lo, hi), a(hi, lo), a(lo, end)]))
         else: self._use(combine_scheds([p, 1-p], [a(lo, hi), a(hi, end)]))
 
 # %% ../nbs/01_schedules.ipynb #c012
+MAX_CYCLES = 10_000  # most cycles `sgdr` takes
+_LOG_MAX = math.log(np.finfo(np.float64).max)
+
 class sgdr(_Shape):
     "SGDR: `n_cycles` cosines from `lr_max` to `lr_min`, each `cycle_mult` times as long as the one before; `cycle_decay` scales `lr_max` at every restart and `k` warps time inside a cycle (timm's k-decay)"
     _args = 'n_cycles','cycle_len','lr_max','cycle_mult','lr_min','cycle_decay','k'
     def __init__(self, n_cycles, cycle_len, lr_max, cycle_mult=2, lr_min=0., cycle_decay=1., k=1.):
-        self.n_cycles = check_int('n_cycles', n_cycles, 1)
+        self.n_cycles = check_int('n_cycles', n_cycles, 1, hi=MAX_CYCLES+1)
         self.cycle_len = check_num('cycle_len', cycle_len, lo=0, lo_open=True)
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.cycle_mult = check_num('cycle_mult', cycle_mult, lo=1)
         self.cycle_decay,self.k = check_num('cycle_decay', cycle_decay, lo=0, lo_open=True),check_num('k', k, lo=0, lo_open=True)
         self.ngroups = _groups(self.lr_max, self.lr_min)
-        lens = [self.cycle_mult**i for i in range(self.n_cycles)]
-        total = math.fsum(lens)
-        self._starts = [math.fsum(lens[:i])/total for i in range(self.n_cycles)]  # exact for integer `cycle_mult`
-        self._lens = [l/total for l in lens]
-        self._tops = [self.cycle_decay**i for i in range(self.n_cycles)]
+        m,n = self.cycle_mult,self.n_cycles
+        if (n-1)*math.log(m) > _LOG_MAX: raise ValueError(f"`cycle_mult`**(`n_cycles`-1) is too large for a float, got cycle_mult={cycle_mult!r}, n_cycles={n_cycles!r}")
+        if (n-1)*math.log(self.cycle_decay) + math.log(max(np.abs(self.lr_max).max(), 1e-300)) > _LOG_MAX:
+            raise ValueError(f"`cycle_decay`**(`n_cycles`-1) * `lr_max` is too large for a float, got cycle_decay={cycle_decay!r}, n_cycles={n_cycles!r}")
+        lens = [int(m)**i for i in range(n)] if m.is_integer() else [m**i for i in range(n)]  # integers: exact sums
+        ends = list(itertools.accumulate(lens))  # O(n_cycles)
+        self._starts = [0.] + [e/ends[-1] for e in ends[:-1]]
+        self._lens = [l/ends[-1] for l in lens]
+        self._tops = [self.cycle_decay**i for i in range(n)]
+        _check_span(self.lr_min, _scale(self.lr_max, max(self._tops)), ('lr_min', 'lr_max'))  # the cosines go from lr_max*top to lr_min
         self._pairs = list(zip(_bcast(self.lr_max, self.ngroups or 1), _bcast(self.lr_min, self.ngroups or 1)))
 
     def _f(self, pos):
@@ -128,7 +147,9 @@ class sched_step(_Shape):
         if not isinstance(pcts, (list, tuple, np.ndarray)): raise ValueError(f"`pcts` must be a list of fractions of training, got {pcts!r}")
         self.pcts = [check_num(f'pcts[{i}]', p, 0, 1) for i,p in enumerate(pcts)]
         if self.pcts != sorted(self.pcts): raise ValueError(f"`pcts` must be in increasing order, got {pcts!r}")
-        self.gamma = check_num('gamma', gamma)
+        self.gamma = check_num('gamma', gamma, lo=0, lo_open=True)
+        if len(self.pcts)*math.log(self.gamma) + math.log(max(np.abs(self.start).max(), 1e-300)) > _LOG_MAX:
+            raise ValueError(f"`gamma`**{len(self.pcts)} * `start` is too large for a float, got gamma={gamma!r}, start={start!r}")
         self.ngroups = _groups(self.start)
 
     def _f(self, pos):
@@ -158,6 +179,7 @@ class sched_inv_sqrt(_Shape):
     _args = 'start','timescale'
     def __init__(self, start, timescale):
         self.start,self.timescale = check_param('start', start),check_num('timescale', timescale, lo=0, lo_open=True)
+        if not math.isfinite(1/self.timescale): raise ValueError(f"`timescale` is too small: 1/timescale is too large for a float, got {timescale!r}")
         self.ngroups = _groups(self.start)
 
     def _f(self, pos): return _scale(self.start, 1/math.sqrt(1 + max(pos, 0.)/self.timescale))
@@ -185,6 +207,7 @@ class warmup_cos(_Shape):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.pct_warmup = check_duration('pct_warmup', pct_warmup, 0, 1, hi_open=True)
         if _unresolved(self): return  # built once resolved for a run
+        _check_span(0., self.lr_max, ('0', 'lr_max')); _check_span(self.lr_max, self.lr_min, ('lr_max', 'lr_min'))
         self._use(combine_scheds([self.pct_warmup, 1-self.pct_warmup], [sched_lin(0., self.lr_max), sched_cos(self.lr_max, self.lr_min)]))
 
 # %% ../nbs/01_schedules.ipynb #c033
@@ -200,6 +223,7 @@ class wsd(_Shape):
         if _unresolved(self): return  # built once resolved for a run
         if self.pct_warmup + self.pct_decay > 1 + 1e-12: raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, got {pct_warmup!r} + {pct_decay!r}")
         hi,lo = self.lr_max,self.lr_min
+        _check_span(lo, hi, ('lr_min', 'lr_max'))
         self._use(combine_scheds([self.pct_warmup, max(1 - self.pct_warmup - self.pct_decay, 0.), self.pct_decay],
                                  [sched_lin(lo, hi), sched_no(hi, hi), _DECAYS[decay](hi, lo)]))
 
@@ -207,7 +231,7 @@ class wsd(_Shape):
 def plot_scheds(scheds, n=200, ax=None, n_steps=None, steps_per_epoch=None):
     "Draw `scheds`, a dict from label to schedule, over `pos` in [0, 1] (`n` points) on one axes with a legend; return the axes. Schedules with durations with units are drawn for a run of `n_steps` (epochs of `steps_per_epoch`)"
     if not isinstance(scheds, dict) or not scheds: raise ValueError(f"`scheds` must be a non-empty dict from label to schedule, got {scheds!r}")
-    n = check_int('n', n, 2)
+    n,ax = check_int('n', n, 2),_check_ax(ax)
     pos = np.linspace(0, 1, n)
     ss = {k: as_schedule(s, f'scheds[{k!r}]') for k,s in scheds.items()}
     if n_steps is not None: ss = {k: s.resolve(n_steps, steps_per_epoch) for k,s in ss.items()}
@@ -224,7 +248,7 @@ def plot_scheds(scheds, n=200, ax=None, n_steps=None, steps_per_epoch=None):
 @patch
 def preview(self:Schedule, n_steps=100, ax=None, steps_per_epoch=None):
     "Draw the values this schedule takes over `n_steps` training steps (at `pos = step/n_steps`; durations with units resolved for that run, epochs of `steps_per_epoch`); return the axes"
-    n_steps = check_int('n_steps', n_steps, 1)
+    n_steps,ax = check_int('n_steps', n_steps, 1),_check_ax(ax)
     y = self.resolve(n_steps, steps_per_epoch)(np.arange(n_steps) / n_steps)
     if ax is None: _,ax = plt.subplots(figsize=(6, 4))
     ax.plot(np.arange(n_steps), y)

@@ -10,7 +10,7 @@ import numbers
 import numpy as np, torch
 from torch.optim.lr_scheduler import LRScheduler
 from .core import *
-from .hypers import hyper_slots, write_hyper
+from .hypers import hyper_slots, write_hyper, check_hyper_values
 
 # %% auto #0
 __all__ = ['AnnealLR']
@@ -22,33 +22,52 @@ def _slots(opt, name):
     "Where hyper-parameter `name` (fastai's name or torch's) lives in the torch optimizer `opt`, found as `ParamScheduler` finds it"
     return hyper_slots(opt, _FASTAI_NAMES.get(name, name))
 
+def _check_groups(name, s, opt):
+    "Check that schedule `s` for `name` has values for all of `opt`'s param groups; return their number"
+    ng = len(opt.param_groups)
+    if s.ngroups not in (None, ng): raise ValueError(f"the schedule for {name!r}, {s!r}, has {s.ngroups} per-group values but the optimizer has {ng} param groups")
+    return ng
+
 # %% ../nbs/06_torch.ipynb #c006
 class AnnealLR(LRScheduler):
     "Set `optimizer`'s hyper-parameters from `scheds` (a schedule for the lr, or a dict name -> schedule): at step `i`, `sched(min(i/total_steps, 1))`; durations `'500ba'` are steps, `'2ep'` epochs of `steps_per_epoch` steps"
     def __init__(self, optimizer, scheds, total_steps, last_epoch=-1, steps_per_epoch=None):
         if not isinstance(optimizer, torch.optim.Optimizer): raise TypeError(f"`optimizer` must be a torch optimizer, got {optimizer!r}")
         check_int('total_steps', total_steps, lo=1)
+        check_int('last_epoch', last_epoch, lo=-1)
+        if last_epoch >= 0 and not all('initial_lr' in g for g in optimizer.param_groups):
+            raise ValueError(f"`last_epoch`={last_epoch!r} resumes a scheduler, but the optimizer's param groups have no 'initial_lr' (load its state first, or use last_epoch=-1)")
         if not isinstance(scheds, dict): scheds = {'lr': scheds}
         if not scheds: raise ValueError("`scheds` must not be empty")
+        seen = {}
         for n in scheds:
             if not isinstance(n, str): raise TypeError(f"`scheds` keys must be hyper-parameter names, got {n!r}")
+            k = _FASTAI_NAMES.get(n, n)
+            if k in seen: raise ValueError(f"`scheds` names {seen[k]!r} and {n!r}, the same hyper-parameter: give one")
+            seen[k] = n
         self.scheds = {n: as_schedule(s, f'scheds[{n!r}]').resolve(total_steps, steps_per_epoch) for n,s in scheds.items()}  # durations with units in steps
-        ng = len(optimizer.param_groups)
         for n,s in self.scheds.items():
-            if s.ngroups not in (None, ng): raise ValueError(f"the schedule for {n!r} has {s.ngroups} per-group values but the optimizer has {ng} param groups")
+            _check_groups(n, s, optimizer)
             _slots(optimizer, n)  # checks the name, and gives each group its own tensor where torch shares one
-        self.total_steps = int(total_steps)
+        self.total_steps,self.optimizer = int(total_steps),optimizer
+        for n in self.scheds: self._values(n, last_epoch+1)  # checked before torch's constructor changes the optimizer
         super().__init__(optimizer, last_epoch)
 
-    def _values(self, name):
-        "The per-group values of `name` at the current step"
-        v = self.scheds[name](min(self.last_epoch/self.total_steps, 1.))
-        return [float(x) for x in v] if isinstance(v, np.ndarray) else [float(v)]*len(self.optimizer.param_groups)
+    def _values(self, name, step=None):
+        "The per-group values of `name` at the current step (or `step`), checked before anything is written"
+        step = self.last_epoch if step is None else step
+        pos,s = min(step/self.total_steps, 1.),self.scheds[name]
+        ng = _check_groups(name, s, self.optimizer)
+        v = s(pos)
+        vs = [float(x) for x in v] if isinstance(v, np.ndarray) else [float(v)]*ng
+        try: return check_hyper_values(_FASTAI_NAMES.get(name, name), check_finite_values(name, vs, pos, s), pos)
+        except ValueError as e: raise ValueError(str(e) if 'schedule' in str(e) else f"{e} (schedule {s!r})") from None
 
     def get_lr(self):
-        "The learning rates of the current step, one per param group"
+        "The learning rates of the current step, one per param group; the other hyper-parameters' values are computed (and checked) too"
+        self._next = {n: self._values(n) for n in self.scheds}
         if 'lr' not in self.scheds: return [g['lr'] for g in self.optimizer.param_groups]
-        return self._values('lr')
+        return self._next['lr']
 
     _get_closed_form_lr = get_lr
 
@@ -60,24 +79,33 @@ class AnnealLR(LRScheduler):
         if name not in found: found[name] = _slots(self.optimizer, name)
         return found[name]
 
-    def _write_others(self):
-        for n in self.scheds:
-            if n != 'lr': write_hyper(self._hyper_slots(n), self._values(n))
+    def _update_lr(self, epoch=None):
+        "Set the values of the next step (or of step `epoch`): torch's `step` and `SequentialLR` (at a milestone) call this"
+        if epoch is not None: check_int('epoch', epoch, lo=0)
+        last = self.last_epoch
+        try: super()._update_lr(epoch)  # calls `get_lr`, which checks every value, then writes the lr
+        except Exception: self.last_epoch = last; raise
+        for n,vs in self._next.items():
+            if n != 'lr': write_hyper(self._hyper_slots(n), vs)
+        self._wrote = {n: self._read(n) for n in self.scheds}
 
-    def step(self, epoch=None):
-        "Advance one step (call after `optimizer.step()`) and set the hyper-parameters for the next"
-        super().step(epoch)
-        self._write_others()
+    def _read(self, name): return [float(d[k] if i is None else d[k][i]) for d,k,i in self._hyper_slots(name)]
 
     def state_dict(self):
         "The scheduler's state: the step count and plain values, not the schedules (the constructor gets those)"
-        return {k: v for k,v in super().state_dict().items() if k not in ('scheds', '_slots_of')}
+        return {k: v for k,v in super().state_dict().items() if k not in _transient}
 
     def load_state_dict(self, state_dict):
-        "Load the scheduler's state and write the values of its step into the optimizer"
-        super().load_state_dict({k: v for k,v in state_dict.items() if k not in ('scheds', '_slots_of')})
-        write_hyper(self._hyper_slots('lr'), self.get_lr())
-        self._last_lr = [g['lr'].clone() if isinstance(g['lr'], torch.Tensor) else g['lr'] for g in self.optimizer.param_groups]
-        self._write_others()
+        "Load the scheduler's state; write the values of its step where the optimizer still holds what this scheduler wrote (its own state was not loaded)"
+        super().load_state_dict({k: v for k,v in state_dict.items() if k not in _transient})
+        wrote = getattr(self, '_wrote', {})
+        self.get_lr()
+        for n,vs in self._next.items():
+            if wrote.get(n) != self._read(n): continue  # the optimizer's state was loaded: it holds the values (with other schedulers' factors)
+            write_hyper(self._hyper_slots(n), vs)
+            if n == 'lr': self._last_lr = [g['lr'].clone() if isinstance(g['lr'], torch.Tensor) else g['lr'] for g in self.optimizer.param_groups]
+        self._wrote = {n: self._read(n) for n in self.scheds}
 
     def __repr__(self): return f"AnnealLR({self.scheds!r}, total_steps={self.total_steps!r})"
+
+_transient = 'scheds','_slots_of','_next','_wrote'  # not in the state: the constructor gives them, or they are derived
