@@ -6,13 +6,15 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import math, bisect, numbers, functools
+import math, bisect, numbers, functools, itertools
+from fractions import Fraction
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_int', 'check_choice', 'check_param', 'Schedule',
-           'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly',
-           'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos', 'sched_from_dict']
+__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'EDGE_TOL', 'check_num', 'check_int', 'check_choice', 'check_param',
+           'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp',
+           'SchedPoly', 'as_schedule', 'phase_edges', 'CombineScheds', 'combine_scheds', 'combined_cos',
+           'sched_from_dict']
 
 # %% ../nbs/00_core.ipynb #c005
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
@@ -248,6 +250,14 @@ def as_schedule(f, name='sched'):
     return _Fn(f)
 
 # %% ../nbs/00_core.ipynb #c033
+EDGE_TOL = 1e-10  # positions closer than this to a phase edge are on it (float positions like k/n or a running sum of 1/n miss edges by far less)
+
+def phase_edges(pcts):
+    "Edges `[0, ..., 1]` of phases lasting the fractions `pcts` of training: exact rational sums of the floats, normalised, rounded once"
+    fr = [Fraction(p) for p in pcts]
+    total = sum(fr)
+    return [float(c / total) for c in itertools.accumulate([Fraction(0)] + fr)]
+
 class CombineScheds(Schedule):
     "Run `scheds[i]` over the fraction `pcts[i]` of training (the fractions sum to 1)"
     _args = 'pcts','scheds'
@@ -261,27 +271,31 @@ class CombineScheds(Schedule):
         if abs(total - 1) > 1e-9: raise ValueError(f"`pcts` must sum to 1, got {pcts!r} (sum {total!r})")
         self.scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
         self.ngroups = _groups(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
-        edges = np.cumsum([0.] + self.pcts) / total
-        edges[-1] = 1.
-        self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]  # phases of length 0 (in floats) are never active
-        self._lo = [float(edges[i]) for i in self._active]
-        self._w = [float(edges[i+1]) - lo for i,lo in zip(self._active, self._lo)]  # the width of each active phase
+        edges = phase_edges(self.pcts)
+        self._active = [i for i in range(len(self.pcts)) if edges[i+1] - edges[i] > EDGE_TOL]  # phases too short to hold a position are never active
+        self._lo = [edges[i] for i in self._active]
+        self._w = [edges[i+1] - lo for i,lo in zip(self._active, self._lo)]  # the width of each active phase
+        self._cut = [lo - EDGE_TOL for lo in self._lo]  # a position from `_cut[j]` on is in phase `j`: edges belong to the later phase
+        self._snap = [EDGE_TOL / w for w in self._w]  # in-phase positions this close to 0 or 1 are 0 or 1 (positions past the ends extrapolate)
         self._fs = [self.scheds[i]._f for i in self._active]  # for the per-batch path
 
     def _f(self, pos):
-        j = bisect.bisect_right(self._lo, pos) - 1
+        j = bisect.bisect_right(self._cut, pos) - 1
         if j < 0: j = 0
-        lo = self._lo[j]
-        v = self._fs[j]((pos-lo) / self._w[j])
+        t,e = (pos - self._lo[j]) / self._w[j],self._snap[j]
+        if -e < t < e: t = 0.  # on the edge, as rounding left it
+        elif 1 - e < t < 1 + e: t = 1.
+        v = self._fs[j](t)
         return [v]*self.ngroups if self.ngroups and type(v) is not list else v
 
     def _arr(self, pos):
-        j = np.maximum(np.searchsorted(self._lo, pos, side='right') - 1, 0)
+        j = np.maximum(np.searchsorted(self._cut, pos, side='right') - 1, 0)
         out = np.empty(pos.shape + self._gshape)
         for k,i in enumerate(self._active):
             m = j == k
             if m.any():
-                r = self.scheds[i]._arr((pos[m]-self._lo[k]) / self._w[k])
+                t,e = (pos[m] - self._lo[k]) / self._w[k],self._snap[k]
+                r = self.scheds[i]._arr(np.where(abs(t) < e, 0., np.where(abs(t - 1) < e, 1., t)))
                 out[m] = r[:, None] if r.ndim < out.ndim - pos.ndim + 1 else r
         return out
 

@@ -64,23 +64,25 @@ class sgdr(_Shape):
         self.cycle_mult = check_num('cycle_mult', cycle_mult, lo=1)
         self.cycle_decay,self.k = check_num('cycle_decay', cycle_decay, lo=0, lo_open=True),check_num('k', k, lo=0, lo_open=True)
         self.ngroups = _groups(self.lr_max, self.lr_min)
-        lens = [self.cycle_mult**i for i in range(self.n_cycles)]
-        total = math.fsum(lens)
-        self._starts = [math.fsum(lens[:i])/total for i in range(self.n_cycles)]  # exact for integer `cycle_mult`
-        self._lens = [l/total for l in lens]
+        edges = phase_edges([self.cycle_mult**i for i in range(self.n_cycles)])
+        self._starts,self._lens = edges[:-1],[b-a for a,b in zip(edges, edges[1:])]
+        self._cuts = [a - EDGE_TOL for a in self._starts]  # a restart's edge belongs to the new cycle
+        self._snap = [EDGE_TOL / l for l in self._lens]
         self._tops = [self.cycle_decay**i for i in range(self.n_cycles)]
         self._pairs = list(zip(_bcast(self.lr_max, self.ngroups or 1), _bcast(self.lr_min, self.ngroups or 1)))
 
     def _f(self, pos):
-        i = min(max(bisect.bisect_right(self._starts, pos) - 1, 0), self.n_cycles-1)
-        t = min(max((pos - self._starts[i]) / self._lens[i], 0.), 1.)
+        i = max(bisect.bisect_right(self._cuts, pos) - 1, 0)
+        t,e = (pos - self._starts[i]) / self._lens[i],self._snap[i]
+        t = 0. if t < e else 1. if t > 1 - e else t
         c,top = (1 + math.cos(math.pi * t**self.k)) / 2,self._tops[i]
         vs = [lo + (hi*top - lo)*c for hi,lo in self._pairs]
         return vs if self.ngroups else vs[0]
 
     def _arr(self, pos):
-        i = np.clip(np.searchsorted(self._starts, pos, side='right') - 1, 0, self.n_cycles-1)
-        t = np.clip((pos - np.take(self._starts, i)) / np.take(self._lens, i), 0., 1.)
+        i = np.maximum(np.searchsorted(self._cuts, pos, side='right') - 1, 0)
+        t,e = (pos - np.take(self._starts, i)) / np.take(self._lens, i),np.take(self._snap, i)
+        t = np.where(t < e, 0., np.where(t > 1 - e, 1., t))
         c,top = (1 + np.cos(np.pi * t**self.k)) / 2,np.take(self._tops, i)
         if self.ngroups: c,top = c[..., None],top[..., None]
         hi,lo = np.asarray(self.lr_max),np.asarray(self.lr_min)
@@ -129,13 +131,14 @@ class sched_step(_Shape):
         if self.pcts != sorted(self.pcts): raise ValueError(f"`pcts` must be in increasing order, got {pcts!r}")
         self.gamma = check_num('gamma', gamma)
         self.ngroups = _groups(self.start)
+        self._cuts = [p - EDGE_TOL for p in self.pcts]  # a position on a milestone is past it
 
     def _f(self, pos):
-        k = self.gamma ** bisect.bisect_right(self.pcts, pos)
+        k = self.gamma ** bisect.bisect_right(self._cuts, pos)
         return _scale(self.start, k)
 
     def _arr(self, pos):
-        k = self.gamma ** np.searchsorted(self.pcts, pos, side='right').astype(np.float64)
+        k = self.gamma ** np.searchsorted(self._cuts, pos, side='right').astype(np.float64)
         return np.asarray(self.start) * (k[..., None] if self.ngroups else k)
 
 # %% ../nbs/01_schedules.ipynb #c023
