@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import math, bisect, numbers, functools, itertools
+import math, bisect, numbers, functools, itertools, operator
 from fractions import Fraction
 import numpy as np, torch
 
@@ -14,7 +14,7 @@ import numpy as np, torch
 __all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'EDGE_TOL', 'check_num', 'check_int', 'check_choice', 'check_param',
            'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp',
            'SchedPoly', 'as_schedule', 'phase_edges', 'CombineScheds', 'combine_scheds', 'combined_cos',
-           'sched_from_dict']
+           'sched_from_dict', 'SchedOp']
 
 # %% ../nbs/00_core.ipynb #c005
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
@@ -334,3 +334,45 @@ def sched_from_dict(d):
     if set(kw) - set(args): raise ValueError(f"{t} takes the arguments {', '.join(args)}; got {', '.join(kw)} in {d!r}")
     try: return make(**kw)
     except TypeError as e: raise ValueError(f"malformed {t} config {d!r}: {e}") from None
+
+# %% ../nbs/00_core.ipynb #i10a003
+_OPS = {'*': operator.mul, '+': operator.add}
+
+def _operand(name, v):
+    "A schedule, or a number or per-group list checked as one"
+    return v if isinstance(v, Schedule) else check_param(name, v)
+
+class SchedOp(Schedule):
+    "`a * b` or `a + b` (`op`) of schedules or numbers `a`, `b`: what `s1 * s2`, `k * s`, `s + c`, `s - c`, `s / k` build"
+    _args = 'op','a','b'
+    def __init__(self, op, a, b):
+        self.op,self.a,self.b = check_choice('op', op, tuple(_OPS)),_operand('a', a),_operand('b', b)
+        self.ngroups = _groups(*[[0.]*v.ngroups if isinstance(v, Schedule) and v.ngroups else v if _is_group(v) else 0. for v in (self.a, self.b)])
+        f,(fa,fb) = _OPS[op],[v._f if isinstance(v, Schedule) else functools.partial(_const, v) for v in (self.a, self.b)]
+        if self.ngroups: self._f = lambda pos: (f(np.asarray(fa(pos)), np.asarray(fb(pos)))).tolist()
+        else: self._f = lambda pos: f(fa(pos), fb(pos))
+
+    def _arr(self, pos):
+        a,b = [v._arr(pos) if isinstance(v, Schedule) else np.asarray(v) for v in (self.a, self.b)]
+        if self.ngroups: a,b = [x[..., None] if isinstance(v, Schedule) and not v.ngroups else x for x,v in ((a, self.a), (b, self.b))]
+        return np.broadcast_to(_OPS[self.op](a, b), pos.shape + self._gshape).copy()
+
+    def __repr__(self): return f"({_fmt(self.a) if not isinstance(self.a, Schedule) else repr(self.a)} {self.op} {_fmt(self.b) if not isinstance(self.b, Schedule) else repr(self.b)})"
+
+def _const(v, pos): return v
+
+def _neg(v): return -v if isinstance(v, float) else [-o for o in v]
+
+def _div(s, o):
+    if isinstance(o, Schedule): raise TypeError(f"cannot divide by a schedule ({o!r}): it could reach zero; multiply by one instead")
+    o = check_param('divisor', o)
+    if 0 in _bcast(o, 1): raise ValueError(f"`divisor` must not be zero, got {o!r}")
+    return SchedOp('*', s, [1/x for x in o] if _is_group(o) else 1/o)
+
+def _sub(a, b): return SchedOp('+', a, -b if isinstance(b, Schedule) else _neg(check_param('b', b)))
+
+Schedule.__mul__,Schedule.__rmul__ = lambda s,o: SchedOp('*', s, o),lambda s,o: SchedOp('*', o, s)
+Schedule.__add__,Schedule.__radd__ = lambda s,o: SchedOp('+', s, o),lambda s,o: SchedOp('+', o, s)
+Schedule.__sub__,Schedule.__rsub__ = _sub,lambda s,o: _sub(o, s) if isinstance(o, Schedule) else SchedOp('+', o, -s)
+Schedule.__neg__,Schedule.__truediv__ = lambda s: SchedOp('*', -1., s),_div
+Schedule.__array_ufunc__ = None  # `np.array([1, 2]) * s` is `s.__rmul__`, not an array of schedules
