@@ -13,7 +13,7 @@ import numpy as np, torch
 # %% auto #0
 __all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'EDGE_TOL', 'check_num', 'check_int', 'check_choice', 'check_param',
            'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp',
-           'SchedPoly', 'as_schedule', 'phase_edges', 'CombineScheds', 'combine_scheds', 'combined_cos',
+           'SchedPoly', 'as_schedule', 'phase_edges', 'phase_cuts', 'CombineScheds', 'combine_scheds', 'combined_cos',
            'sched_from_dict', 'SchedOp']
 
 # %% ../nbs/00_core.ipynb #c005
@@ -258,6 +258,12 @@ def phase_edges(pcts):
     total = sum(fr)
     return [float(c / total) for c in itertools.accumulate([Fraction(0)] + fr)]
 
+def phase_cuts(los, ws):
+    "For phases starting at `los` of widths `ws`: where each starts (its edge less the tolerance), and how close to 0 or 1 an in-phase position snaps to it"
+    tols = [min(EDGE_TOL, w/4) for w in ws]  # a phase shorter than the tolerance keeps most of itself
+    cuts = [lo - min(t, tp) for lo,t,tp in zip(los, tols, [math.inf] + tols)]
+    return cuts,[t/w for t,w in zip(tols, ws)]
+
 class CombineScheds(Schedule):
     "Run `scheds[i]` over the fraction `pcts[i]` of training (the fractions sum to 1)"
     _args = 'pcts','scheds'
@@ -272,11 +278,10 @@ class CombineScheds(Schedule):
         self.scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
         self.ngroups = _groups(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
         edges = phase_edges(self.pcts)
-        self._active = [i for i in range(len(self.pcts)) if edges[i+1] - edges[i] > EDGE_TOL]  # phases too short to hold a position are never active
+        self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]  # phases of length 0 (in floats) are never active
         self._lo = [edges[i] for i in self._active]
         self._w = [edges[i+1] - lo for i,lo in zip(self._active, self._lo)]  # the width of each active phase
-        self._cut = [lo - EDGE_TOL for lo in self._lo]  # a position from `_cut[j]` on is in phase `j`: edges belong to the later phase
-        self._snap = [EDGE_TOL / w for w in self._w]  # in-phase positions this close to 0 or 1 are 0 or 1 (positions past the ends extrapolate)
+        self._cut,self._snap = phase_cuts(self._lo, self._w)
         self._fs = [self.scheds[i]._f for i in self._active]  # for the per-batch path
 
     def _f(self, pos):

@@ -66,8 +66,7 @@ class sgdr(_Shape):
         self.ngroups = _groups(self.lr_max, self.lr_min)
         edges = phase_edges([self.cycle_mult**i for i in range(self.n_cycles)])
         self._starts,self._lens = edges[:-1],[b-a for a,b in zip(edges, edges[1:])]
-        self._cuts = [a - EDGE_TOL for a in self._starts]  # a restart's edge belongs to the new cycle
-        self._snap = [EDGE_TOL / l for l in self._lens]
+        self._cuts,self._snap = phase_cuts(self._starts, self._lens)  # a restart's edge belongs to the new cycle
         self._tops = [self.cycle_decay**i for i in range(self.n_cycles)]
         self._pairs = list(zip(_bcast(self.lr_max, self.ngroups or 1), _bcast(self.lr_min, self.ngroups or 1)))
 
