@@ -207,16 +207,16 @@ class sched_inv_sqrt(_Shape):
 
 # %% ../nbs/01_schedules.ipynb #c029
 class warmup(_Shape):
-    "Warm up from `start` to `sched`'s first value over `pct` of training (`anneal` 'lin', 'cos' or 'exp'), then run `sched`"
-    _args = 'sched','pct','anneal','start','prefix'
-    def __init__(self, sched, pct=0.1, anneal='lin', start=0., prefix=True):
+    "Warm up from `start` to `end` (default: `sched`'s first value) over `pct` of training (`anneal` 'lin', 'cos' or 'exp'), then run `sched` (after the warmup, or from where it would be if not `prefix`)"
+    _args = 'sched','pct','anneal','start','prefix','end'
+    def __init__(self, sched, pct=0.1, anneal='lin', start=0., prefix=True, end=None):
         self.sched = as_schedule(sched, 'sched')
         self.pct,self.anneal = check_num('pct', pct, 0, 1, hi_open=True),check_choice('anneal', anneal, ('lin', 'cos', 'exp'))
         self.start = check_param('start', start)
         if anneal == 'exp' and 0 in _bcast(self.start, 1): raise ValueError(f"an exponential warmup needs a non-zero `start`, got {start!r}")
-        self.prefix = _check_bool('prefix', prefix)
+        self.prefix,self.end = _check_bool('prefix', prefix),None if end is None else check_param('end', end)
         rest = self.sched if prefix else sched_crop(self.sched, self.pct, 1.)
-        self._use(combine_scheds([self.pct, 1-self.pct], [_ANNEAL[anneal](self.start, self.sched._f(0.)), rest]))
+        self._use(combine_scheds([self.pct, 1-self.pct], [_ANNEAL[anneal](self.start, self.sched._f(0.) if end is None else self.end), rest]))
 
 class sched_crop(_Shape):
     "The part of `sched` from position `lo` to `hi`, run over the whole of training"
