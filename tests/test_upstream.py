@@ -276,3 +276,69 @@ def test_rex_and_straight_to_zero():
                                   lambda: warmup(sched_lin(0, 1), 0.1, prefix=1), lambda: sched_crop(sched_lin(0, 1), 0.5, 0.5)])
 def test_bad_args(make):
     with pytest.raises(ValueError): make()
+
+# ---------------------------------------------------------------- cutting a schedule on a plateau
+
+from fastai.test_utils import synth_learner
+import fastai.callback.schedule as fs
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(0., 10.), min_size=1, max_size=40), st.sampled_from(['min', 'max']), st.sampled_from(['rel', 'abs']),
+       st.integers(0, 3), st.integers(0, 3), st.sampled_from([0., 1e-4, 0.1]), st.sampled_from([0.1, 0.5]))
+def test_plateau_decisions_are_torch(vals, mode, tmode, patience, cooldown, threshold, factor):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode, factor, patience, threshold, tmode, cooldown, eps=0.)
+    cb = ScaleOnPlateau('valid_loss', mode, factor, patience, threshold, tmode, cooldown)
+    for v in vals:
+        ref.step(v); cb.step(v)
+        assert cb.scale == pytest.approx(opt.param_groups[0]['lr'], rel=1e-12)
+
+def plateau_fit(learn, n, cbs, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        learn.fit(n, cbs=cbs, **kw)
+
+@pytest.mark.parametrize('fastai_ps', [False, True])
+def test_plateau_scales_any_schedule(fastai_ps):
+    learn = synth_learner(n_trn=5)
+    s = one_cycle(1e-2)
+    ps = fs.ParamScheduler({'lr': s}) if fastai_ps else ParamScheduler({'lr': s})
+    cb = ScaleOnPlateau(patience=1, threshold=10., factor=0.3, min_lr=1e-4)  # no epoch improves enough: a cut every 2 epochs
+    plateau_fit(learn, 6, [ps, cb])
+    n = len(learn.recorder.lrs)
+    want = [max(s(i/n)*k, min(s(i/n), 1e-4)) for i,k in enumerate(cb.scales)]
+    np.testing.assert_allclose(learn.recorder.lrs, want, rtol=1e-6)
+    np.testing.assert_allclose(learn.recorder.hps['lr'], want, rtol=1e-6)
+    assert sorted(set(cb.scales), reverse=True) == pytest.approx([1., 0.3, 0.09])
+
+def test_plateau_cuts_an_unscheduled_lr_once():
+    learn = synth_learner(n_trn=5, lr=1e-2)
+    cb = ScaleOnPlateau(patience=0, threshold=10., factor=0.5)
+    plateau_fit(learn, 3, [cb])
+    assert learn.opt.hypers[-1]['lr'] == pytest.approx(1e-2 * 0.25) and cb.scale == 0.25
+
+def test_plateau_resumes():
+    def cbs(cb): return [ParamScheduler({'lr': sched_cos(1e-2, 1e-3)}), cb]
+    full = ScaleOnPlateau(patience=0, threshold=10., factor=0.5)
+    learn = synth_learner(n_trn=5)
+    plateau_fit(learn, 3, cbs(full))
+    first = ScaleOnPlateau(patience=0, threshold=10., factor=0.5)
+    plateau_fit(synth_learner(n_trn=5), 2, cbs(first))  # interrupted after 2 epochs; its state saved
+    again = ScaleOnPlateau(patience=0, threshold=10., factor=0.5, reset_on_fit=False)
+    again.load_state_dict(first.state_dict())
+    learn2 = synth_learner(n_trn=5)
+    plateau_fit(learn2, 3, cbs(again), start_epoch=2)  # epochs 0, 1 skipped, not judged
+    n = len(full.scales)
+    assert again.scales == full.scales[-len(again.scales):] == [0.5]*(n//3) and again.scale == full.scale == 0.25
+    np.testing.assert_allclose(learn2.recorder.hps['lr'], learn.recorder.hps['lr'][-len(again.scales):])
+
+def test_plateau_bad_args():
+    for kw,name in [(dict(factor=1.), '`factor`'), (dict(mode='down'), '`mode`'), (dict(patience=-1), '`patience`'),
+                    (dict(threshold_mode='x'), '`threshold_mode`'), (dict(names='lr'), '`names`'), (dict(min_lr=-1.), '`min_lr`')]:
+        with pytest.raises(ValueError, match=name): ScaleOnPlateau(**kw)
+    learn = synth_learner(n_trn=5)
+    with pytest.raises(ValueError, match='`monitor`'): learn.fit(1, cbs=ScaleOnPlateau('accuracy'))
+    with pytest.raises(ValueError, match="'lrr'"): learn.fit(1, cbs=ScaleOnPlateau(names=['lrr']))
+    assert not any(isinstance(c, ScaleOnPlateau) for c in learn.cbs)
+    learn.fit(1)
