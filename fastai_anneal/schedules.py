@@ -251,11 +251,13 @@ class warmup_cos_lr_rate(_Shape):
         self.num_cycles = check_num('num_cycles', num_cycles, lo=0, lo_open=True)
         self.warmup_lr_rate = None if warmup_lr_rate is None else check_num('warmup_lr_rate', warmup_lr_rate)
         T,W,r = self.total_steps,self.warmup_steps,self.warmup_lr_rate
-        # warmup value at step k: (k+1)/W, or r + (1-r)*k/(W-1); decay progress at step k: (k+1-W)/(T-W)
-        a,b = (1/max(W, 1), (W+1)/max(W, 1)) if r is None else (r, r + (1-r)*W/max(1, W-1))
-        up = sched_lin(_scale(self.lr_max, a), _scale(self.lr_max, b)) if W else sched_no(0., 0.)
-        down = sched_crop(cos_decay(self.lr_max, self.lr_min, self.num_cycles), 1/(T-W), 1 + 1/(T-W))
-        self._use(combine_scheds([W/T, 1 - W/T], [up, down]))
+        # step k of the warmup: (k+1)/W, or r + (1-r)*k/(W-1), up to the peak at step W-1; step k of the decay: progress (k+1-W)/(T-W), 1 at step T-1
+        a,top = (1/max(W, 1), 1.) if r is None else (r, 1. if W > 1 else r)
+        down = cos_decay(self.lr_max, self.lr_min, self.num_cycles)
+        last = down._f(1.)
+        self._use(combine_scheds([max(W-1, 0)/T, min(W, 1)/T, (T-1-W)/T, 1/T],
+                                 [sched_lin(_scale(self.lr_max, a), _scale(self.lr_max, top)), sched_no(_scale(self.lr_max, top), 0.),
+                                  sched_crop(down, 1/(T-W), 1.), sched_no(last, last)]))
 
 # %% ../nbs/01_schedules.ipynb #c032
 class warmup_cos(_Shape):
