@@ -144,3 +144,26 @@ def test_wsd_edges_are_transformers(W, S, D):
     T = W + S + D
     ref = torch_lrs(lambda o: tf.get_wsd_schedule(o, W, D, num_stable_steps=S, decay_type='linear'), T)
     np.testing.assert_allclose(both(wsd(1., W/T, D/T, 'linear'), pct_train(T)), ref, rtol=1e-12, atol=1e-15)
+
+# ---------------------------------------------------------------- through AnnealLR and ParamScheduler
+
+@pytest.mark.parametrize('W,n_cycles,C', [(4, 3, 8), (6, 2, 12)])
+def test_anneal_lr_restarts_are_transformers(W, n_cycles, C):
+    tf = pytest.importorskip('transformers')
+    T = W + n_cycles * C
+    ref = torch_lrs(lambda o: tf.get_cosine_with_hard_restarts_schedule_with_warmup(o, W, T, n_cycles), T)
+    ours = torch_lrs(lambda o: AnnealLR(o, warmup(sgdr(n_cycles, 1, 1., cycle_mult=1), W/T), T), T)
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-15)
+
+def test_param_scheduler_steps_are_multistep():
+    from fastai.test_utils import synth_learner
+    learn = synth_learner(n_trn=6)  # 6 batches an epoch
+    n_epoch = 5
+    T = n_epoch * len(learn.dls.train)
+    ms = [3, 12, 18, 25]
+    f = combine_scheds([1/5, 4/5], [sched_no(1., 1.), sched_step(1., [(m - T/5)/(T*4/5) for m in ms[1:]], 0.5)])
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        learn.fit(n_epoch, cbs=ParamScheduler({'lr': f}))
+    ref = torch_lrs(lambda o: torch.optim.lr_scheduler.MultiStepLR(o, ms[1:], 0.5), T)
+    np.testing.assert_array_equal(learn.recorder.hps['lr'], ref)
