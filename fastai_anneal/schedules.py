@@ -334,19 +334,19 @@ class sched_tanh(_Shape):
 # %% ../nbs/01_schedules.ipynb #i10b011
 _M1,_M2,_GOLD = np.uint64(0xBF58476D1CE4E5B9),np.uint64(0x94D049BB133111EB),0x9E3779B97F4A7C15
 
-def _uniform(seed, pos):
-    "Uniform numbers in (0, 1) hashed (SplitMix64) from the integer `seed` and the bits of each float in array `pos`"
+def _uniform(seed, i):
+    "Uniform numbers in (0, 1) hashed (SplitMix64) from the integer `seed` and each integer in array `i`"
     with np.errstate(over='ignore'):
-        z = (np.asarray(pos, dtype=np.float64) + 0.).view(np.uint64) + np.uint64((seed * _GOLD) % 2**64)  # +0.: -0. is 0.
+        z = np.uint64((seed * _GOLD) % 2**64) + (i.astype(np.int64).astype(np.uint64) + np.uint64(1)) * np.uint64(_GOLD)
         z = (z ^ (z >> np.uint64(30))) * _M1
         z = (z ^ (z >> np.uint64(27))) * _M2
         z = z ^ (z >> np.uint64(31))
     return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.**-53
 
 class with_noise(_Shape):
-    "`sched` times `1 + noise` inside `noise_range` (timm's lr noise): `noise_type` 'normal' (std `noise_std`, within `noise_pct`) or 'uniform' (within `noise_pct`), a pure function of `noise_seed` and the position"
-    _args = 'sched','noise_range','noise_pct','noise_std','noise_seed','noise_type'
-    def __init__(self, sched, noise_range, noise_pct=0.67, noise_std=1., noise_seed=42, noise_type='normal'):
+    "`sched` times `1 + noise` inside `noise_range` (timm's lr noise): `noise_type` 'normal' (std `noise_std`, within `noise_pct`) or 'uniform' (within `noise_pct`), redrawn `noise_steps` times over training, a pure function of `noise_seed` and the step"
+    _args = 'sched','noise_range','noise_pct','noise_std','noise_seed','noise_type','noise_steps'
+    def __init__(self, sched, noise_range, noise_pct=0.67, noise_std=1., noise_seed=42, noise_type='normal', noise_steps=100):
         self.sched = as_schedule(sched, 'sched')
         if isinstance(noise_range, (list, tuple)):
             if len(noise_range) != 2: raise ValueError(f"`noise_range` must be a start or a [start, end) pair of fractions of training, got {noise_range!r}")
@@ -354,6 +354,7 @@ class with_noise(_Shape):
         else: self.noise_range = check_num('noise_range', noise_range)
         self.noise_pct,self.noise_std = check_num('noise_pct', noise_pct, lo=0, lo_open=True),check_num('noise_std', noise_std, lo=0, lo_open=True)
         self.noise_seed,self.noise_type = check_int('noise_seed', noise_seed),check_choice('noise_type', noise_type, ('normal', 'uniform'))
+        self.noise_steps = check_int('noise_steps', noise_steps, 1)
         lo,hi = self.noise_range if isinstance(self.noise_range, list) else (self.noise_range, math.inf)
         self._lo,self._hi,self.ngroups = lo - EDGE_TOL,hi - EDGE_TOL,self.sched.ngroups
         b = torch.special.ndtr(torch.tensor(self.noise_pct / self.noise_std, dtype=torch.float64)).item()
@@ -361,7 +362,9 @@ class with_noise(_Shape):
 
     def noise(self, pos):
         "The noise at the positions in array `pos` (0 outside `noise_range`)"
-        u = _uniform(self.noise_seed, pos)
+        n = self.noise_steps
+        i = np.floor(np.clip(pos, -1., 2.)*n + n*EDGE_TOL)  # the step: a position on a step's edge is that step
+        u,pos = _uniform(self.noise_seed, i),i/n
         if self.noise_type == 'uniform': n = (2*u - 1) * self.noise_pct
         else: n = self.noise_std * torch.special.ndtri(torch.from_numpy(self._band[0] + u*self._band[1])).numpy()
         return np.where((pos >= self._lo) & (pos < self._hi), np.clip(n, -self.noise_pct, self.noise_pct), 0.)

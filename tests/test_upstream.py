@@ -241,7 +241,7 @@ def test_noise_is_where_timm_puts_it(noise_type, rng):
     ref = timm_lrs(make, T)
     clean = timm_lrs(lambda o: cs.CosineLRScheduler(o, t_initial=T, lr_min=1e-4), T)
     base = sgdr(1, 1, 1., lr_min=1e-4)
-    f = with_noise(base, [r/T for r in rng] if isinstance(rng, (tuple, list)) else rng/T, pct, std, 7, noise_type)
+    f = with_noise(base, [r/T for r in rng] if isinstance(rng, (tuple, list)) else rng/T, pct, std, 7, noise_type, noise_steps=T)
     y = f(steps(T))
     np.testing.assert_array_equal(y != base(steps(T)), ref != clean)  # noise exactly where timm adds it
     assert (abs(y/base(steps(T)) - 1) < pct).all() and (abs(ref/clean - 1) < pct).all()
@@ -249,16 +249,21 @@ def test_noise_is_where_timm_puts_it(noise_type, rng):
     roundtrip(f)
 
 def test_noise_is_a_pure_function_of_position():
-    f = with_noise(sched_cos(1., 0.), 0., 0.5, 0.2, 3)
+    f = with_noise(sched_cos(1., 0.), 0., 0.5, 0.2, 3, noise_steps=4000)
     pos = np.linspace(0, 1, 4001)
     y = f(pos)
     np.testing.assert_array_equal(f(pos[1234:]), y[1234:])  # resumed half way: the same values
     np.testing.assert_array_equal(f(torch.tensor(pos)).numpy(), y)
     r = y[:-1] / sched_cos(1., 0.)(pos[:-1]) - 1
     assert abs(r).max() < 0.5 and abs(r.mean()) < 0.02 and 0.17 < r.std() < 0.2  # N(0, 0.2) truncated at +-0.5: std ~0.19
-    u = with_noise(sched_no(1., 1.), 0., 0.5, noise_type='uniform')(pos) - 1
+    u = with_noise(sched_no(1., 1.), 0., 0.5, noise_type='uniform', noise_steps=4000)(pos) - 1
     assert abs(u.mean()) < 0.03 and abs(u.std() - 0.5/math.sqrt(3)) < 0.02
-    assert not np.array_equal(with_noise(sched_cos(1., 0.), 0., 0.5, 0.2, 4)(pos), y)
+    assert not np.array_equal(with_noise(sched_cos(1., 0.), 0., 0.5, 0.2, 4, noise_steps=4000)(pos), y)
+    n,acc,ps = 600,0.,[]
+    for _ in range(n): ps.append(acc); acc += 1/n  # fastai's running pct_train misses k/n by a few ulps: the same noise
+    g = with_noise(sched_no(1., 1.), 0., 0.5, noise_steps=n)
+    np.testing.assert_array_equal(g(np.array(ps)), g(np.arange(n)/n))
+    assert len(set(g(np.arange(n)/n))) == n
 
 # ---------------------------------------------------------------- the literature
 
