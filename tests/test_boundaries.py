@@ -167,3 +167,18 @@ def test_param_scheduler_steps_are_multistep():
         learn.fit(n_epoch, cbs=ParamScheduler({'lr': f}))
     ref = torch_lrs(lambda o: torch.optim.lr_scheduler.MultiStepLR(o, ms[1:], 0.5), T)
     np.testing.assert_array_equal(learn.recorder.hps['lr'], ref)
+
+# ---------------------------------------------------------------- the new options keep edges on fastai's running pct_train
+
+@pytest.mark.parametrize('T,trans,begin', [(60, 6, 12), (100, 10, 0), (96, 8, 3)])
+def test_staircase_drops_on_running_pct(T, trans, begin):
+    "optax's staircase exponential_decay drops at step begin + k*trans, also when positions are fastai's pct_train"
+    ref = [1. if k <= begin else 0.5**math.floor((k - begin)/trans) for k in range(T)]
+    np.testing.assert_array_equal(both(exp_decay(1., 0.5, trans/T, begin/T, staircase=True), pct_train(T)), ref)
+
+@pytest.mark.parametrize('three_phase', [False, True])
+@pytest.mark.parametrize('T,pct', [(100, 0.3), (37, 0.2), (240, 0.25)])
+def test_torch_one_cycle_on_running_pct(three_phase, T, pct):
+    ref = torch_lrs(lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 1., total_steps=T, pct_start=pct, three_phase=three_phase, cycle_momentum=False), T)
+    f = one_cycle(1., 25., 25e4, pct, three_phase, total_steps=T)
+    np.testing.assert_allclose(both(f, pct_train(T)), ref, rtol=1e-9, atol=1e-15)
