@@ -347,3 +347,26 @@ def test_plateau_bad_args():
     with pytest.raises(ValueError, match="'lrr'"): learn.fit(1, cbs=ScaleOnPlateau(names=['lrr']))
     assert not any(isinstance(c, ScaleOnPlateau) for c in learn.cbs)
     learn.fit(1)
+
+# ---------------------------------------------------------------- per-group values, for every new shape
+
+G = [1e-3, 1e-2]
+PER_GROUP = [  # each makes a schedule from its value argument: a per-group list, or one group's number
+    lambda v: cyclic(v, 0.1, 3, pct_up=0.3, scale_fn=sched_exp(1., 0.8)), lambda v: cos_decay(v, 1e-5, 1.5, 2.),
+    lambda v: exp_decay(v, 0.5, 0.2, 0.1, True, 2e-4), lambda v: sched_tanh(v, 1e-5), lambda v: warmup_cos_lr_rate(v, 20, 5, 0.75, 1e-5, 0.1),
+    lambda v: one_cycle(v, 10., 100., 0.3, True, 'lin', 0.7), lambda v: one_cycle(v, total_steps=13),
+    lambda v: warmup(sched_tanh(v, 0.), 0.2, prefix=False), lambda v: wsd(v, 0.1, 0.3, 'cosine', 1e-5, '1-sqrt', 1.5),
+    lambda v: with_noise(sched_cos(v, 0.), 0.2, 0.3, noise_steps=17), lambda v: sched_rex(v, 0.),
+    lambda v: sched_cos(v, 0.) * sched_step(1., [0.5]) + 1e-6,
+]
+
+@pytest.mark.parametrize('i', range(len(PER_GROUP)))
+def test_per_group(i):
+    make = PER_GROUP[i]
+    f = make(G)
+    pos = np.linspace(0, 1, 41)
+    y = f(pos)
+    assert y.shape == (41, 2) and f.ngroups == 2
+    np.testing.assert_allclose(np.array([f(float(p)) for p in pos]), y, rtol=1e-12)
+    for g,v in enumerate(G): np.testing.assert_allclose(y[:, g], make(v)(pos), rtol=1e-12, atol=1e-18)
+    roundtrip(f)
