@@ -15,7 +15,7 @@ from .hypers import *
 from .hypers import _is_hyper
 
 # %% auto #0
-__all__ = ['attr_slots', 'ParamScheduler', 'CooldownOnPlateau']
+__all__ = ['attr_slots', 'ParamScheduler', 'ScaleOnPlateau', 'CooldownOnPlateau']
 
 # %% ../nbs/03_callback.ipynb #c005
 class _Attrs:
@@ -139,6 +139,92 @@ def _table(vs, ng):
     "Recorded values `vs` (numbers or per-group lists) as an array (len(vs), ng)"
     a = np.array(vs, dtype=np.float64).reshape(len(vs), -1 if vs else ng)
     return np.ascontiguousarray(np.broadcast_to(a, (len(vs), ng)))
+
+# %% ../nbs/03_callback.ipynb #i10c002
+class ScaleOnPlateau(Callback):
+    "Multiply the scheduled values of `names` by a scale cut by `factor` when `monitor` stops improving (torch's `ReduceLROnPlateau` over any schedule)"
+    order,run_valid = 61,False  # after `ParamScheduler` (60) has set the batch's values
+    _state = 'scale','best','num_bad','cooldown_left'
+
+    def __init__(self, monitor='valid_loss', mode=None, factor=0.1, patience=10, threshold=1e-4, threshold_mode='rel',
+                 cooldown=0, min_lr=0., names=('lr',), reset_on_fit=True):
+        if not isinstance(monitor, str): raise ValueError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
+        self.monitor,self.mode = monitor,check_choice('mode', mode or ('min' if 'loss' in monitor or 'error' in monitor else 'max'), ('min', 'max'))
+        self.factor,self.patience = check_num('factor', factor, 0, 1, lo_open=True, hi_open=True),check_int('patience', patience)
+        self.threshold,self.threshold_mode = check_num('threshold', threshold, lo=0),check_choice('threshold_mode', threshold_mode, ('rel', 'abs'))
+        self.cooldown,self.min_lr = check_int('cooldown', cooldown),check_num('min_lr', min_lr, lo=0)
+        if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"`names` must be a non-empty list of hyper-parameter names, got {names!r}")
+        self.names,self.reset_on_fit = list(names),reset_on_fit
+        self.reset()
+
+    def reset(self): self.scale,self.best,self.num_bad,self.cooldown_left = 1.,None,0,0
+    def state_dict(self): return {k: getattr(self, k) for k in self._state}
+    def load_state_dict(self, d):
+        for k in self._state: setattr(self, k, d[k])
+
+    def is_better(self, v):
+        "Whether `v` improves on the best value (torch's rule)"
+        if self.best is None: return True
+        t = self.threshold if self.threshold_mode == 'abs' else abs(self.best)*self.threshold
+        return v < self.best - t if self.mode == 'min' else v > self.best + t
+
+    def step(self, v):
+        "Judge metric value `v` at the end of an epoch; cut the scale on a plateau; return whether it was cut"
+        if self.is_better(v): self.best,self.num_bad = float(v),0
+        else: self.num_bad += 1
+        if self.cooldown_left > 0: self.cooldown_left,self.num_bad = self.cooldown_left - 1,0
+        if self.num_bad <= self.patience: return False
+        self.scale *= self.factor
+        self.cooldown_left,self.num_bad = self.cooldown,0
+        return True
+
+    def before_fit(self):
+        "Find the monitored column and where each value lives; start afresh if `reset_on_fit`"
+        names = list(self.learn.recorder.metric_names[1:])
+        if self.monitor not in names: raise ValueError(f"`monitor` {self.monitor!r} is not recorded; the recorded values are {', '.join(names)}")
+        self._idx = names.index(self.monitor)
+        scheduled = {n for cb in self.learn.cbs if isinstance(getattr(cb, 'scheds', None), dict) for n in cb.scheds}
+        self._slots = {n: hyper_slots(self.learn.opt, n) for n in self.names}
+        self._sched = [n for n in self.names if n in scheduled]  # scaled every batch, after the schedule sets them
+        if self.reset_on_fit: self.reset()
+        self._scales,self._batches = [],0
+
+    def _scaled(self, v):
+        "`v` times the scale, never cut below `min_lr` (the schedule's own values are kept)"
+        return max(v*self.scale, min(v, self.min_lr))
+
+    def before_batch(self):
+        if self.scale == 1: return
+        for n in self._sched:
+            sl = self._slots[n]
+            write_hyper(sl, [self._scaled(float(d[k] if i is None else d[k][i])) for d,k,i in sl])
+
+    def after_batch(self): self._scales.append(self.scale); self._batches += 1
+    def before_epoch(self): self._batches = 0
+
+    def after_epoch(self):
+        "Judge the epoch (not one skipped by `start_epoch`); cut values no schedule sets at once"
+        if not self._batches: return
+        old = self.scale
+        if self.step(self.learn.recorder.values[-1][self._idx]):
+            for n in self.names:
+                if n in self._sched: continue
+                sl = self._slots[n]
+                write_hyper(sl, [max(float(d[k] if i is None else d[k][i]) * self.scale/old, self.min_lr) for d,k,i in sl])
+
+    def after_fit(self):
+        "Record the scales, and the values set, cuts included, in the `ParamScheduler`'s record"
+        self.scales = self._scales
+        rec = getattr(self.learn, 'recorder', None)
+        for n in self._sched:
+            g = getattr(rec, 'group_hps', {}).get(n)
+            if g is None or len(g) != len(self.scales): continue
+            s = np.asarray(self.scales)[:, None]
+            rec.group_hps[n] = np.maximum(g*s, np.minimum(g, self.min_lr))
+            rec.hps[n] = rec.group_hps[n][:, -1].tolist()
+
+    def __repr__(self): return f"ScaleOnPlateau({self.monitor!r}, {self.mode!r}, factor={self.factor!r}, patience={self.patience!r})"
 
 # %% ../nbs/03_callback.ipynb #i11b002
 from fastai.callback.core import CancelFitException, CancelTrainException

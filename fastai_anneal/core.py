@@ -6,14 +6,16 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import math, bisect, numbers, functools, reprlib
+import math, bisect, numbers, functools, itertools, operator, reprlib
+from fractions import Fraction
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'MAX_CONFIG_SIZE', 'check_num', 'check_int',
+__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'EDGE_TOL', 'MAX_CONFIG_SIZE', 'check_num', 'check_int',
            'check_choice', 'check_param', 'check_finite_values', 'is_duration', 'check_duration', 'duration_steps',
            'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp',
-           'SchedPoly', 'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos', 'sched_from_dict']
+           'SchedPoly', 'as_schedule', 'phase_edges', 'phase_cuts', 'CombineScheds', 'combine_scheds', 'combined_cos',
+           'sched_from_dict', 'SchedOp']
 
 # %% ../nbs/00_core.ipynb #i9a005
 _shower = reprlib.Repr()
@@ -360,6 +362,20 @@ def _fill_rest(ps, given):
     return [max(1 - total, 0.) if p is None else p for p in ps]
 
 # %% ../nbs/00_core.ipynb #c033
+EDGE_TOL = 1e-10  # positions closer than this to a phase edge are on it (float positions like k/n or a running sum of 1/n miss edges by far less)
+
+def phase_edges(pcts):
+    "Edges `[0, ..., 1]` of phases lasting the fractions `pcts` of training: exact rational sums of the floats, normalised, rounded once"
+    fr = [Fraction(p) for p in pcts]
+    total = sum(fr)
+    return [float(c / total) for c in itertools.accumulate([Fraction(0)] + fr)]
+
+def phase_cuts(los, ws):
+    "For phases starting at `los` of widths `ws`: where each starts (its edge less the tolerance), and how close to 0 or 1 an in-phase position snaps to it"
+    tols = [min(EDGE_TOL, w/4) for w in ws]  # a phase shorter than the tolerance keeps most of itself
+    cuts = [lo - min(t, tp) for lo,t,tp in zip(los, tols, [math.inf] + tols)]
+    return cuts,[t/w for t,w in zip(tols, ws)]
+
 class CombineScheds(Schedule):
     "Run `scheds[i]` over the fraction `pcts[i]` of training (the fractions sum to 1)"
     _args = 'pcts','scheds'
@@ -373,28 +389,30 @@ class CombineScheds(Schedule):
         self._depth = _check_depth(1 + max(map(_depth, self.scheds)))
         self.ngroups = _groups(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
         if _unresolved(self): return  # evaluated once resolved for a run
-        total = math.fsum(self.pcts)
-        edges = np.cumsum([0.] + self.pcts) / total
-        edges[-1] = 1.
+        edges = phase_edges(self.pcts)
         self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]  # phases of length 0 (in floats) are never active
-        self._lo = [float(edges[i]) for i in self._active]
-        self._w = [float(edges[i+1]) - lo for i,lo in zip(self._active, self._lo)]  # the width of each active phase
+        self._lo = [edges[i] for i in self._active]
+        self._w = [edges[i+1] - lo for i,lo in zip(self._active, self._lo)]  # the width of each active phase
+        self._cut,self._snap = phase_cuts(self._lo, self._w)
         self._fs = [self.scheds[i]._f for i in self._active]  # for the per-batch path
 
     def _f(self, pos):
-        j = bisect.bisect_right(self._lo, pos) - 1
+        j = bisect.bisect_right(self._cut, pos) - 1
         if j < 0: j = 0
-        lo = self._lo[j]
-        v = self._fs[j]((pos-lo) / self._w[j])
+        t,e = (pos - self._lo[j]) / self._w[j],self._snap[j]
+        if -e < t < e: t = 0.  # on the edge, as rounding left it
+        elif 1 - e < t < 1 + e: t = 1.
+        v = self._fs[j](t)
         return [v]*self.ngroups if self.ngroups and type(v) is not list else v
 
     def _arr(self, pos):
-        j = np.maximum(np.searchsorted(self._lo, pos, side='right') - 1, 0)
+        j = np.maximum(np.searchsorted(self._cut, pos, side='right') - 1, 0)
         out = np.empty(pos.shape + self._gshape)
         for k,i in enumerate(self._active):
             m = j == k
             if m.any():
-                r = self.scheds[i]._arr((pos[m]-self._lo[k]) / self._w[k])
+                t,e = (pos[m] - self._lo[k]) / self._w[k],self._snap[k]
+                r = self.scheds[i]._arr(np.where(abs(t) < e, 0., np.where(abs(t - 1) < e, 1., t)))
                 out[m] = r[:, None] if r.ndim < out.ndim - pos.ndim + 1 else r
         return out
 
@@ -489,3 +507,45 @@ def resolve(self:CombineScheds, n_steps, steps_per_epoch=None):
         if None not in ps and abs(total - 1) > 1e-9:
             raise ValueError(f"the phases pcts={self.pcts!r} must add up to the run ({n_steps} steps), or one must take the rest (`None`)")
     return Schedule.resolve(self, n_steps, steps_per_epoch)
+
+# %% ../nbs/00_core.ipynb #i10a003
+_OPS = {'*': operator.mul, '+': operator.add}
+
+def _operand(name, v):
+    "A schedule, or a number or per-group list checked as one"
+    return v if isinstance(v, Schedule) else check_param(name, v)
+
+class SchedOp(Schedule):
+    "`a * b` or `a + b` (`op`) of schedules or numbers `a`, `b`: what `s1 * s2`, `k * s`, `s + c`, `s - c`, `s / k` build"
+    _args = 'op','a','b'
+    def __init__(self, op, a, b):
+        self.op,self.a,self.b = check_choice('op', op, tuple(_OPS)),_operand('a', a),_operand('b', b)
+        self.ngroups = _groups(*[[0.]*v.ngroups if isinstance(v, Schedule) and v.ngroups else v if _is_group(v) else 0. for v in (self.a, self.b)])
+        f,(fa,fb) = _OPS[op],[v._f if isinstance(v, Schedule) else functools.partial(_const, v) for v in (self.a, self.b)]
+        if self.ngroups: self._f = lambda pos: (f(np.asarray(fa(pos)), np.asarray(fb(pos)))).tolist()
+        else: self._f = lambda pos: f(fa(pos), fb(pos))
+
+    def _arr(self, pos):
+        a,b = [v._arr(pos) if isinstance(v, Schedule) else np.asarray(v) for v in (self.a, self.b)]
+        if self.ngroups: a,b = [x[..., None] if isinstance(v, Schedule) and not v.ngroups else x for x,v in ((a, self.a), (b, self.b))]
+        return np.broadcast_to(_OPS[self.op](a, b), pos.shape + self._gshape).copy()
+
+    def __repr__(self): return f"({_fmt(self.a) if not isinstance(self.a, Schedule) else repr(self.a)} {self.op} {_fmt(self.b) if not isinstance(self.b, Schedule) else repr(self.b)})"
+
+def _const(v, pos): return v
+
+def _neg(v): return -v if isinstance(v, float) else [-o for o in v]
+
+def _div(s, o):
+    if isinstance(o, Schedule): raise TypeError(f"cannot divide by a schedule ({o!r}): it could reach zero; multiply by one instead")
+    o = check_param('divisor', o)
+    if 0 in _bcast(o, 1): raise ValueError(f"`divisor` must not be zero, got {o!r}")
+    return SchedOp('*', s, [1/x for x in o] if _is_group(o) else 1/o)
+
+def _sub(a, b): return SchedOp('+', a, -b if isinstance(b, Schedule) else _neg(check_param('b', b)))
+
+Schedule.__mul__,Schedule.__rmul__ = lambda s,o: SchedOp('*', s, o),lambda s,o: SchedOp('*', o, s)
+Schedule.__add__,Schedule.__radd__ = lambda s,o: SchedOp('+', s, o),lambda s,o: SchedOp('+', o, s)
+Schedule.__sub__,Schedule.__rsub__ = _sub,lambda s,o: _sub(o, s) if isinstance(o, Schedule) else SchedOp('+', o, -s)
+Schedule.__neg__,Schedule.__truediv__ = lambda s: SchedOp('*', -1., s),_div
+Schedule.__array_ufunc__ = None  # `np.array([1, 2]) * s` is `s.__rmul__`, not an array of schedules

@@ -15,8 +15,9 @@ from .core import *
 from .core import _groups, _bcast, _depth, _show, _check_span, _unresolved
 
 # %% auto #0
-__all__ = ['MAX_CYCLES', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup', 'warmup_cos',
-           'wsd', 'plot_scheds']
+__all__ = ['MAX_CYCLES', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup', 'sched_crop',
+           'cos_decay', 'warmup_cos_lr_rate', 'warmup_cos', 'wsd', 'exp_decay', 'sched_tanh', 'with_noise', 'sched_rex',
+           'plot_scheds']
 
 # %% ../nbs/01_schedules.ipynb #c005
 def _check_bool(name, v):
@@ -52,18 +53,31 @@ class _Shape(Schedule):
 # %% ../nbs/01_schedules.ipynb #c008
 class one_cycle(_Shape):
     "1cycle: `lr_max/div` up to `lr_max` over `pct_start`, then down to `lr_max/div_final`; `three_phase` first goes back to `lr_max/div` over another `pct_start` (torch's `OneCycleLR`)"
-    _args = 'lr_max','div','div_final','pct_start','three_phase','anneal'
-    def __init__(self, lr_max, div=25., div_final=1e5, pct_start=0.25, three_phase=False, anneal='cos'):
+    _args = 'lr_max','div','div_final','pct_start','three_phase','anneal','pct_final','total_steps'
+    def __init__(self, lr_max, div=25., div_final=1e5, pct_start=0.25, three_phase=False, anneal='cos', pct_final=None, total_steps=None):
         self.lr_max = check_param('lr_max', lr_max)
         self.div,self.div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
         self.three_phase,self.anneal = _check_bool('three_phase', three_phase),check_choice('anneal', anneal, ('cos', 'lin'))
         self.pct_start = check_duration('pct_start', pct_start, 0, 0.5 if three_phase else 1)
+        if pct_final is not None and not three_phase: raise ValueError(f"`pct_final` ends the second phase of `three_phase=True`, got pct_final={pct_final!r} with three_phase=False")
+        self.pct_final = None if pct_final is None else check_duration('pct_final', pct_final)
+        self.total_steps = None if total_steps is None else check_int('total_steps', total_steps, 1)
         if _unresolved(self): return  # built once resolved for a run
         p,hi,a = self.pct_start,self.lr_max,_ANNEAL[anneal]
+        if self.pct_final is not None: check_num('pct_final', self.pct_final, p, 1)
         _check_span(0., hi, ('0', 'lr_max'))  # its phases span at most [0, lr_max]
         lo,end = _check_derived('div', div, _div(hi, self.div), 'lr_max/div'),_check_derived('div_final', div_final, _div(hi, self.div_final), 'lr_max/div_final')
-        if three_phase: self._use(combine_scheds([p, p, 1-2*p], [a(lo, hi), a(hi, lo), a(lo, end)]))
-        else: self._use(combine_scheds([p, 1-p], [a(lo, hi), a(hi, end)]))
+        ends = [p, 2*p if pct_final is None else self.pct_final, 1.] if three_phase else [p, 1.]
+        phases = [a(lo, hi), a(hi, lo), a(lo, end)] if three_phase else [a(lo, hi), a(hi, end)]
+        if total_steps is not None: ends,phases = _torch_ends(ends, self.total_steps),phases + [sched_no(end, end)]
+        self._use(combine_scheds([b - a for a,b in zip([0.] + ends, ends + [1.])][:len(phases)], phases))
+
+def _torch_ends(ends, n):
+    "Phase ends of torch's `OneCycleLR` over `n` steps as fractions: the i-th phase ends at step `pct*n - (i+1)`, the last at `n-1`"
+    steps = [float(e*n) - (i+1) for i,e in enumerate(ends[:-1])] + [n - 1.]
+    if any(b < a for a,b in zip([0.] + steps, steps)):
+        raise ValueError(f"`total_steps`={n} is too few for phases ending at {ends!r}: torch's OneCycleLR ends them at steps {steps!r}")
+    return [s/n for s in steps]
 
 # %% ../nbs/01_schedules.ipynb #c012
 MAX_CYCLES = 10_000  # most cycles `sgdr` takes
@@ -83,60 +97,88 @@ class sgdr(_Shape):
         if (n-1)*math.log(m) > _LOG_MAX: raise ValueError(f"`cycle_mult`**(`n_cycles`-1) is too large for a float, got cycle_mult={cycle_mult!r}, n_cycles={n_cycles!r}")
         if (n-1)*math.log(self.cycle_decay) + math.log(max(np.abs(self.lr_max).max(), 1e-300)) > _LOG_MAX:
             raise ValueError(f"`cycle_decay`**(`n_cycles`-1) * `lr_max` is too large for a float, got cycle_decay={cycle_decay!r}, n_cycles={n_cycles!r}")
-        lens = [int(m)**i for i in range(n)] if m.is_integer() else [m**i for i in range(n)]  # integers: exact sums
-        ends = list(itertools.accumulate(lens))  # O(n_cycles)
-        self._starts = [0.] + [e/ends[-1] for e in ends[:-1]]
-        self._lens = [l/ends[-1] for l in lens]
-        self._tops = [self.cycle_decay**i for i in range(n)]
+        edges = phase_edges([int(m)**i for i in range(n)] if m.is_integer() else [m**i for i in range(n)])  # exact rational sums, O(n_cycles)
+        self._starts,self._lens = edges[:-1],[b-a for a,b in zip(edges, edges[1:])]
+        self._cuts,self._snap = phase_cuts(self._starts, self._lens)  # a restart's edge belongs to the new cycle
+        self._tops = [self.cycle_decay**i for i in range(self.n_cycles)]
         _check_span(self.lr_min, _scale(self.lr_max, max(self._tops)), ('lr_min', 'lr_max'))  # the cosines go from lr_max*top to lr_min
         self._pairs = list(zip(_bcast(self.lr_max, self.ngroups or 1), _bcast(self.lr_min, self.ngroups or 1)))
 
     def _f(self, pos):
-        i = min(max(bisect.bisect_right(self._starts, pos) - 1, 0), self.n_cycles-1)
-        t = min(max((pos - self._starts[i]) / self._lens[i], 0.), 1.)
+        i = max(bisect.bisect_right(self._cuts, pos) - 1, 0)
+        t,e = (pos - self._starts[i]) / self._lens[i],self._snap[i]
+        t = 0. if t < e else 1. if t > 1 - e else t
         c,top = (1 + math.cos(math.pi * t**self.k)) / 2,self._tops[i]
         vs = [lo + (hi*top - lo)*c for hi,lo in self._pairs]
         return vs if self.ngroups else vs[0]
 
     def _arr(self, pos):
-        i = np.clip(np.searchsorted(self._starts, pos, side='right') - 1, 0, self.n_cycles-1)
-        t = np.clip((pos - np.take(self._starts, i)) / np.take(self._lens, i), 0., 1.)
+        i = np.maximum(np.searchsorted(self._cuts, pos, side='right') - 1, 0)
+        t,e = (pos - np.take(self._starts, i)) / np.take(self._lens, i),np.take(self._snap, i)
+        t = np.where(t < e, 0., np.where(t > 1 - e, 1., t))
         c,top = (1 + np.cos(np.pi * t**self.k)) / 2,np.take(self._tops, i)
         if self.ngroups: c,top = c[..., None],top[..., None]
         hi,lo = np.asarray(self.lr_max),np.asarray(self.lr_min)
         return lo + (hi*top - lo)*c
 
 # %% ../nbs/01_schedules.ipynb #c016
+def _vec(fn, x):
+    "`fn` (a schedule or a callable of a float) at the floats in array `x`"
+    if isinstance(fn, Schedule): return np.asarray(fn(x), dtype=np.float64)
+    try: r = np.asarray(fn(x), dtype=np.float64)
+    except Exception: r = None
+    if r is None or r.shape != x.shape: r = np.array([fn(v) for v in x.ravel().tolist()], dtype=np.float64).reshape(x.shape)
+    return r
+
 class cyclic(_Shape):
-    "Cyclic learning rates: `n_cycles` triangles between `base` and `peak` (`mode` 'triangular', 'triangular2' halves the height every cycle, 'exp_range' multiplies it by `gamma` per cycle)"
-    _args = 'base','peak','n_cycles','mode','gamma'
-    def __init__(self, base, peak, n_cycles, mode='triangular', gamma=1.):
+    "Cyclic learning rates (torch's `CyclicLR`): `n_cycles` cycles from `base` up to `peak` over `pct_up` of each, then back; the height is scaled by `mode` ('triangular', 'triangular2' halves it every cycle, 'exp_range' multiplies it by `gamma` per cycle) or by `scale_fn` of the cycle number (`scale_mode='cycle'`) or of the cycles done (`'iterations'`)"
+    _args = 'base','peak','n_cycles','mode','gamma','pct_up','scale_fn','scale_mode'
+    def __init__(self, base, peak, n_cycles, mode='triangular', gamma=1., pct_up=0.5, scale_fn=None, scale_mode='cycle'):
         self.base,self.peak = check_param('base', base),check_param('peak', peak)
         self.n_cycles = check_num('n_cycles', n_cycles, lo=0, lo_open=True)
         self.mode = check_choice('mode', mode, ('triangular', 'triangular2', 'exp_range'))
-        self.gamma = check_num('gamma', gamma, lo=0, lo_open=True)
+        self.gamma,self.pct_up = check_num('gamma', gamma, lo=0, lo_open=True),check_num('pct_up', pct_up, 0, 1, lo_open=True)
+        self.scale_mode = check_choice('scale_mode', scale_mode, ('cycle', 'iterations'))
         self.ngroups = _groups(self.base, self.peak)
+        _check_span(self.base, self.peak, ('base', 'peak'))
+        amp = max(abs(np.asarray(self.peak) - np.asarray(self.base)).max(), 1e-300)
+        if mode == 'exp_range' and scale_fn is None and self.n_cycles*math.log(self.gamma) + math.log(amp) > _LOG_MAX:
+            raise ValueError(f"`gamma`={gamma!r} over {n_cycles!r} cycles makes values too large for floats (height x gamma**n_cycles)")
+        self.scale_fn = scale_fn
+        if scale_fn is not None: self._check_scale_fn()
+        self._tol = EDGE_TOL * self.n_cycles  # positions within EDGE_TOL of a cycle's end start the next cycle
+        self._lin = sched_lin(self.base, self.peak)
+
+    def _check_scale_fn(self):
+        fn = self.scale_fn
+        if isinstance(fn, Schedule) and fn.ngroups: raise ValueError(f"`scale_fn` must give one number, got per-group {fn!r}")
+        if not callable(fn): raise ValueError(f"`scale_fn` must be a schedule or a picklable callable of a float, got {fn!r}")
+        try: v = fn(1.)
+        except Exception as e: raise ValueError(f"`scale_fn` must be a callable of a float: scale_fn(1.) raised {e!r}") from None
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v): raise ValueError(f"`scale_fn` must return finite numbers, scale_fn(1.) gave {v!r}")
 
     def _height(self, x, c):
-        "Scale of the triangle at `x` cycles in cycle number `c`"
-        if self.mode == 'triangular2': return 1 / 2.**c
+        "Scale of the triangle at `x` cycles in cycle number `c` (from 0); floats or arrays"
+        fn = self.scale_fn
+        if fn is not None:
+            y = c + 1. if self.scale_mode == 'cycle' else x  # torch's `cycle` counts from 1; its iterations are cycles here
+            return (fn._f(y) if isinstance(fn, Schedule) else fn(y)) if type(y) is float else _vec(fn, y)
+        if self.mode == 'triangular2': return 0.5**c
         return self.gamma**x if self.mode == 'exp_range' else 1.
 
     def _f(self, pos):
         x = pos*self.n_cycles
-        c = math.floor(x)
-        t = x - c
-        h = (t/0.5 if t <= 0.5 else (t-1)/(0.5-1)) * self._height(x, c)
-        return (np.asarray(self.base) + (np.asarray(self.peak) - self.base)*h).tolist() if self.ngroups else self.base + (self.peak - self.base)*h
+        c = float(math.floor(x + self._tol))
+        t,u = max(x - c, 0.),self.pct_up
+        return self._lin._f((t/u if t <= u else (1-t)/(1-u)) * self._height(x, c))
 
     def _arr(self, pos):
         x = pos*self.n_cycles
-        c = np.floor(x)
-        t = x - c
-        h = np.where(t <= 0.5, t/0.5, (t-1)/(0.5-1)) * self._height(x, c)
-        if self.ngroups: h = h[..., None]
-        b = np.asarray(self.base)
-        return b + (np.asarray(self.peak) - b)*h
+        c = np.floor(x + self._tol)
+        t,u = np.maximum(x - c, 0.),self.pct_up
+        return self._lin._arr(np.where(t <= u, t/u, (1-t)/max(1-u, 1e-300)) * self._height(x, c))
+
+_LOG_MAX = math.log(np.finfo(np.float64).max)
 
 # %% ../nbs/01_schedules.ipynb #c020
 class sched_step(_Shape):
@@ -151,13 +193,14 @@ class sched_step(_Shape):
         if len(self.pcts)*math.log(self.gamma) + math.log(max(np.abs(self.start).max(), 1e-300)) > _LOG_MAX:
             raise ValueError(f"`gamma`**{len(self.pcts)} * `start` is too large for a float, got gamma={gamma!r}, start={start!r}")
         self.ngroups = _groups(self.start)
+        self._cuts = [p - EDGE_TOL for p in self.pcts]  # a position on a milestone is past it
 
     def _f(self, pos):
-        k = self.gamma ** bisect.bisect_right(self.pcts, pos)
+        k = self.gamma ** bisect.bisect_right(self._cuts, pos)
         return _scale(self.start, k)
 
     def _arr(self, pos):
-        k = self.gamma ** np.searchsorted(self.pcts, pos, side='right').astype(np.float64)
+        k = self.gamma ** np.searchsorted(self._cuts, pos, side='right').astype(np.float64)
         return np.asarray(self.start) * (k[..., None] if self.ngroups else k)
 
 # %% ../nbs/01_schedules.ipynb #c023
@@ -189,43 +232,186 @@ class sched_inv_sqrt(_Shape):
 
 # %% ../nbs/01_schedules.ipynb #c029
 class warmup(_Shape):
-    "Warm up from `start` to `sched`'s first value over `pct` of training (`anneal` 'lin', 'cos' or 'exp'), then run `sched`"
-    _args = 'sched','pct','anneal','start'
-    def __init__(self, sched, pct=0.1, anneal='lin', start=0.):
+    "Warm up from `start` to `end` (default: `sched`'s first value) over `pct` of training (`anneal` 'lin', 'cos' or 'exp'), then run `sched` (after the warmup, or from where it would be if not `prefix`)"
+    _args = 'sched','pct','anneal','start','prefix','end'
+    def __init__(self, sched, pct=0.1, anneal='lin', start=0., prefix=True, end=None):
         self.sched = as_schedule(sched, 'sched')
         self.pct,self.anneal = check_duration('pct', pct, 0, 1, hi_open=True),check_choice('anneal', anneal, ('lin', 'cos', 'exp'))
         self.start = check_param('start', start)
-        if _unresolved(self): self.ngroups = self.sched.ngroups; return  # built once resolved for a run
         if anneal == 'exp' and 0 in _bcast(self.start, 1): raise ValueError(f"an exponential warmup needs a non-zero `start`, got {start!r}")
-        self._use(combine_scheds([self.pct, 1-self.pct], [_ANNEAL[anneal](self.start, self.sched._f(0.)), self.sched]))
+        self.prefix,self.end = _check_bool('prefix', prefix),None if end is None else check_param('end', end)
+        if _unresolved(self): self.ngroups = self.sched.ngroups; return  # built once resolved for a run
+        rest = self.sched if prefix else sched_crop(self.sched, self.pct, 1.)
+        self._use(combine_scheds([self.pct, 1-self.pct], [_ANNEAL[anneal](self.start, self.sched._f(0.) if end is None else self.end), rest]))
+
+class sched_crop(_Shape):
+    "The part of `sched` from position `lo` to `hi`, run over the whole of training"
+    _args = 'sched','lo','hi'
+    def __init__(self, sched, lo, hi):
+        self.sched,self.lo,self.hi = as_schedule(sched, 'sched'),check_num('lo', lo),check_num('hi', hi)
+        if self.hi <= self.lo: raise ValueError(f"`hi` must be more than `lo`, got lo={lo!r}, hi={hi!r}")
+        self.ngroups,self._w,self._sf = self.sched.ngroups,self.hi - self.lo,self.sched._f
+
+    def _f(self, pos): return self._sf(self.lo + pos*self._w)
+    def _arr(self, pos): return self.sched._arr(self.lo + pos*self._w)
+
+# %% ../nbs/01_schedules.ipynb #i10b002
+class cos_decay(_Shape):
+    "Cosine from `start` to `end`: `end + (start-end) * (0.5*(1 + cos(2*pi*num_cycles*pos)))**exponent` (transformers' `num_cycles`, optax's `exponent`)"
+    _args = 'start','end','num_cycles','exponent'
+    def __init__(self, start, end=0., num_cycles=0.5, exponent=1.):
+        self.start,self.end = check_param('start', start),check_param('end', end)
+        self.num_cycles,self.exponent = check_num('num_cycles', num_cycles, lo=0, lo_open=True),check_num('exponent', exponent, lo=0, lo_open=True)
+        self.ngroups,self._lin,self._k = _groups(self.start, self.end),sched_lin(self.end, self.start),2*math.pi*self.num_cycles
+
+    def _f(self, pos): return self._lin._f((0.5 * (1 + math.cos(self._k*pos))) ** self.exponent)
+    def _arr(self, pos): return self._lin._arr((0.5 * (1 + np.cos(self._k*pos))) ** self.exponent)
+
+class warmup_cos_lr_rate(_Shape):
+    "transformers' `get_cosine_with_min_lr_schedule_with_warmup_lr_rate` at positions `k/total_steps`: a warmup from `warmup_lr_rate*lr_max` (or `lr_max/warmup_steps`) then `num_cycles` cosine waves down to `lr_min`, both counted from step 1"
+    _args = 'lr_max','total_steps','warmup_steps','num_cycles','lr_min','warmup_lr_rate'
+    def __init__(self, lr_max, total_steps, warmup_steps, num_cycles=0.5, lr_min=0., warmup_lr_rate=None):
+        self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
+        self.total_steps = check_int('total_steps', total_steps, 1)
+        self.warmup_steps = check_int('warmup_steps', warmup_steps, 0, self.total_steps)
+        self.num_cycles = check_num('num_cycles', num_cycles, lo=0, lo_open=True)
+        self.warmup_lr_rate = None if warmup_lr_rate is None else check_num('warmup_lr_rate', warmup_lr_rate)
+        T,W,r = self.total_steps,self.warmup_steps,self.warmup_lr_rate
+        # step k of the warmup: (k+1)/W, or r + (1-r)*k/(W-1), up to the peak at step W-1; step k of the decay: progress (k+1-W)/(T-W), 1 at step T-1
+        a,top = (1/max(W, 1), 1.) if r is None else (r, 1. if W > 1 else r)
+        down = cos_decay(self.lr_max, self.lr_min, self.num_cycles)
+        last = down._f(1.)
+        self._use(combine_scheds([max(W-1, 0)/T, min(W, 1)/T, (T-1-W)/T, 1/T],
+                                 [sched_lin(_scale(self.lr_max, a), _scale(self.lr_max, top)), sched_no(_scale(self.lr_max, top), 0.),
+                                  sched_crop(down, 1/(T-W), 1.), sched_no(last, last)]))
 
 # %% ../nbs/01_schedules.ipynb #c032
 class warmup_cos(_Shape):
     "Linear warmup from 0 to `lr_max` over `pct_warmup`, then cosine annealing to `lr_min` (transformers' `get_cosine_schedule_with_warmup`)"
-    _args = 'lr_max','pct_warmup','lr_min'
-    def __init__(self, lr_max, pct_warmup=0.1, lr_min=0.):
+    _args = 'lr_max','pct_warmup','lr_min','num_cycles'
+    def __init__(self, lr_max, pct_warmup=0.1, lr_min=0., num_cycles=0.5):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.pct_warmup = check_duration('pct_warmup', pct_warmup, 0, 1, hi_open=True)
+        self.num_cycles = check_num('num_cycles', num_cycles, lo=0, lo_open=True)
         if _unresolved(self): return  # built once resolved for a run
         _check_span(0., self.lr_max, ('0', 'lr_max')); _check_span(self.lr_max, self.lr_min, ('lr_max', 'lr_min'))
-        self._use(combine_scheds([self.pct_warmup, 1-self.pct_warmup], [sched_lin(0., self.lr_max), sched_cos(self.lr_max, self.lr_min)]))
+        self._use(combine_scheds([self.pct_warmup, 1-self.pct_warmup], [sched_lin(0., self.lr_max), _cos_decay(self.lr_max, self.lr_min, self.num_cycles)]))
+
+def _cos_decay(start, end, num_cycles):
+    "fastai's cosine for half a cycle, else `cos_decay`"
+    return sched_cos(start, end) if num_cycles == 0.5 else cos_decay(start, end, num_cycles)
 
 # %% ../nbs/01_schedules.ipynb #c033
 _DECAYS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: SchedPoly(s, e, 0.5)}
+_WARMUPS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: sched_poly(s, e, 0.5)}  # 1-sqrt(1-p) up
 
 class wsd(_Shape):
-    "Warmup-stable-decay: `lr_min` up to `lr_max` over `pct_warmup`, stable, then down to `lr_min` over the last `pct_decay` (`decay` 'linear', 'cosine' or '1-sqrt'; transformers' `get_wsd_schedule`)"
-    _args = 'lr_max','pct_warmup','pct_decay','decay','lr_min'
-    def __init__(self, lr_max, pct_warmup, pct_decay, decay='cosine', lr_min=0.):
+    "Warmup-stable-decay: `lr_min` up to `lr_max` over `pct_warmup` (`warmup` 'linear', 'cosine' or '1-sqrt'), stable, then down to `lr_min` over the last `pct_decay` (`decay` 'linear', 'cosine' of `num_cycles` or '1-sqrt'; transformers' `get_wsd_schedule`)"
+    _args = 'lr_max','pct_warmup','pct_decay','decay','lr_min','warmup','num_cycles'
+    def __init__(self, lr_max, pct_warmup, pct_decay, decay='cosine', lr_min=0., warmup='linear', num_cycles=0.5):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.pct_warmup,self.pct_decay = check_duration('pct_warmup', pct_warmup),check_duration('pct_decay', pct_decay)
         self.decay = check_choice('decay', decay, tuple(_DECAYS))
+        self.warmup,self.num_cycles = check_choice('warmup', warmup, tuple(_WARMUPS)),check_num('num_cycles', num_cycles, lo=0, lo_open=True)
         if _unresolved(self): return  # built once resolved for a run
         if self.pct_warmup + self.pct_decay > 1 + 1e-12: raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, got {pct_warmup!r} + {pct_decay!r}")
         hi,lo = self.lr_max,self.lr_min
         _check_span(lo, hi, ('lr_min', 'lr_max'))
+        down = _cos_decay(hi, lo, self.num_cycles) if decay == 'cosine' else _DECAYS[decay](hi, lo)
         self._use(combine_scheds([self.pct_warmup, max(1 - self.pct_warmup - self.pct_decay, 0.), self.pct_decay],
-                                 [sched_lin(lo, hi), sched_no(hi, hi), _DECAYS[decay](hi, lo)]))
+                                 [_WARMUPS[self.warmup](lo, hi), sched_no(hi, hi), down]))
+
+# %% ../nbs/01_schedules.ipynb #i10b005
+class exp_decay(_Shape):
+    "optax's `exponential_decay`: `start * rate**((pos - pct_begin)/pct_transition)` after `pct_begin` (whole transitions if `staircase`), clipped at `end`"
+    _args = 'start','rate','pct_transition','pct_begin','staircase','end'
+    def __init__(self, start, rate, pct_transition, pct_begin=0., staircase=False, end=None):
+        self.start,self.rate = check_param('start', start),check_num('rate', rate, lo=0)
+        self.pct_transition,self.pct_begin = check_num('pct_transition', pct_transition, lo=0, lo_open=True),check_num('pct_begin', pct_begin, 0, 1)
+        self.staircase,self.end = _check_bool('staircase', staircase),None if end is None else check_param('end', end)
+        self.ngroups = _groups(self.start, 0. if end is None else self.end)
+        top = max(abs(np.asarray(self.start)).max(), 1e-300)
+        if end is None and self.rate > 1 and (1 - self.pct_begin)/self.pct_transition*math.log(self.rate) + math.log(top) > _LOG_MAX:
+            raise ValueError(f"`rate`={rate!r} makes values too large for floats by the end of training; give an `end` to stop at")
+        self._clip = None if end is None else (np.maximum if self.rate < 1 else np.minimum)
+        self._tol = EDGE_TOL / self.pct_transition  # a position on a transition's end is past it
+
+    def _arr(self, pos):
+        d = pos - self.pct_begin
+        p = np.maximum(d, 0.) / self.pct_transition
+        if self.staircase: p = np.floor(p + self._tol)
+        k = np.where(d <= 0, 1., self.rate ** p)
+        v = np.asarray(self.start) * (k[..., None] if self.ngroups else k)
+        return v if self._clip is None else self._clip(v, np.asarray(self.end))
+
+    def _f(self, pos):
+        v = self._arr(np.array([pos]))[0]
+        return v.tolist() if self.ngroups else float(v)
+
+# %% ../nbs/01_schedules.ipynb #i10b008
+class sched_tanh(_Shape):
+    "timm's tanh decay from `start` to `end`: `end + (start-end)/2 * (1 - tanh(lb*(1-pos) + ub*pos))`"
+    _args = 'start','end','lb','ub'
+    def __init__(self, start, end=0., lb=-7., ub=3.):
+        self.start,self.end = check_param('start', start),check_param('end', end)
+        self.lb,self.ub = check_num('lb', lb),check_num('ub', ub)
+        if self.lb >= self.ub: raise ValueError(f"`lb` must be less than `ub`, got lb={lb!r}, ub={ub!r}")
+        self.ngroups,self._lin = _groups(self.start, self.end),sched_lin(self.end, self.start)
+
+    def _f(self, pos): return self._lin._f(0.5 * (1 - math.tanh(self.lb*(1-pos) + self.ub*pos)))
+    def _arr(self, pos): return self._lin._arr(0.5 * (1 - np.tanh(self.lb*(1-pos) + self.ub*pos)))
+
+# %% ../nbs/01_schedules.ipynb #i10b011
+_M1,_M2,_GOLD = np.uint64(0xBF58476D1CE4E5B9),np.uint64(0x94D049BB133111EB),0x9E3779B97F4A7C15
+
+def _uniform(seed, i):
+    "Uniform numbers in (0, 1) hashed (SplitMix64) from the integer `seed` and each integer in array `i`"
+    with np.errstate(over='ignore'):
+        z = np.uint64((seed * _GOLD) % 2**64) + (i.astype(np.int64).astype(np.uint64) + np.uint64(1)) * np.uint64(_GOLD)
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        z = z ^ (z >> np.uint64(31))
+    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.**-53
+
+class with_noise(_Shape):
+    "`sched` times `1 + noise` inside `noise_range` (timm's lr noise): `noise_type` 'normal' (std `noise_std`, within `noise_pct`) or 'uniform' (within `noise_pct`), redrawn `noise_steps` times over training, a pure function of `noise_seed` and the step"
+    _args = 'sched','noise_range','noise_pct','noise_std','noise_seed','noise_type','noise_steps'
+    def __init__(self, sched, noise_range, noise_pct=0.67, noise_std=1., noise_seed=42, noise_type='normal', noise_steps=100):
+        self.sched = as_schedule(sched, 'sched')
+        if isinstance(noise_range, (list, tuple)):
+            if len(noise_range) != 2: raise ValueError(f"`noise_range` must be a start or a [start, end) pair of fractions of training, got {noise_range!r}")
+            self.noise_range = [check_num(f'noise_range[{i}]', v) for i,v in enumerate(noise_range)]
+        else: self.noise_range = check_num('noise_range', noise_range)
+        self.noise_pct,self.noise_std = check_num('noise_pct', noise_pct, lo=0, lo_open=True),check_num('noise_std', noise_std, lo=0, lo_open=True)
+        self.noise_seed,self.noise_type = check_int('noise_seed', noise_seed),check_choice('noise_type', noise_type, ('normal', 'uniform'))
+        self.noise_steps = check_int('noise_steps', noise_steps, 1)
+        lo,hi = self.noise_range if isinstance(self.noise_range, list) else (self.noise_range, math.inf)
+        self._lo,self._hi,self.ngroups = lo - EDGE_TOL,hi - EDGE_TOL,self.sched.ngroups
+        b = torch.special.ndtr(torch.tensor(self.noise_pct / self.noise_std, dtype=torch.float64)).item()
+        self._band = (1 - b, 2*b - 1)  # the normal's quantiles within `noise_pct`: [1-b, b]
+
+    def noise(self, pos):
+        "The noise at the positions in array `pos` (0 outside `noise_range`)"
+        n = self.noise_steps
+        i = np.floor(np.clip(pos, -1., 2.)*n + n*EDGE_TOL)  # the step: a position on a step's edge is that step
+        u,pos = _uniform(self.noise_seed, i),i/n
+        if self.noise_type == 'uniform': n = (2*u - 1) * self.noise_pct
+        else: n = self.noise_std * torch.special.ndtri(torch.from_numpy(self._band[0] + u*self._band[1])).numpy()
+        return np.where((pos >= self._lo) & (pos < self._hi), np.clip(n, -self.noise_pct, self.noise_pct), 0.)
+
+    def _arr(self, pos):
+        k = 1 + self.noise(pos)
+        return self.sched._arr(pos) * (k[..., None] if self.ngroups else k)
+
+    def _f(self, pos):
+        v = self._arr(np.array([pos]))[0]
+        return v.tolist() if self.ngroups else float(v)
+
+# %% ../nbs/01_schedules.ipynb #i10b014
+@annealer
+def sched_rex(start, end, pos):
+    "REX (Chen et al., MLSys 2022) from `start` to `end`: `end + (start-end) * (1-pos) / (0.5 + 0.5*(1-pos))`"
+    return end + (start-end) * (1-pos) / (0.5 + 0.5*(1-pos))
 
 # %% ../nbs/01_schedules.ipynb #c039
 def plot_scheds(scheds, n=200, ax=None, n_steps=None, steps_per_epoch=None):
