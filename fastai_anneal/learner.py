@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #c002
 from __future__ import annotations
-import collections, math, numbers
+import collections, math, numbers, sys
 from functools import partial
 import numpy as np, torch
 import matplotlib.pyplot as plt
@@ -26,6 +26,18 @@ from .lr_find import _n_finite
 
 # %% auto #0
 __all__ = ['hyper_values', 'check_fit_args', 'sgdr_epochs']
+
+# %% ../nbs/04_learner.ipynb #i8b002
+def _install_names(ours):
+    "Put `ours` (name -> object) in place of fastai's objects of those names in every loaded fastai module"
+    theirs = {n: getattr(fastai.callback.schedule, n) for n in ours}
+    for m in list(sys.modules.values()):
+        d = getattr(m, '__dict__', None)
+        if d is None or not str(d.get('__name__', '')).startswith('fastai.'): continue
+        for n,o in theirs.items():
+            if d.get(n) is o: d[n] = ours[n]
+
+_install_names({n: globals()[n] for n in fastai.callback.schedule.__all__ if n in globals()})
 
 # %% ../nbs/04_learner.ipynb #c006
 def _fill(old, v):

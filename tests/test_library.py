@@ -2,7 +2,7 @@
 transformers and timm formulas), JSON configs, bad input, properties, and the Learner methods"""
 import json, math, pickle, warnings
 import numpy as np, pytest, torch
-import fastai.callback.schedule as fs
+from fastai_oracle import fs  # fastai's schedule module as it was before fastai_anneal installed its names
 from hypothesis import given, settings, strategies as st
 from fastai.learner import Learner
 from fastai.test_utils import synth_learner

@@ -3,7 +3,7 @@ import copy, math, random
 import numpy as np, pytest, torch
 import matplotlib.pyplot as plt
 from hypothesis import given, settings, strategies as st
-import fastai.callback.schedule as fs
+from fastai_oracle import fs  # fastai's schedule module as it was before fastai_anneal installed its names
 from fastai.callback.core import Callback, CancelFitException
 from fastai.optimizer import OptimWrapper
 from fastai.test_utils import synth_learner
