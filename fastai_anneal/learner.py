@@ -120,8 +120,8 @@ if DistributedDL is not None:
 
 # %% ../nbs/04_learner.ipynb #c022
 @patch
-def plot_sched(self:Recorder, keys=None, figsize=None, groups=False):
-    "Plot the recorded hyper-parameters `keys` (default: all), one panel each; with `groups`, every parameter group"
+def plot_sched(self:Recorder, keys=None, figsize=None, groups=False, return_fig=False):
+    "Plot the recorded hyper-parameters `keys` (default: all), one panel each; with `groups`, every parameter group; return the figure only if `return_fig`"
     hps = getattr(self, 'hps', None)
     if not hps: raise ValueError("no hyper-parameters were recorded: train with a `ParamScheduler` (e.g. `fit_one_cycle`) first")
     keys = list(hps) if keys is None else list(L(keys))
@@ -137,7 +137,7 @@ def plot_sched(self:Recorder, keys=None, figsize=None, groups=False):
             ax.legend()
         else: ax.plot(hps[k])
         ax.set_ylabel(k); ax.set_xlabel('training batch')
-    return fig
+    if return_fig: return fig
 
 # %% ../nbs/04_learner.ipynb #c025
 def _fit_sched(learn, n_epoch, lr, cbs, reset_opt, wd, start_epoch):
@@ -216,8 +216,8 @@ def fit_wsd(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, pct_decay=0.2, d
 
 # %% ../nbs/04_learner.ipynb #c033
 @patch
-def plot_lr_find(self:Recorder, skip_end=5, return_fig=True, suggestions=None, nms=None, **kwargs):
-    "Plot the result of an LR range test, marking `suggestions` (points named `nms`); `kwargs` go to `plt.subplots`"
+def plot_lr_find(self:Recorder, skip_end=5, return_fig=False, suggestions=None, nms=None, **kwargs):
+    "Plot the result of an LR range test, marking `suggestions` (points named `nms`); `kwargs` go to `plt.subplots`; return the figure only if `return_fig`"
     lrs,losses = np.asarray(self.lrs, dtype=np.float64),np.array([float(o) for o in self.losses])
     if skip_end and len(lrs) - skip_end >= 2: lrs,losses = lrs[:-skip_end],losses[:-skip_end]
     n = _n_finite(losses)

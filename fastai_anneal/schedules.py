@@ -200,8 +200,8 @@ class wsd(_Shape):
                                  [sched_lin(lo, hi), sched_no(hi, hi), _DECAYS[decay](hi, lo)]))
 
 # %% ../nbs/01_schedules.ipynb #c039
-def plot_scheds(scheds, n=200, ax=None):
-    "Draw `scheds`, a dict from label to schedule, over `pos` in [0, 1] (`n` points) on one axes with a legend; return the axes"
+def plot_scheds(scheds, n=200, ax=None, return_fig=False):
+    "Draw `scheds`, a dict from label to schedule, over `pos` in [0, 1] (`n` points) on `ax` (default: a new figure) with a legend; return the figure only if `return_fig`"
     if not isinstance(scheds, dict) or not scheds: raise ValueError(f"`scheds` must be a non-empty dict from label to schedule, got {scheds!r}")
     n = check_int('n', n, 2)
     pos = np.linspace(0, 1, n)
@@ -212,15 +212,15 @@ def plot_scheds(scheds, n=200, ax=None):
         else:
             for g in range(y.shape[1]): ax.plot(pos, y[:, g], label=f'{k} (group {g})')
     ax.set_xlabel('pos (fraction of training)'); ax.legend()
-    return ax
+    if return_fig: return ax.figure
 
 # %% ../nbs/01_schedules.ipynb #c040
 @patch
-def preview(self:Schedule, n_steps=100, ax=None):
-    "Draw the values this schedule takes over `n_steps` training steps (at `pos = step/n_steps`); return the axes"
+def preview(self:Schedule, n_steps=100, ax=None, return_fig=False):
+    "Draw the values this schedule takes over `n_steps` training steps (at `pos = step/n_steps`) on `ax` (default: a new figure); return the figure only if `return_fig`"
     n_steps = check_int('n_steps', n_steps, 1)
     y = self(np.arange(n_steps) / n_steps)
     if ax is None: _,ax = plt.subplots(figsize=(6, 4))
     ax.plot(np.arange(n_steps), y)
     ax.set_xlabel('step'); ax.set_title(repr(self), fontsize=8)
-    return ax
+    if return_fig: return ax.figure
