@@ -21,6 +21,7 @@ from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastcore.imports import in_notebook
 from .core import check_num, check_int
+from . import __version__
 import fastai_anneal.learner  # the plugin's Learner methods
 
 # %% auto #0
@@ -103,6 +104,7 @@ def demo(out='anneal_demo', epochs=8, lr_max=1e-2, seed=42, bar=None):
 def main(argv=None):
     "Entry point of the `fastai-anneal` command"
     p = argparse.ArgumentParser(prog='fastai-anneal', description='fastai_anneal: hyper-parameter schedules for fastai')
+    p.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     sub = p.add_subparsers(dest='cmd', required=True)
     d = sub.add_parser('demo', help='train a small network on the bundled digits data with one-cycle')
     d.add_argument('--out', default='anneal_demo', help='folder for the picture (default: anneal_demo)')
