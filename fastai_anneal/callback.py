@@ -52,7 +52,12 @@ class ParamScheduler(Callback):
             raise TypeError(f"`scheds` must be a non-empty dict from hyper-parameter name to schedule, got {scheds!r}")
         for n in scheds:
             if not isinstance(n, str) or not all(n.split('.')): raise TypeError(f"`scheds` keys must be hyper-parameter names or dotted attribute paths, got {n!r}")
-        self.scheds = {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
+        self._scheds = {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
+
+    @property
+    def scheds(self):
+        "The schedules by name (kept under `_scheds`: fastai's wandb config formatting rewrites attributes named like `__init__` arguments in place)"
+        return self._scheds
 
     def _slots(self, n, s):
         "Slots of `n`, checked against schedule `s`"
