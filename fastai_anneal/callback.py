@@ -52,7 +52,12 @@ class ParamScheduler(Callback):
             raise TypeError(f"`scheds` must be a non-empty dict from hyper-parameter name to schedule, got {scheds!r}")
         for n in scheds:
             if not isinstance(n, str) or not all(n.split('.')): raise TypeError(f"`scheds` keys must be hyper-parameter names or dotted attribute paths, got {n!r}")
-        self.scheds = {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
+        self._scheds = {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
+
+    @property
+    def scheds(self):
+        "The schedules by name (kept under `_scheds`: fastai's wandb config formatting rewrites attributes named like `__init__` arguments in place)"
+        return self._scheds
 
     def _slots(self, n, s):
         "Slots of `n`, checked against schedule `s`"
@@ -68,9 +73,9 @@ class ParamScheduler(Callback):
     def before_fit(self):
         "Find where each hyper-parameter lives, checking names and group counts; resolve durations with units for this fit"
         n_iter = max(len(self.learn.dls.train), 1)
-        self._scheds = {n: s.resolve(self.learn.n_epoch*n_iter, n_iter) for n,s in self.scheds.items()}
-        slots = [self._slots(n, s) for n,s in self._scheds.items()]
-        self._fs = [s._f for s in self._scheds.values()]
+        self._run = {n: s.resolve(self.learn.n_epoch*n_iter, n_iter) for n,s in self.scheds.items()}
+        slots = [self._slots(n, s) for n,s in self._run.items()]
+        self._fs = [s._f for s in self._run.values()]
         self._dst = [(*_plain(sl), sl) for sl in slots]
         self._ng = [len(sl) for sl in slots]
         self._off,self._pos,self._cols,self._rec,self._cur = 0,[],[],[],[None]  # `_cur[0]`: no attribute set per batch (fastai's `Callback.__setattr__` is slow)
@@ -84,7 +89,7 @@ class ParamScheduler(Callback):
         step,ps = 1./(learn.n_iter*learn.n_epoch),[]
         for _ in range(n): ps.append(pos); pos += step
         a = np.array(ps)
-        self._off,self._pos,self._cols = i,ps,[s._arr(a).tolist() for s in self._scheds.values()]
+        self._off,self._pos,self._cols = i,ps,[s._arr(a).tolist() for s in self._run.values()]
 
     def before_batch(self):
         "Set the hyper-parameters for this batch"
@@ -126,7 +131,7 @@ class ParamScheduler(Callback):
 
     def __repr__(self): return f"ParamScheduler({self.scheds!r})"
 
-_fit_state = '_scheds','_fs','_dst','_ng','_off','_pos','_cols','_rec','_cur'
+_fit_state = '_run','_fs','_dst','_ng','_off','_pos','_cols','_rec','_cur'
 _chunk = 1024  # batches evaluated at once
 
 def _plain(slots):

@@ -178,11 +178,13 @@ def _eval(s, pos):
 
 # %% ../nbs/00_core.ipynb #c014
 class Formula:
-    "A formula `f(start, end, pos)` decorated by `annealer`: calling it with `(start, end)` returns an `Annealer`"
+    "A formula `f(start, end, pos)` decorated by `annealer`: `(start, end)` gives an `Annealer` schedule, `(start, end, pos)` the value"
     def __init__(self, f, check=None):
         self.f,self.check = f,check
         functools.update_wrapper(self, f)
-    def __call__(self, start, end): return Annealer(self, start, end)
+    def __call__(self, start, end, pos=None):
+        "The schedule from `start` to `end`; with `pos`, its value there (fastai's functional form `sched_lin(start, end, pos)`)"
+        return Annealer(self, start, end) if pos is None else self.f(start, end, pos)
     def __reduce__(self): return self.__qualname__  # pickled by reference, like the function it wraps
     def __repr__(self): return self.__name__
 

@@ -17,11 +17,15 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
+from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback
+from fastcore.imports import in_notebook
 from .core import check_num, check_int
+from . import __version__
 import fastai_anneal.learner  # the plugin's Learner methods
 
 # %% auto #0
-__all__ = ['digits_dls', 'digits_learner', 'plot_training', 'demo', 'main']
+__all__ = ['digits_dls', 'digits_learner', 'plot_training', 'PlainTable', 'use_plain_table', 'demo', 'main']
 
 # %% ../nbs/08_demo.ipynb #c004
 def digits_dls(bs=64, valid_pct=0.2, seed=42):
@@ -42,8 +46,8 @@ def digits_learner(bs=64, seed=42, **kwargs):
     return Learner(digits_dls(bs=bs, seed=seed), model, loss_func=CrossEntropyLossFlat(), metrics=accuracy, **kwargs)
 
 # %% ../nbs/08_demo.ipynb #c007
-def plot_training(learn, fname=None):
-    "Plot the recorded learning rate, momentum and losses of `learn` side by side; save to `fname` if given"
+def plot_training(learn, fname=None, return_fig=False):
+    "Plot the recorded learning rate, momentum and losses of `learn` side by side; save to `fname` if given; return the figure only if `return_fig`"
     rec = learn.recorder
     keys = [k for k in ('lr', 'mom') if k in rec.hps]
     fig,axs = plt.subplots(1, len(keys)+1, figsize=(5*(len(keys)+1), 4))
@@ -56,20 +60,42 @@ def plot_training(learn, fname=None):
     ax.set_title('loss'); ax.set_xlabel('training batch'); ax.legend()
     fig.tight_layout()
     if fname is not None: fig.savefig(fname, dpi=100)
-    return fig
+    if return_fig: return fig
+
+# %% ../nbs/08_demo.ipynb #i8d002
+class PlainTable(Callback):
+    "Print fastai's metrics table as plain text, one line per epoch, instead of a progress bar (for logs and CI)"
+    order = ProgressCallback.order
+    def before_fit(self):
+        "Print the header and take over the Learner's logger"
+        self.widths = [max(len(n), 9) for n in self.recorder.metric_names]
+        self.old_logger,self.learn.logger = self.learn.logger,self._line
+        self._line(self.recorder.metric_names)
+    def after_fit(self):
+        "Give the logger back"
+        self.learn.logger = self.old_logger
+    def _line(self, log):
+        vals = [f'{v:.6f}' if isinstance(v, float) else str(v) for v in log]
+        print('  '.join(v.ljust(w) for v,w in zip(vals, self.widths)).rstrip(), flush=True)
+
+def use_plain_table(learn):
+    "Replace `learn`'s progress bar by a `PlainTable`"
+    learn.remove_cb(ProgressCallback)
+    return learn.add_cb(PlainTable())
 
 # %% ../nbs/08_demo.ipynb #c009
-def demo(out='anneal_demo', epochs=8, lr_max=1e-2, seed=42):
-    "Train on the digits data with one-cycle; print the final accuracy and save `schedules.png` into `out`; return the Learner"
+def demo(out='anneal_demo', epochs=8, lr_max=1e-2, seed=42, bar=None):
+    "Train on the digits data with one-cycle; print the final accuracy and save `schedules.png` into `out`; return the Learner. `bar`: fastai's progress bar (default: only in a terminal or a notebook), else `PlainTable`"
     epochs = check_int('epochs', epochs, lo=1)
     lr_max = check_num('lr_max', lr_max, lo=0, lo_open=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     learn = digits_learner(seed=seed)
+    if not (sys.stdout.isatty() or in_notebook() if bar is None else bar): use_plain_table(learn)
     learn.fit_one_cycle(epochs, lr_max)
     acc = float(learn.recorder.values[-1][-1])
     fname = out/'schedules.png'
-    plt.close(plot_training(learn, fname))
+    plt.close(plot_training(learn, fname, return_fig=True))
     print(f"final validation accuracy: {acc:.4f}")
     print(f"schedules and losses saved to {fname}")
     return learn
@@ -78,6 +104,7 @@ def demo(out='anneal_demo', epochs=8, lr_max=1e-2, seed=42):
 def main(argv=None):
     "Entry point of the `fastai-anneal` command"
     p = argparse.ArgumentParser(prog='fastai-anneal', description='fastai_anneal: hyper-parameter schedules for fastai')
+    p.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     sub = p.add_subparsers(dest='cmd', required=True)
     d = sub.add_parser('demo', help='train a small network on the bundled digits data with one-cycle')
     d.add_argument('--out', default='anneal_demo', help='folder for the picture (default: anneal_demo)')

@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #c002
 from __future__ import annotations
-import collections, math, numbers
+import collections, math, numbers, sys
 from functools import partial
 import numpy as np, torch
 import matplotlib.pyplot as plt
@@ -26,6 +26,18 @@ from .lr_find import _n_finite
 
 # %% auto #0
 __all__ = ['hyper_values', 'check_fit_args', 'sgdr_epochs']
+
+# %% ../nbs/04_learner.ipynb #i8b002
+def _install_names(ours):
+    "Put `ours` (name -> object) in place of fastai's objects of those names in every loaded fastai module"
+    theirs = {n: getattr(fastai.callback.schedule, n) for n in ours}
+    for m in list(sys.modules.values()):
+        d = getattr(m, '__dict__', None)
+        if d is None or not str(d.get('__name__', '')).startswith('fastai.'): continue
+        for n,o in theirs.items():
+            if d.get(n) is o: d[n] = ours[n]
+
+_install_names({n: globals()[n] for n in fastai.callback.schedule.__all__ if n in globals()})
 
 # %% ../nbs/04_learner.ipynb #c006
 def _fill(old, v):
@@ -115,8 +127,8 @@ if DistributedDL is not None:
 
 # %% ../nbs/04_learner.ipynb #c022
 @patch
-def plot_sched(self:Recorder, keys=None, figsize=None, groups=False):
-    "Plot the recorded hyper-parameters `keys` (default: all), one panel each; with `groups`, every parameter group"
+def plot_sched(self:Recorder, keys=None, figsize=None, groups=False, return_fig=False):
+    "Plot the recorded hyper-parameters `keys` (default: all), one panel each; with `groups`, every parameter group; return the figure only if `return_fig`"
     hps = getattr(self, 'hps', None)
     if not hps: raise ValueError("no hyper-parameters were recorded: train with a `ParamScheduler` (e.g. `fit_one_cycle`) first")
     keys = list(hps) if keys is None else list(L(keys))
@@ -132,7 +144,7 @@ def plot_sched(self:Recorder, keys=None, figsize=None, groups=False):
             ax.legend()
         else: ax.plot(hps[k])
         ax.set_ylabel(k); ax.set_xlabel('training batch')
-    return fig
+    if return_fig: return fig
 
 # %% ../nbs/04_learner.ipynb #c025
 def _fit_sched(learn, n_epoch, lr, cbs, reset_opt, wd, start_epoch):
@@ -214,8 +226,8 @@ def fit_wsd(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, pct_decay=0.2, d
 
 # %% ../nbs/04_learner.ipynb #c033
 @patch
-def plot_lr_find(self:Recorder, skip_end=5, return_fig=True, suggestions=None, nms=None, **kwargs):
-    "Plot the result of an LR range test, marking `suggestions` (points named `nms`); `kwargs` go to `plt.subplots`"
+def plot_lr_find(self:Recorder, skip_end=5, return_fig=False, suggestions=None, nms=None, **kwargs):
+    "Plot the result of an LR range test, marking `suggestions` (points named `nms`); `kwargs` go to `plt.subplots`; return the figure only if `return_fig`"
     lrs,losses = np.asarray(self.lrs, dtype=np.float64),np.array([float(o) for o in self.losses])
     if skip_end and len(lrs) - skip_end >= 2: lrs,losses = lrs[:-skip_end],losses[:-skip_end]
     n = _n_finite(losses)

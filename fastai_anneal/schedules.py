@@ -414,8 +414,8 @@ def sched_rex(start, end, pos):
     return end + (start-end) * (1-pos) / (0.5 + 0.5*(1-pos))
 
 # %% ../nbs/01_schedules.ipynb #c039
-def plot_scheds(scheds, n=200, ax=None, n_steps=None, steps_per_epoch=None):
-    "Draw `scheds`, a dict from label to schedule, over `pos` in [0, 1] (`n` points) on one axes with a legend; return the axes. Schedules with durations with units are drawn for a run of `n_steps` (epochs of `steps_per_epoch`)"
+def plot_scheds(scheds, n=200, ax=None, n_steps=None, steps_per_epoch=None, return_fig=False):
+    "Draw `scheds`, a dict from label to schedule, over `pos` in [0, 1] (`n` points) on `ax` (default: a new figure) with a legend; return the figure only if `return_fig`. Schedules with durations with units are drawn for a run of `n_steps` (epochs of `steps_per_epoch`)"
     if not isinstance(scheds, dict) or not scheds: raise ValueError(f"`scheds` must be a non-empty dict from label to schedule, got {scheds!r}")
     n,ax = check_int('n', n, 2),_check_ax(ax)
     pos = np.linspace(0, 1, n)
@@ -428,15 +428,15 @@ def plot_scheds(scheds, n=200, ax=None, n_steps=None, steps_per_epoch=None):
         else:
             for g in range(y.shape[1]): ax.plot(pos, y[:, g], label=f'{k} (group {g})')
     ax.set_xlabel('pos (fraction of training)'); ax.legend()
-    return ax
+    if return_fig: return ax.figure
 
 # %% ../nbs/01_schedules.ipynb #c040
 @patch
-def preview(self:Schedule, n_steps=100, ax=None, steps_per_epoch=None):
-    "Draw the values this schedule takes over `n_steps` training steps (at `pos = step/n_steps`; durations with units resolved for that run, epochs of `steps_per_epoch`); return the axes"
+def preview(self:Schedule, n_steps=100, ax=None, steps_per_epoch=None, return_fig=False):
+    "Draw the values this schedule takes over `n_steps` training steps (at `pos = step/n_steps`; durations with units resolved for that run, epochs of `steps_per_epoch`) on `ax` (default: a new figure); return the figure only if `return_fig`"
     n_steps,ax = check_int('n_steps', n_steps, 1),_check_ax(ax)
     y = self.resolve(n_steps, steps_per_epoch)(np.arange(n_steps) / n_steps)
     if ax is None: _,ax = plt.subplots(figsize=(6, 4))
     ax.plot(np.arange(n_steps), y)
     ax.set_xlabel('step'); ax.set_title(repr(self), fontsize=8)
-    return ax
+    if return_fig: return ax.figure

@@ -105,9 +105,9 @@ def test_units_survive_json_repr_pickle(s):
 
 def test_preview_and_plot_scheds_draw_units_for_a_run():
     s = wsd(1., '10ba', '2ep')
-    ax = s.preview(100, steps_per_epoch=20)
+    ax = s.preview(100, steps_per_epoch=20, return_fig=True).axes[0]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), wsd(1., 0.1, 0.4)(np.arange(100)/100))
-    ax = plot_scheds({'s': s, 'f': sched_lin(1., 0.)}, n=11, n_steps=100, steps_per_epoch=20)
+    ax = plot_scheds({'s': s, 'f': sched_lin(1., 0.)}, n=11, n_steps=100, steps_per_epoch=20, return_fig=True).axes[0]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), wsd(1., 0.1, 0.4)(np.linspace(0, 1, 11)))
     with pytest.raises(ValueError, match="'10ba'"): plot_scheds({'s': s})
     with pytest.raises(ValueError, match="'2ep'"): s.preview(100)

@@ -46,9 +46,10 @@ def test_plot_sched():
     learn = synth_learner(n_trn=20)
     with pytest.raises(ValueError, match='no hyper-parameters'): learn.recorder.plot_sched()
     learn.fit_one_cycle(2)
-    fig = learn.recorder.plot_sched()
+    assert learn.recorder.plot_sched() is None  # one figure in Jupyter, as fastai's
+    fig = learn.recorder.plot_sched(return_fig=True)
     assert [a.get_ylabel() for a in fig.axes if a.get_visible()] == ['lr', 'mom']
-    fig = learn.recorder.plot_sched('lr', groups=True)
+    fig = learn.recorder.plot_sched('lr', groups=True, return_fig=True)
     assert len(fig.axes[0].lines) == 1
     with pytest.raises(ValueError, match="'wd'"): learn.recorder.plot_sched(['wd'])
 

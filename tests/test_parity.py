@@ -1,7 +1,7 @@
 "Our values against fastai's own functions, the oracle, and the seed tutorial's formulas"
 import math, pickle
 import numpy as np, pytest, torch
-import fastai.callback.schedule as fs
+from fastai_oracle import fs  # fastai's schedule module as it was before fastai_anneal installed its names
 from fastai.learner import Learner
 from fastai_oracle import fastai_fit_one_cycle
 from fastai.test_utils import synth_learner

@@ -72,7 +72,7 @@ def test_unknown_name_lists_valid_torch():
 def test_plot_sched_every_group():
     learn = learner(Adam)
     learn.fit_one_cycle(1, slice(1e-4, 1e-2))
-    fig = learn.recorder.plot_sched(groups=True)
+    fig = learn.recorder.plot_sched(groups=True, return_fig=True)
     lr_ax = [a for a in fig.axes if a.get_ylabel() == 'lr'][0]
     assert len(lr_ax.lines) == 3
     np.testing.assert_allclose(lr_ax.lines[0].get_ydata()*100, lr_ax.lines[2].get_ydata())

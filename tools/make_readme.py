@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""Write README.md from nbs/index.ipynb, the documentation's home page (nbdev's `nbdev-readme` needs quarto).
+
+Markdown cells are copied as they are and code cells become ```python blocks (without `#|` directives, without
+outputs); pictures, relative to nbs/ in the notebook, become absolute URLs so that they render on PyPI too.
+`python tools/make_readme.py` rewrites README.md; tests/test_docs.py checks that it is up to date."""
+import json, re
+from pathlib import Path
+
+root = Path(__file__).resolve().parent.parent
+IMG_BASE = 'https://raw.githubusercontent.com/fastai-anneal/fastai_anneal/main/nbs/'
+
+def _src(cell): return cell['source'] if isinstance(cell['source'], str) else ''.join(cell['source'])
+
+def _code(src):
+    lines = [l for l in src.splitlines() if not l.startswith('#|')]
+    return '```python\n' + '\n'.join(lines).strip('\n') + '\n```'
+
+def readme_from_index(path=root/'nbs'/'index.ipynb'):
+    "The text of README.md made from the notebook at `path`"
+    cells = json.loads(Path(path).read_text())['cells']
+    parts = [_src(c).strip('\n') if c['cell_type'] == 'markdown' else _code(_src(c)) for c in cells if c['cell_type'] in ('markdown', 'code')]
+    text = '\n\n'.join(p for p in parts if p) + '\n'
+    return re.sub(r'(!\[[^\]]*\]\()(?!https?://)([^)]+\))', lambda m: m.group(1) + IMG_BASE + m.group(2), text)
+
+if __name__ == '__main__': (root/'README.md').write_text(readme_from_index())
