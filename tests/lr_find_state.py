@@ -52,12 +52,13 @@ def _copy(o):
     if isinstance(o, np.ndarray): return ('A', o.dtype, o.tobytes())
     return o
 
-def opt_state(opt):
+def opt_state(opt, pos):
+    "The optimizer's state and hypers; the params of a group as positions in `pos` (id -> position in the model)"
     if opt is None: return None
     if isinstance(opt, OptimWrapper):
         t = opt.opt
         return dict(state=[t.state.get(p) for g in t.param_groups for p in g['params']],
-                    groups=[{k: (v if k != 'params' else [id(p) for p in v]) for k,v in g.items()} for g in t.param_groups])
+                    groups=[{k: (v if k != 'params' else [pos[id(p)] for p in v]) for k,v in g.items()} for g in t.param_groups])
     own = {k: v for k,v in vars(opt).items() if k in ('count', 'slow_weights')}  # Lookahead's
     return dict(state=[opt.state.get(p) for p,*_ in opt.all_params()], hypers=list(opt.hypers), own=own)
 
@@ -68,7 +69,7 @@ def full_state(learn):
         tensors={(n, k, name): v for n,mod in m.named_modules() for k in ('_parameters', '_buffers') for name,v in getattr(mod, k).items()},
         grads=[p.grad for p in m.parameters()],
         modes=[mod.training for mod in m.modules()],
-        opt=id(learn.opt), opt_state=opt_state(learn.opt),
+        opt=id(learn.opt), opt_state=opt_state(learn.opt, {id(p): i for i,p in enumerate(m.parameters())}),
         rng=(random.getstate(), np.random.get_state()[1], torch.get_rng_state(),
              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None),
         dl=[dl.rng.getstate() for dl in learn.dls.loaders]))
