@@ -209,7 +209,7 @@ class LRFinder(Callback):
     def before_fit(self):
         "Find the learning rates in the optimizer and start the records"
         self._slots = hyper_slots(self.learn.opt, 'lr')
-        self.lrs,self.losses,self.best_loss = [],[],math.inf
+        self.lrs,self.losses,self.best_loss,self._lr = [],[],math.inf,None
 
     def before_batch(self):
         "Set the learning rate of this batch"
@@ -218,10 +218,12 @@ class LRFinder(Callback):
 
     def after_batch(self):
         "Record the learning rate and smoothed loss; stop at `num_it` batches or at divergence"
-        loss = float(self.learn.smooth_loss)
-        self.lrs.append(self._lr); self.losses.append(loss)
-        if loss < self.best_loss: self.best_loss = loss
-        if self.stop_div and (not math.isfinite(loss) or loss - self.best_loss > 3*abs(self.best_loss)): raise CancelFitException()
+        lr,self._lr = self._lr,None
+        if lr is not None:  # else a callback cancelled this batch before its learning rate was set: nothing to record
+            loss = float(self.learn.smooth_loss)
+            self.lrs.append(lr); self.losses.append(loss)
+            if loss < self.best_loss: self.best_loss = loss
+            if self.stop_div and (not math.isfinite(loss) or loss - self.best_loss > 3*abs(self.best_loss)): raise CancelFitException()
         if self.learn.train_iter >= self.num_it: raise CancelFitException()
 
     def before_validate(self):
