@@ -244,6 +244,8 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
         for f in funcs:
             if not callable(f): raise TypeError(f"`suggest_funcs` must be callables like `valley`, got {f!r}")
     if not hasattr(self, 'recorder'): raise ValueError("`lr_find` needs the Learner's `Recorder` (it provides the smoothed loss)")
+    top = min((torch.finfo(p.dtype).max for p in self.model.parameters() if p.is_floating_point()), default=math.inf)
+    if cb.end_lr > top: raise ValueError(f"`end_lr` must be at most {top:g}, the largest value the model's parameters can hold, got {end_lr!r}")
     n = len(self.dls.train)
     if n == 0: raise ValueError("`lr_find` needs a non-empty training DataLoader, got one with no batches")
     with keep_state(self, snapshot), self.no_logging(): self.fit(num_it//n + 1, cbs=cb)

@@ -163,6 +163,12 @@ def test_huge_end_lr_is_a_value_error():
     with pytest.raises(ValueError, match='start_lr'): learn.lr_find(start_lr=-10**400, show_plot=False)
     assert count.n == 0
 
+@pytest.mark.parametrize('end_lr', [1e39, 1e300])
+def test_end_lr_beyond_the_parameters_dtype_is_refused(end_lr):
+    "An lr a float32 parameter cannot hold is refused upfront (torch raised RuntimeError mid-run), naming `end_lr`"
+    learn = make_learner('sgd')
+    with pytest.raises(ValueError, match='end_lr'): learn.lr_find(start_lr=1e-300, end_lr=end_lr, show_plot=False)
+
 @pytest.mark.parametrize('start_lr', [1e-320, 5e-324, 1e-309])
 def test_tiny_start_lr_refused_upfront(start_lr):
     "F18: a start_lr whose end/start ratio overflows is refused before any batch, naming `start_lr`"
