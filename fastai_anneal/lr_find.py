@@ -124,7 +124,7 @@ def _snapshot(learn, store):
     model,opt = learn.model,learn.opt
     parts = _opt_parts(opt) if opt is not None else None
     dls = [dl for dl in getattr(learn.dls, 'loaders', []) if hasattr(dl, 'rng')]
-    return dict(
+    return dict(model=model,
         # each module's own parameters and buffers, non-persistent ones included, by object
         tensors=[(m, k, _save(store, dict(getattr(m, k)))) for m in model.modules() for k in _SLOTS],
         grads=[(p, _save(store, p.grad)) for p in model.parameters()],
@@ -149,6 +149,7 @@ def _restore_opt(opt, s, store):
 
 def _restore(learn, s, store):
     "Put back what `_snapshot` saved"
+    learn.model = s['model']
     for m,k,d in s['tensors']: getattr(m, k).update(_load(store, d, getattr(m, k)))
     for p,g in s['grads']: p.grad = None if g is None else _load(store, g, p.grad)
     for m,t in s['modes']: m.training = t
