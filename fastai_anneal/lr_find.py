@@ -59,26 +59,37 @@ class _Store:
             for c,n in self._chunks(t):
                 self.buf_t[:n].copy_(c)
                 self.f.write(memoryview(self.buf)[:n])
-        else: h = _Saved(t, data=t.detach().to('cpu' if self.where == 'cpu' else t.device, copy=True))
+        else:  # in memory: on the device, or on the host for 'cpu' and for what cannot go to disk as bytes
+            dev = t.device if self.where == 'device' or t.device.type == 'meta' else 'cpu'
+            h = _Saved(t, data=t.detach().to(dev, copy=True))
         self.saved[id(t)] = h
         return h
+
+    def _read(self, h, into):
+        "Fill `into` (contiguous) with the bytes of `h` from disk; return it"
+        self.f.seek(h.off)
+        for c,n in self._chunks(into):
+            self.f.readinto(memoryview(self.buf)[:n])
+            c.copy_(self.buf_t[:n])
+        return into
+
+    def _fits(self, into, h):
+        "Whether `into` can take the saved values of `h` in place"
+        return (isinstance(into, torch.Tensor) and into.shape == h.shape and into.dtype == h.dtype and into.device == h.device
+                and (_on_disk(into) if h.data is None else into.layout == h.data.layout))
 
     def get(self, h, live=None):
         "The saved values of `h`, written in place into the saved tensor if still alive, else into `live`, if either fits"
         if id(h) in self.loaded: return self.loaded[id(h)]
         into = h.ref()
         if into is None: into = live
-        if not (isinstance(into, torch.Tensor) and into.shape == h.shape and into.dtype == h.dtype and into.device == h.device
-                and (h.data is not None or _on_disk(into))):
-            into = torch.empty(h.shape, dtype=h.dtype, device=h.device)
-            if h.param: into = nn.Parameter(into, requires_grad=h.requires_grad)
         with torch.no_grad():
-            if h.data is not None: into.copy_(h.data)
-            else:
-                self.f.seek(h.off)
-                for c,n in self._chunks(into):
-                    self.f.readinto(memoryview(self.buf)[:n])
-                    c.copy_(self.buf_t[:n])
+            if self._fits(into, h):
+                if h.data is None: self._read(h, into)
+                else: into.copy_(h.data)
+            else:  # a new tensor
+                into = self._read(h, torch.empty(h.shape, dtype=h.dtype, device=h.device)) if h.data is None else h.data.to(h.device)
+                if h.param: into = nn.Parameter(into, requires_grad=h.requires_grad)
         h.data = None  # free the copy as soon as it is back
         self.loaded[id(h)] = into
         return into

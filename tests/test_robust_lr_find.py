@@ -212,3 +212,15 @@ def test_store_round_trips_odd_tensors():
                 assert a is o and a.dtype == b.dtype and a.shape == b.shape
                 assert torch.equal(a.resolve_conj().reshape(-1).view(torch.uint8) if a.dtype != torch.bool else a, b.resolve_conj().reshape(-1).view(torch.uint8) if b.dtype != torch.bool else b)
         finally: store.close()
+
+def test_store_keeps_what_cannot_go_to_disk_in_host_memory():
+    "A sparse tensor (no flat bytes) is kept in host memory by the 'disk' store and comes back equal, as a new tensor if replaced"
+    sp = torch.randn(3, 3).to_sparse()
+    dense,store = sp.to_dense(),_Store('disk')
+    try:
+        saved = _save(store, {'s': sp})
+        assert saved['s'].data is not None and saved['s'].data.device.type == 'cpu'
+        del sp
+        back = _load(store, saved, {'s': None})['s']
+        assert back.is_sparse and torch.equal(back.to_dense(), dense)
+    finally: store.close()
