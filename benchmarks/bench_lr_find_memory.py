@@ -1,8 +1,10 @@
 """Memory and time of `lr_find`, ours (each `snapshot` choice) against fastai's, on the same 25M-parameter model with Adam
 state, each run in a fresh subprocess. Reports the peak RSS growth during `lr_find` (and on CUDA the peak device-memory
 growth) and its wall time. Run: `python benchmarks/bench_lr_find_memory.py [--params 25e6] [--num_it 20] [--device cpu|cuda]`
-(prints a markdown table)."""
+(prints a markdown table). Peak RSS during training varies from run to run (the allocator keeps some of the optimizer
+step's temporaries), so each variant runs `--reps` times: median and range."""
 import argparse, json, os, subprocess, sys, tempfile, threading, time
+import numpy as np
 
 def _status(key):
     "A field of /proc/self/status, in bytes"
@@ -77,16 +79,23 @@ def main():
     p.add_argument('--params', type=float, default=25e6)
     p.add_argument('--num_it', type=int, default=20)
     p.add_argument('--device', default='cpu')
+    p.add_argument('--reps', type=int, default=3)
     p.add_argument('--one', nargs=2)
     args = p.parse_args()
     if args.one: return run(*args.one, int(args.params), args.num_it, args.device)
-    rows = [measure('fastai', '-', args)] + [measure('ours', s, args) for s in ('disk', 'cpu', 'device')]
-    fai = rows[0]['rss_mb']
-    cuda = 'device_mb' in rows[0]
-    print(f"{rows[0]['params']/1e6:.1f}M parameters, Adam, {args.num_it} batches, device {args.device}; bar: ours <= 1.1 x fastai + 20 MB = {1.1*fai+20:.0f} MB\n")
+    variants = [('fastai', '-')] + [('ours', s) for s in ('disk', 'cpu', 'device')]
+    runs = {v: [] for v in variants}
+    for _ in range(args.reps):  # interleaved
+        for v in variants: runs[v].append(measure(*v, args))
+    med = lambda rs, k: float(np.median([r[k] for r in rs]))
+    fai = med(runs[variants[0]], 'rss_mb')
+    cuda = 'device_mb' in runs[variants[0]][0]
+    print(f"{runs[variants[0]][0]['params']/1e6:.1f}M parameters, Adam, {args.num_it} batches, device {args.device}, {args.reps} fresh processes each: "
+          f"median [min, max]; bar: ours <= 1.1 x fastai + 20 MB = {1.1*fai+20:.0f} MB\n")
     print('| lr_find | snapshot | peak RSS growth | ' + ('peak device-memory growth | ' if cuda else '') + 'time |\n|---|---|---|' + ('---|' if cuda else '') + '---|')
-    for r in rows:
-        dev = f" {r['device_mb']:.0f} MB |" if cuda else ''
-        print(f"| {r['impl']} | {r['snapshot']} | {r['rss_mb']:.0f} MB |{dev} {r['s']:.2f} s |")
+    for (impl,snap),rs in runs.items():
+        rss = [r['rss_mb'] for r in rs]
+        dev = f" {med(rs, 'device_mb'):.0f} MB |" if cuda else ''
+        print(f"| {impl} | {snap} | {med(rs, 'rss_mb'):.0f} MB [{min(rss):.0f}, {max(rss):.0f}] |{dev} {med(rs, 's'):.2f} s |")
 
 if __name__ == '__main__': main()

@@ -237,7 +237,6 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
     "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; `snapshot` says where `keep_state` keeps the copies ('disk', 'cpu' or 'device')"
     cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode)
     if not isinstance(show_plot, (bool, np.bool_)): raise TypeError(f"`show_plot` must be True or False, got {show_plot!r}")
-    check_choice('snapshot', snapshot, ('disk', 'cpu', 'device'))
     funcs = None if suggest_funcs is None else (tuple(suggest_funcs) if is_listy(suggest_funcs) else (suggest_funcs,))
     if funcs is not None:
         if not funcs: raise ValueError(f"`suggest_funcs` must not be empty (use None for no suggestions), got {suggest_funcs!r}")
