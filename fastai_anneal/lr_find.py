@@ -140,7 +140,8 @@ def _snapshot(learn, store):
         tensors=[(m, k, _save(store, dict(getattr(m, k)))) for m in model.modules() for k in _SLOTS],
         grads=[(p, _save(store, p.grad)) for p in model.parameters()],
         modes=[(m, m.training) for m in model.modules()],
-        opt=opt, opt_own=None if opt is None else _save(store, _wrapper_state(opt)), opt_sd=None if opt is None or parts is not None else _save(store, opt.state_dict()),
+        opt=opt, opt_own=None if opt is None else _save(store, _wrapper_state(opt)),
+        opt_sd=None if opt is None or parts is not None else _save(store, opt.state_dict()),  # an optimizer of unknown kind
         opt_state=None if parts is None else _save(store, dict(parts[0])),
         opt_hypers=None if parts is None else [_save(store, {k:v for k,v in h.items() if k != 'params'}) for h in parts[1]],
         rng=(random.getstate(), np.random.get_state(), torch.get_rng_state(),
