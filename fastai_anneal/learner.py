@@ -255,18 +255,21 @@ def _suggest_data(lrs, losses, num_it):
 # %% ../nbs/04_learner.ipynb #c036
 @patch
 def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(valley,),
-            step_mode='exp'):
-    "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple"
+            step_mode='exp', snapshot='disk'):
+    "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; `snapshot` says where `keep_state` keeps the copies ('disk', 'cpu' or 'device')"
     cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode)
+    if not isinstance(show_plot, (bool, np.bool_)): raise TypeError(f"`show_plot` must be True or False, got {show_plot!r}")
     funcs = None if suggest_funcs is None else (tuple(suggest_funcs) if is_listy(suggest_funcs) else (suggest_funcs,))
     if funcs is not None:
         if not funcs: raise ValueError(f"`suggest_funcs` must not be empty (use None for no suggestions), got {suggest_funcs!r}")
         for f in funcs:
             if not callable(f): raise TypeError(f"`suggest_funcs` must be callables like `valley`, got {f!r}")
     if not hasattr(self, 'recorder'): raise ValueError("`lr_find` needs the Learner's `Recorder` (it provides the smoothed loss)")
+    top = min((torch.finfo(p.dtype).max for p in self.model.parameters() if p.is_floating_point()), default=math.inf)
+    if cb.end_lr > top: raise ValueError(f"`end_lr` must be at most {top:g}, the largest value the model's parameters can hold, got {end_lr!r}")
     n = len(self.dls.train)
     if n == 0: raise ValueError("`lr_find` needs a non-empty training DataLoader, got one with no batches")
-    with keep_state(self), self.no_logging(): self.fit(num_it//n + 1, cbs=cb)
+    with keep_state(self, snapshot), self.no_logging(): self.fit(num_it//n + 1, cbs=cb)
     rec = self.recorder
     rec.lrs,rec.losses = list(cb.lrs),list(cb.losses)
     if funcs is None:

@@ -6,8 +6,10 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/lr_find.html.md"""
 
 # %% ../nbs/05_lr_find.ipynb #c002
 from __future__ import annotations
-import bisect, collections, contextlib, copy, math, numbers, random
+import bisect, collections, contextlib, copy, math, numbers, random, signal, tempfile, threading, weakref
 import numpy as np, torch
+from torch import nn
+from fastcore.foundation import L
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from fastai.optimizer import Optimizer, OptimWrapper
 from .core import *
@@ -17,15 +19,102 @@ from .hypers import hyper_slots, write_hyper
 __all__ = ['keep_state', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'SuggestionMethod']
 
 # %% ../nbs/05_lr_find.ipynb #c005
-def _clone(o):
-    "A deep copy of `o` in which tensors are detached clones"
-    if isinstance(o, torch.Tensor): return o.detach().clone()
+_CHUNK = 1 << 22  # bytes: the host buffer through which tensors go to and come back from disk
+
+def _on_disk(t):
+    "Whether `t` is a dense tensor whose bytes can be written to a file as they are"
+    return (t.layout == torch.strided and t.device.type != 'meta' and t.is_contiguous()
+            and not (t.is_quantized or t.is_conj() or t.is_neg()))
+
+class _Saved:
+    "A saved tensor: a weak reference to it, its layout, and its copy (`data`) or the offset of its bytes on disk (`off`)"
+    def __init__(self, t, data=None, off=None):
+        self.ref,self.shape,self.dtype,self.device = weakref.ref(t),t.shape,t.dtype,t.device
+        self.param,self.requires_grad = isinstance(t, nn.Parameter),t.requires_grad
+        self.data,self.off = data,off
+
+class _Store:
+    "Copies of tensors on their device (`where='device'`), in host memory ('cpu') or in an anonymous temporary file ('disk')"
+    def __init__(self, where='disk'):
+        self.where = check_choice('snapshot', where, ('disk', 'cpu', 'device'))
+        self.saved,self.loaded,self.f = {},{},None
+        if where == 'disk':
+            self.f,self.buf = tempfile.TemporaryFile(),bytearray(_CHUNK)
+            self.buf_t = torch.frombuffer(self.buf, dtype=torch.uint8)
+
+    def close(self):
+        if self.f is not None: self.f.close()
+        self.saved,self.loaded = {},{}
+
+    def _chunks(self, t):
+        "The bytes of `t` as a flat uint8 view, in slices of at most `_CHUNK`"
+        flat = t.detach().reshape(-1).view(torch.uint8)
+        return [(flat[a:a+_CHUNK], min(_CHUNK, flat.numel()-a)) for a in range(0, flat.numel(), _CHUNK)]
+
+    def put(self, t):
+        "Save a copy of `t` (once per tensor object)"
+        if id(t) in self.saved: return self.saved[id(t)]
+        if self.where == 'disk' and _on_disk(t):
+            h = _Saved(t, off=self.f.tell())
+            for c,n in self._chunks(t):
+                self.buf_t[:n].copy_(c)
+                self.f.write(memoryview(self.buf)[:n])
+        else:  # in memory: on the device, or on the host for 'cpu' and for what cannot go to disk as bytes
+            dev = t.device if self.where == 'device' or t.device.type == 'meta' else 'cpu'
+            h = _Saved(t, data=t.detach().to(dev, copy=True))
+        self.saved[id(t)] = h
+        return h
+
+    def _read(self, h, into):
+        "Fill `into` (contiguous) with the bytes of `h` from disk; return it"
+        self.f.seek(h.off)
+        for c,n in self._chunks(into):
+            self.f.readinto(memoryview(self.buf)[:n])
+            c.copy_(self.buf_t[:n])
+        return into
+
+    def _fits(self, into, h):
+        "Whether `into` can take the saved values of `h` in place"
+        return (isinstance(into, torch.Tensor) and into.shape == h.shape and into.dtype == h.dtype and into.device == h.device
+                and (_on_disk(into) if h.data is None else into.layout == h.data.layout))
+
+    def get(self, h, live=None):
+        "The saved values of `h`, written in place into the saved tensor if still alive, else into `live`, if either fits"
+        if id(h) in self.loaded: return self.loaded[id(h)]
+        into = h.ref()
+        if into is None: into = live
+        with torch.no_grad():
+            if self._fits(into, h):
+                if h.data is None: self._read(h, into)
+                else: into.copy_(h.data)
+            else:  # a new tensor
+                into = self._read(h, torch.empty(h.shape, dtype=h.dtype, device=h.device)) if h.data is None else h.data.to(h.device)
+                if h.param: into = nn.Parameter(into, requires_grad=h.requires_grad)
+        h.data = None  # free the copy as soon as it is back
+        self.loaded[id(h)] = into
+        return into
+
+def _save(store, o):
+    "`o` with its tensors saved in `store` (containers copied, other values deep-copied)"
+    if isinstance(o, torch.Tensor): return store.put(o)
     if isinstance(o, dict):
         res = copy.copy(o)  # keeps the type (and a defaultdict's factory)
-        for k,v in o.items(): res[k] = _clone(v)
+        for k,v in o.items(): res[k] = _save(store, v)
         return res
-    if isinstance(o, (list, tuple)) and type(o) in (list, tuple): return type(o)(_clone(v) for v in o)
+    if type(o) in (list, tuple, L): return type(o)(_save(store, v) for v in o)
     return copy.deepcopy(o)
+
+def _load(store, o, live=None):
+    "The values saved by `_save` in `o`, written into the matching tensors of `live` (the current values) where they fit"
+    if isinstance(o, _Saved): return store.get(o, live)
+    if isinstance(o, dict):
+        res = copy.copy(o)
+        for k,v in o.items(): res[k] = _load(store, v, live.get(k) if isinstance(live, dict) else None)
+        return res
+    if type(o) in (list, tuple, L):
+        lives = live if type(live) is type(o) and len(live) == len(o) else [None]*len(o)
+        return type(o)(_load(store, v, l) for v,l in zip(o, lives))
+    return o
 
 def _opt_parts(opt):
     "The per-parameter state dict and the list of hyper-parameter dicts of `opt`, or `None` for an unknown optimizer"
@@ -33,49 +122,51 @@ def _opt_parts(opt):
     if isinstance(opt, Optimizer): return opt.state, opt.hypers
     return None
 
-def _restore_hypers(cur, saved):
-    "Put the values of the hyper-parameter dicts `saved` back into `cur`, refilling tensors in place"
-    for d,s in zip(cur, saved):
-        for k,v in s.items():
-            if k == 'params': continue
-            old = d.get(k)
-            if isinstance(old, torch.Tensor) and isinstance(v, torch.Tensor) and old.shape == v.shape: old.copy_(v)
-            elif isinstance(old, tuple) and isinstance(v, tuple) and len(old) == len(v) and any(isinstance(o, torch.Tensor) for o in old):
-                for o,x in zip(old, v):
-                    if isinstance(o, torch.Tensor): o.copy_(x)
-                d[k] = tuple(o if isinstance(o, torch.Tensor) else x for o,x in zip(old, v))
-            else: d[k] = v
-        for k in set(d) - set(s): del d[k]
+def _wrapper_state(opt):
+    "The attributes an optimizer wrapping another one keeps itself (as fastai's `Lookahead`: its step count and slow weights)"
+    own = vars(opt)
+    return {k:v for k,v in own.items() if k != 'opt'} if hasattr(own.get('opt'), 'step') else {}
 
 # %% ../nbs/05_lr_find.ipynb #c006
-def _snapshot(learn):
-    "Everything `keep_state` restores"
+_SLOTS = '_parameters','_buffers'
+
+def _snapshot(learn, store):
+    "Everything `keep_state` restores, its tensors saved in `store`"
     model,opt = learn.model,learn.opt
     parts = _opt_parts(opt) if opt is not None else None
     dls = [dl for dl in getattr(learn.dls, 'loaders', []) if hasattr(dl, 'rng')]
-    return dict(
-        model={k: _clone(v) for k,v in model.state_dict().items()},
-        grads=[(p, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()],
+    return dict(model=model,
+        # each module's own parameters and buffers, non-persistent ones included, by object
+        tensors=[(m, k, _save(store, dict(getattr(m, k)))) for m in model.modules() for k in _SLOTS],
+        grads=[(p, _save(store, p.grad)) for p in model.parameters()],
         modes=[(m, m.training) for m in model.modules()],
-        opt=opt, opt_sd=None if opt is None or parts is not None else _clone(opt.state_dict()),
-        opt_state=None if parts is None else {p: _clone(s) for p,s in parts[0].items()},
-        opt_hypers=None if parts is None else [{k: _clone(v) for k,v in h.items() if k != 'params'} for h in parts[1]],
+        opt=opt, opt_own=None if opt is None else _save(store, _wrapper_state(opt)),
+        opt_sd=None if opt is None or parts is not None else _save(store, opt.state_dict()),  # an optimizer of unknown kind
+        opt_state=None if parts is None else _save(store, dict(parts[0])),
+        opt_hypers=None if parts is None else [_save(store, {k:v for k,v in h.items() if k != 'params'}) for h in parts[1]],
         rng=(random.getstate(), np.random.get_state(), torch.get_rng_state(),
              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None),
         dl_rngs=[(dl, dl.rng, dl.rng.getstate()) for dl in dls])
 
-def _restore(learn, s):
+def _restore_opt(opt, s, store):
+    "Put back the optimizer's per-parameter state and hyper-parameters (never a group's 'params')"
+    vars(opt).update(_load(store, s['opt_own'], vars(opt)))
+    if s['opt_sd'] is not None: return opt.load_state_dict(_load(store, s['opt_sd']))
+    state,hypers = _opt_parts(opt)
+    for p in [p for p in state if p not in s['opt_state']]: del state[p]
+    for p,v in s['opt_state'].items(): state[p] = _load(store, v, state.get(p))
+    for d,h in zip(hypers, s['opt_hypers']):
+        for k in set(d) - set(h) - {'params'}: del d[k]
+        d.update(_load(store, h, d))
+
+def _restore(learn, s, store):
     "Put back what `_snapshot` saved"
-    learn.model.load_state_dict(s['model'])
-    for p,g in s['grads']: p.grad = g
+    learn.model = s['model']
+    for m,k,d in s['tensors']: getattr(m, k).update(_load(store, d, getattr(m, k)))
+    for p,g in s['grads']: p.grad = None if g is None else _load(store, g, p.grad)
     for m,t in s['modes']: m.training = t
     opt = learn.opt = s['opt']
-    if opt is not None:
-        if s['opt_sd'] is not None: opt.load_state_dict(s['opt_sd'])
-        else:
-            state,hypers = _opt_parts(opt)
-            state.clear(); state.update(s['opt_state'])
-            _restore_hypers(hypers, s['opt_hypers'])
+    if opt is not None: _restore_opt(opt, s, store)
     r,n,t,c = s['rng']
     random.setstate(r); np.random.set_state(n); torch.set_rng_state(t)
     if c is not None: torch.cuda.set_rng_state_all(c)
@@ -85,13 +176,27 @@ def _restore(learn, s):
 
 # %% ../nbs/05_lr_find.ipynb #c007
 @contextlib.contextmanager
-def keep_state(learn):
-    "Restore `learn`'s weights, optimizer and random-number state when the block ends, however it ends"
-    s = _snapshot(learn)
+def _hold_interrupt():
+    "Hold back Ctrl-C until the block ends (in the main thread), so that a restore is never cut in half"
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    hits = []
+    old = signal.signal(signal.SIGINT, lambda *a: hits.append(a))
     try: yield
     finally:
-        _restore(learn, s)
-        if hasattr(learn, '_end_cleanup'): learn._end_cleanup()  # drop the last batch and loss, as `fit` does
+        signal.signal(signal.SIGINT, signal.SIG_DFL if old is None else old)
+        if hits: raise KeyboardInterrupt
+
+@contextlib.contextmanager
+def keep_state(learn, snapshot='disk'):
+    "Restore `learn`'s weights, optimizer and random-number state when the block ends, however it ends; the copies live in a temporary file (`snapshot='disk'`), host memory ('cpu') or on the model's device ('device')"
+    store = _Store(snapshot)
+    try:
+        s = _snapshot(learn, store)
+        try: yield
+        finally:
+            with _hold_interrupt(): _restore(learn, s, store)
+            if hasattr(learn, '_end_cleanup'): learn._end_cleanup()  # drop the last batch and loss, as `fit` does
+    finally: store.close()
 
 # %% ../nbs/05_lr_find.ipynb #c011
 def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode):
@@ -101,6 +206,8 @@ def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode):
     check_int('num_it', num_it, lo=6)
     if not isinstance(stop_div, (bool, np.bool_)): raise TypeError(f"`stop_div` must be True or False, got {stop_div!r}")
     check_choice('step_mode', step_mode, ('exp', 'lin'))
+    if step_mode == 'exp' and not math.isfinite(end_lr/start_lr):  # the ramp start*(end/start)**pos would be inf from batch 1
+        raise ValueError(f"`start_lr` is too small for `end_lr`: end_lr/start_lr must be finite, got start_lr={start_lr!r}, end_lr={end_lr!r}")
     return start_lr,end_lr,int(num_it),bool(stop_div),step_mode
 
 # %% ../nbs/05_lr_find.ipynb #c012
@@ -115,7 +222,7 @@ class LRFinder(Callback):
     def before_fit(self):
         "Find the learning rates in the optimizer and start the records"
         self._slots = hyper_slots(self.learn.opt, 'lr')
-        self.lrs,self.losses,self.best_loss = [],[],math.inf
+        self.lrs,self.losses,self.best_loss,self._lr = [],[],math.inf,None
 
     def before_batch(self):
         "Set the learning rate of this batch"
@@ -124,10 +231,12 @@ class LRFinder(Callback):
 
     def after_batch(self):
         "Record the learning rate and smoothed loss; stop at `num_it` batches or at divergence"
-        loss = float(self.learn.smooth_loss)
-        self.lrs.append(self._lr); self.losses.append(loss)
-        if loss < self.best_loss: self.best_loss = loss
-        if self.stop_div and (not math.isfinite(loss) or loss - self.best_loss > 3*abs(self.best_loss)): raise CancelFitException()
+        lr,self._lr = self._lr,None
+        if lr is not None:  # else a callback cancelled this batch before its learning rate was set: nothing to record
+            loss = float(self.learn.smooth_loss)
+            self.lrs.append(lr); self.losses.append(loss)
+            if loss < self.best_loss: self.best_loss = loss
+            if self.stop_div and (not math.isfinite(loss) or loss - self.best_loss > 3*abs(self.best_loss)): raise CancelFitException()
         if self.learn.train_iter >= self.num_it: raise CancelFitException()
 
     def before_validate(self):
