@@ -6,11 +6,11 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/hypers.html.md"""
 
 # %% ../nbs/02_hypers.ipynb #c002
 from __future__ import annotations
-import numbers
-import torch
+import math, numbers
+import numpy as np, torch
 
 # %% auto #0
-__all__ = ['valid_hypers', 'hyper_slots', 'write_hyper']
+__all__ = ['hyper_ranges', 'valid_hypers', 'hyper_slots', 'write_hyper', 'check_hyper_values']
 
 # %% ../nbs/02_hypers.ipynb #c005
 def _is_hyper(v): return (isinstance(v, numbers.Real) and not isinstance(v, bool)) or (isinstance(v, torch.Tensor) and v.numel() == 1)
@@ -50,9 +50,10 @@ def hyper_slots(opt, name):
     return _unshare([(pg, key, int(idx) if idx else None) for pg in t[0].param_groups])
 
 def _own(t, seen):
-    "`t`, or a copy if `t` is a tensor already in `seen` (the ids of tensors other groups hold)"
+    "`t`, or a copy if `t` is a tensor already in `seen` (the ids of tensors other groups hold) or an integer tensor (a float one, same device)"
     if not isinstance(t, torch.Tensor): return t
-    if id(t) in seen: t = t.detach().clone()
+    if not t.is_floating_point(): t = t.detach().to(torch.get_default_dtype())  # filling an int tensor would truncate every value
+    elif id(t) in seen: t = t.detach().clone()
     seen.add(id(t))
     return t
 
@@ -76,3 +77,29 @@ def write_hyper(slots, v):
             t = d[k]
             if isinstance(t[i], torch.Tensor): t[i].fill_(x)
             else: d[k] = t[:i] + (x,) + t[i+1:]
+
+# %% ../nbs/02_hypers.ipynb #i9b001
+try: from fastai_anneal.core import check_finite_values
+except ImportError:  # until core has it (issue 9, helper i9a): the same contract
+    def check_finite_values(name, vals, pos=None):
+        "Check that `vals` (a number or array, first axis along positions `pos`) are all finite; return `vals`"
+        a = np.asarray(vals, dtype=np.float64)
+        if np.isfinite(a).all(): return vals
+        i = np.argwhere(~np.isfinite(a))[0]
+        at = '' if pos is None else f" at pos {float(np.asarray(pos).reshape(-1)[i[0]] if np.ndim(pos) else pos)!r}"
+        raise ValueError(f"`{name}` must be finite, got {a[tuple(i)]!r}{at}")
+
+hyper_ranges = {'lr': (0., math.inf, False), 'mom': (0., 1., False), 'sqr_mom': (0., 1., False), 'wd': (0., math.inf, False), 'eps': (0., math.inf, True)}
+_anything = (-math.inf, math.inf, False)
+
+def check_hyper_values(name, vals, pos=None):
+    "Check that the values `vals` of hyper-parameter `name` (at training positions `pos`) are finite and in `hyper_ranges[name]`; return them"
+    lo,hi,lo_open = hyper_ranges.get(name, _anything)
+    if type(vals) is float and (lo < vals if lo_open else lo <= vals) and vals <= hi: return vals  # the common case, fast
+    check_finite_values(name, vals, pos)
+    a = np.asarray(vals, dtype=np.float64)
+    bad = (a < lo) | (a > hi) | (a == lo if lo_open else False)
+    if not bad.any(): return vals
+    i = np.argwhere(bad)[0]
+    at = '' if pos is None else f" at pos {float(np.asarray(pos).reshape(-1)[i[0]] if np.ndim(pos) else pos)!r}"
+    raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}], got {a[tuple(i)]!r}{at}")
