@@ -10,9 +10,9 @@ import math, bisect, numbers, functools
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_int', 'check_choice', 'check_param', 'Schedule',
-           'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly',
-           'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos', 'sched_from_dict']
+__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'check_num', 'check_int', 'check_choice', 'check_param', 'check_bool',
+           'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp',
+           'SchedPoly', 'as_schedule', 'CombineScheds', 'combine_scheds', 'combined_cos', 'sched_from_dict']
 
 # %% ../nbs/00_core.ipynb #c005
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
@@ -49,6 +49,12 @@ def check_param(name, v):
         if not np.isfinite(a).all(): raise ValueError(f"`{name}` must be finite, got {v!r}")
         return float(a) if a.ndim == 0 else a.tolist()
     return check_num(name, v)
+
+# %% ../nbs/00_core.ipynb #i9b003
+def check_bool(name, v):
+    "Check that `v` is `True` or `False` (a numpy bool too, not a string or a number); return it as a bool"
+    if not isinstance(v, (bool, np.bool_)): raise TypeError(f"`{name}` must be True or False, got {v!r}")
+    return bool(v)
 
 # %% ../nbs/00_core.ipynb #c010
 def _is_group(v): return isinstance(v, list)

@@ -87,7 +87,7 @@ except ImportError:  # until core has it (issue 9, helper i9a): the same contrac
         if np.isfinite(a).all(): return vals
         i = np.argwhere(~np.isfinite(a))[0]
         at = '' if pos is None else f" at pos {float(np.asarray(pos).reshape(-1)[i[0]] if np.ndim(pos) else pos)!r}"
-        raise ValueError(f"`{name}` must be finite, got {a[tuple(i)]!r}{at}")
+        raise ValueError(f"`{name}` must be finite, got {float(a[tuple(i)])!r}{at}")
 
 hyper_ranges = {'lr': (0., math.inf, False), 'mom': (0., 1., False), 'sqr_mom': (0., 1., False), 'wd': (0., math.inf, False), 'eps': (0., math.inf, True)}
 _anything = (-math.inf, math.inf, False)
@@ -102,4 +102,4 @@ def check_hyper_values(name, vals, pos=None):
     if not bad.any(): return vals
     i = np.argwhere(bad)[0]
     at = '' if pos is None else f" at pos {float(np.asarray(pos).reshape(-1)[i[0]] if np.ndim(pos) else pos)!r}"
-    raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}], got {a[tuple(i)]!r}{at}")
+    raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}], got {float(a[tuple(i)])!r}{at}")
