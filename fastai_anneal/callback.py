@@ -110,7 +110,7 @@ class ParamScheduler(Callback):
         "Check the values at every position of the fit (when the training `DataLoader` has a length), before any is written"
         try: n = self.learn.n_epoch*len(self.learn.dls.train)
         except (TypeError, AttributeError): return
-        if n > 0: self._values(np.arange(n)/n)
+        if n > 0: self._values(np.arange(n)/n if n <= _chunk*64 else np.linspace(0, 1, _chunk*64, endpoint=False))  # `_precompute` checks every chunk, too
 
     def before_train(self): self._pos = []  # a new epoch: new positions
 

@@ -26,7 +26,7 @@ from .lr_find import *
 from .lr_find import _n_finite
 
 # %% auto #0
-__all__ = ['hyper_values', 'check_cbs', 'check_fit_args', 'sgdr_epochs']
+__all__ = ['max_epochs', 'hyper_values', 'check_cbs', 'check_fit_args', 'sgdr_epochs']
 
 # %% ../nbs/04_learner.ipynb #c006
 def _fill(old, v):
@@ -75,9 +75,11 @@ def check_cbs(cbs):
             raise TypeError(f"`cbs` must hold fastai `Callback`s (instances or classes), got {cb!r}")
     return cbs
 
+max_epochs = 2**53  # beyond, training positions (`pct_train`, a float) cannot be told apart
+
 def check_fit_args(learn, n_epoch, start_epoch=0, wd=None, cbs=None, reset_opt=False):
     "Check the arguments every `fit_*` method shares (all of them, before anything is added to `learn` or changed)"
-    n_epoch = check_int('n_epoch', n_epoch, lo=1)
+    n_epoch = check_int('n_epoch', n_epoch, lo=1, hi=max_epochs)
     check_int('start_epoch', start_epoch, lo=0, hi=n_epoch)
     check_cbs(cbs); check_bool('reset_opt', reset_opt)
     if wd is not None:
@@ -201,8 +203,13 @@ def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, 
 # %% ../nbs/04_learner.ipynb #c027
 def sgdr_epochs(n_cycles, cycle_len, cycle_mult=2):
     "Number of epochs of `n_cycles` SGDR cycles, the first `cycle_len` epochs long, each `cycle_mult` times the one before"
-    n_cycles,cycle_len,cycle_mult = check_int('n_cycles', n_cycles, 1),check_int('cycle_len', cycle_len, 1),check_int('cycle_mult', cycle_mult, 1)
-    return n_cycles*cycle_len if cycle_mult == 1 else cycle_len * (cycle_mult**n_cycles - 1) // (cycle_mult - 1)
+    n_cycles,cycle_len,cycle_mult = check_int('n_cycles', n_cycles, 1),check_int('cycle_len', cycle_len, 1, max_epochs),check_int('cycle_mult', cycle_mult, 1, max_epochs)
+    if cycle_mult == 1: n = n_cycles*cycle_len
+    else:
+        n,c = 0,cycle_len
+        for _ in range(min(n_cycles, 64)): n,c = n+c,c*cycle_mult  # past 53 doublings `n` exceeds `max_epochs` anyway
+    if n >= max_epochs: raise ValueError(f"`n_cycles` of {n_cycles} cycles (first {cycle_len} epochs, each x{cycle_mult}) make more than {max_epochs} epochs")
+    return n
 
 @patch
 def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=None, reset_opt=False, wd=None,
@@ -220,7 +227,8 @@ _one_cycle_kw = {'div_final', 'wd', 'moms', 'cbs', 'reset_opt'}
 @patch
 def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, start_epoch=0, **kwargs):
     "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`, using discriminative LR."
-    epochs,freeze_epochs = check_int('epochs', epochs, 1),check_int('freeze_epochs', freeze_epochs, 0)
+    freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0, max_epochs)
+    epochs = check_int('epochs', epochs, 1, max_epochs - freeze_epochs)
     bad = set(kwargs) - _one_cycle_kw
     if bad: raise ValueError(f"`fine_tune` passes only {', '.join(sorted(_one_cycle_kw))} to `fit_one_cycle`, got {', '.join(f'`{k}`' for k in sorted(bad))}")
     check_fit_args(self, epochs + freeze_epochs, start_epoch, kwargs.get('wd'), kwargs.get('cbs'), kwargs.get('reset_opt', False))
