@@ -115,9 +115,10 @@ def _one_cycle(learn, lr_max, div, div_final, pct_start, moms):
     "The schedules of `fit_one_cycle`, every argument checked"
     div,div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
     pct_start = check_num('pct_start', pct_start, 0, 1)
+    moms = None if moms is None else _check_moms(moms)  # before `hyper_values`, which may create the optimizer
     lr_max = hyper_values(learn, learn.lr if lr_max is None else lr_max, 'lr_max')
     scheds = {'lr': combined_cos(pct_start, _divided(lr_max, div, 'div'), lr_max, _divided(lr_max, div_final, 'div_final'))}
-    if moms is not None or 'mom' in valid_hypers(learn.opt): scheds['mom'] = combined_cos(pct_start, *_check_moms(learn.moms if moms is None else moms))
+    if moms is not None or 'mom' in valid_hypers(learn.opt): scheds['mom'] = combined_cos(pct_start, *(moms or _check_moms(learn.moms)))
     return scheds
 
 @patch
