@@ -58,7 +58,7 @@ def positional(meth, args, name, v):
 
 def state(learn):
     return ([p.detach().clone() for p in learn.model.parameters()], [p.requires_grad for p in learn.model.parameters()],
-            [{k: float(v) for k,v in h.items()} for h in learn.opt.hypers], learn.opt, list(learn.cbs))
+            [{k: float(v) for k,v in h.items()} for h in learn.opt.hypers], learn.opt, sorted(type(cb).__name__ for cb in learn.cbs))  # fastai's `no_bar` re-adds a new progress callback
 
 def same_state(a, b):
     return (all(torch.equal(x, y) for x,y in zip(a[0], b[0])) and a[1] == b[1] and
@@ -177,3 +177,25 @@ def test_fault(meth, event, exc, order):
     for k,g in hps.items():
         assert np.isfinite(g).all() and len(g) == len(learn.recorder.hps[k])
     usable(learn)
+
+# Random numbers, hypothesis: every input is refused (naming an argument, nothing changed) or trains on finite, in-range values
+
+from hypothesis import given, settings, HealthCheck, strategies as st
+
+num = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**400, 10**400), st.sampled_from([1e-320, 1e-3, 0.5, 25., 1e5]))
+ARGS = ['lr_max', 'div', 'div_final', 'pct_start', 'wd', 'moms']
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(lr_max=num, div=num, div_final=num, pct_start=num, wd=num, moms=st.tuples(num, num, num))
+def test_fit_one_cycle_random_numbers(lr_max, div, div_final, pct_start, wd, moms):
+    learn = learner(Adam, n_trn=2)  # a fresh one: an accepted huge learning rate may leave NaN weights
+    learn.create_opt()
+    before = state(learn)
+    try:
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, lr_max, div, div_final, pct_start, wd, moms)
+    except (ValueError, TypeError) as e:
+        assert any(f'`{a}' in str(e) for a in ARGS), f"{type(e).__name__}: {e}"
+        assert same_state(before, state(learn)) and not any(isinstance(cb, ParamScheduler) for cb in learn.cbs)
+        return
+    g = learn.recorder.group_hps
+    assert np.isfinite(g['lr']).all() and (g['lr'] >= 0).all() and ((g['mom'] >= 0) & (g['mom'] <= 1)).all()
