@@ -111,8 +111,8 @@ def _divided(lr, d, name):
     if not np.isfinite(res).all(): raise ValueError(f"`{name}` is too small: the learning rate divided by it overflows, got {d!r}")
     return res
 
-def _one_cycle(learn, lr_max, div, div_final, pct_start, moms):
-    "The schedules of `fit_one_cycle`, every argument checked"
+def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):
+    "The schedules of `fit_one_cycle` for `n_epoch` epochs, every argument checked"
     div,div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
     pct_start = check_num('pct_start', pct_start, 0, 1)
     moms = None if moms is None else _check_moms(moms)  # before `hyper_values`, which may create the optimizer
@@ -126,7 +126,7 @@ def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pc
                   moms=None, cbs=None, reset_opt=False, start_epoch=0):
     "Fit `self.model` for `n_epoch` using the 1cycle policy."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
-    scheds = _one_cycle(self, lr_max, div, div_final, pct_start, moms)
+    scheds = _one_cycle(self, n_epoch, lr_max, div, div_final, pct_start, moms)
     _fit_sched(self, n_epoch, scheds, cbs, reset_opt, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #c020
@@ -236,8 +236,8 @@ def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, 
     base_lr,lr_mult = check_num('base_lr', base_lr, lo=0, lo_open=True),check_num('lr_mult', lr_mult, lo=0, lo_open=True)
     pct_start,div = check_num('pct_start', pct_start, 0, 1),check_num('div', div, lo=0, lo_open=True)
     kw = dict(div_final=kwargs.get('div_final', 1e5), moms=kwargs.get('moms'))
-    _one_cycle(self, slice(base_lr), 25., pct_start=0.99, **kw)  # both phases checked before `freeze`
-    _one_cycle(self, slice(_divided(base_lr/2, lr_mult, 'lr_mult'), base_lr/2), div, pct_start=pct_start, **kw)
+    if start_epoch < freeze_epochs: _one_cycle(self, freeze_epochs, slice(base_lr), 25., pct_start=0.99, **kw)  # both phases checked before `freeze`
+    _one_cycle(self, epochs, slice(_divided(base_lr/2, lr_mult, 'lr_mult'), base_lr/2), div, pct_start=pct_start, **kw)
     if start_epoch < freeze_epochs:
         self.freeze()
         self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, start_epoch=start_epoch, **kwargs)
