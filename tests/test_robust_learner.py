@@ -33,15 +33,14 @@ def blow_up(start, end, pos): return start/(pos-.5)
 def test_non_finite_table_refused_before_writing(sched):
     learn = learner(Adam, n_trn=4, cbs=OptProbe())
     learn.create_opt(); w = weights(learn)
-    with pytest.raises(ValueError, match='`lr` must be finite') as e: learn.fit(1, cbs=ParamScheduler({'lr': sched}))
-    assert 'pos' in str(e.value)
+    with pytest.raises(ValueError, match='`lr` must be finite at pos='): learn.fit(1, cbs=ParamScheduler({'lr': sched}))
     assert same(w, learn) and steps(learn) == [] and no_sched(learn)
     assert all(math.isfinite(h['lr']) for h in learn.opt.hypers)
 
 def test_non_finite_scalar_path_refused_before_writing():
     "Only at pos 0.9, off the fit's grid: the value is checked where pct_train was moved to"
     learn = learner(Adam, n_trn=7, cbs=OptProbe())
-    with pytest.raises(ValueError, match=r'`lr` must be finite, got nan at pos 0\.9'):
+    with pytest.raises(ValueError, match=r'`lr` must be finite at pos=0\.9, got nan'):
         learn.fit(2, cbs=[ParamScheduler({'lr': lambda p: float('nan') if p == 0.9 else 1e-3}), Jump(0.9)])
     assert len(learn.opt_probe.seen) == 2 and all(h['lr'] == 1e-3 for h in learn.opt.hypers)
 
