@@ -125,7 +125,7 @@ class ParamScheduler(Callback):
 
     def _values(self, pos):
         "The values of the schedules at positions `pos` (integer attributes rounded), checked finite and in range"
-        cols = [np.rint(s._arr(pos)) if r else s._arr(pos) for s,r in zip(self._scheds.values(), self._int)]
+        cols = [np.rint(_arr(n, s, pos)) if r else _arr(n, s, pos) for (n,s),r in zip(self._scheds.items(), self._int)]
         for n,c in zip(self._scheds, cols): check_hyper_values(n, c, pos)
         return cols
 
@@ -172,6 +172,12 @@ class ParamScheduler(Callback):
 
 _fit_state = '_scheds','_fs','_dst','_ng','_int','_opt','_homef','_home','_nh','_off','_pos','_cols','_rec'
 _chunk = 1024  # batches evaluated at once
+
+def _arr(n, s, pos):
+    "Schedule `s` of hyper-parameter `n` at positions `pos`; an error evaluating it names `n`"
+    try: return s._arr(pos)
+    except (ValueError, TypeError, ArithmeticError) as e:
+        raise (TypeError if isinstance(e, TypeError) else ValueError)(f"the schedule of `{n}` cannot be evaluated: {type(e).__name__}: {e}") from None
 
 def _homef(opt):
     "A getter of the list holding `opt`'s hyper-parameter dicts (torch's `param_groups` or fastai's `hypers`)"

@@ -27,7 +27,7 @@ if __name__ == '__main__':
     rank = int(os.environ['RANK'])
     torch.manual_seed(0)
     n = 104 if mode == 'uneven' and rank == 1 else 120
-    dls = DataLoaders(TfmdDL(data(n), bs=16, shuffle=True, drop_last=True), TfmdDL(data(32), bs=16))
+    dls = DataLoaders(TfmdDL(data(n), bs=16, shuffle=True, drop_last=True, num_workers=0), TfmdDL(data(32), bs=16, num_workers=0))  # no worker processes forked under gloo
     learn = Learner(dls, RegModel(), loss_func=MSELossFlat(), cbs=Count())
     res = {}
     try:
@@ -35,4 +35,7 @@ if __name__ == '__main__':
         res = dict(**learn.counted, lr=[float(v) for v in learn.recorder.hps['lr']])
     except Exception as e: res = dict(error=f'{type(e).__name__}: {e}')
     with open(os.path.join(out, f'rank{rank}.json'), 'w') as f: json.dump(res, f)
+    torch.distributed.barrier()  # both ranks done (and past any failed collective) before either tears the group down: a rank leaving early can abort the other
     teardown_distrib()
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(0)  # skip interpreter-exit destructors: a gloo thread destroyed there can abort ('terminate called without an active exception') under load

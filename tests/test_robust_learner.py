@@ -33,9 +33,14 @@ def blow_up(start, end, pos): return start/(pos-.5)
 def test_non_finite_table_refused_before_writing(sched):
     learn = learner(Adam, n_trn=4, cbs=OptProbe())
     learn.create_opt(); w = weights(learn)
-    with pytest.raises(ValueError, match='`lr` must be finite at pos='): learn.fit(1, cbs=ParamScheduler({'lr': sched}))
+    with pytest.raises(ValueError, match='`lr`.*pos=') as e: learn.fit(1, cbs=ParamScheduler({'lr': sched}))  # where the value is NaN/inf, or the formula fails
     assert same(w, learn) and steps(learn) == [] and no_sched(learn)
     assert all(math.isfinite(h['lr']) for h in learn.opt.hypers)
+
+def test_schedule_that_raises_names_the_hyper_parameter():
+    learn = learner(Adam, n_trn=4)
+    with pytest.raises(ValueError, match='schedule of `lr`.*ZeroDivisionError'): learn.fit(1, cbs=ParamScheduler({'lr': lambda p: 1e-3/(p-0.5)}))
+    assert no_sched(learn)
 
 def test_non_finite_scalar_path_refused_before_writing():
     "Only at pos 0.9, off the fit's grid: the value is checked where pct_train was moved to"
