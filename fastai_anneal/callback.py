@@ -90,7 +90,7 @@ class ParamScheduler(Callback):
 
     def _find(self):
         "Find where each hyper-parameter lives now, checking names and group counts (again if the optimizer's hyper-parameter dicts were replaced)"
-        slots = [self._slots(n, s) for n,s in self._scheds.items()]
+        slots = [self._slots(n, s) for n,s in self._run.items()]
         self._dst = [(*_plain(sl), sl) for sl in slots]
         self._ng = [len(sl) for sl in slots]
         self._int = [isinstance(sl[0][0], _Ints) for sl in slots]
@@ -101,9 +101,9 @@ class ParamScheduler(Callback):
 
     def before_fit(self):
         "Find where each hyper-parameter lives, and check every value this fit will write"
-        self._scheds = self.scheds  # the schedules of this fit
+        self._run = self.scheds  # the schedules of this fit (main's name)
         self._find()
-        self._fs = [s._f for s in self._scheds.values()]
+        self._fs = [s._f for s in self._run.values()]
         self._check_fit()
         self._off,self._pos,self._cols,self._rec = 0,[],[],[]
 
@@ -125,8 +125,8 @@ class ParamScheduler(Callback):
 
     def _values(self, pos):
         "The values of the schedules at positions `pos` (integer attributes rounded), checked finite and in range"
-        cols = [np.rint(_arr(n, s, pos)) if r else _arr(n, s, pos) for (n,s),r in zip(self._scheds.items(), self._int)]
-        for n,c in zip(self._scheds, cols): check_hyper_values(n, c, pos)
+        cols = [np.rint(_arr(n, s, pos)) if r else _arr(n, s, pos) for (n,s),r in zip(self._run.items(), self._int)]
+        for n,c in zip(self._run, cols): check_hyper_values(n, c, pos)
         return cols
 
     def before_batch(self):
@@ -143,7 +143,7 @@ class ParamScheduler(Callback):
     def _update_val(self, pct):
         "Set the hyper-parameters for position `pct` (fastai's name: subclasses written for fastai's `ParamScheduler` call it)"
         vals = [f(pct) for f in self._fs]
-        for n,v in zip(self._scheds, vals): check_hyper_values(n, v, pct)
+        for n,v in zip(self._run, vals): check_hyper_values(n, v, pct)
         self._write([round(v) if r else v for v,r in zip(vals, self._int)])
 
     def _write(self, vals):
@@ -170,7 +170,7 @@ class ParamScheduler(Callback):
 
     def __repr__(self): return f"ParamScheduler({self.scheds!r})"
 
-_fit_state = '_scheds','_fs','_dst','_ng','_int','_opt','_homef','_home','_nh','_off','_pos','_cols','_rec'
+_fit_state = '_run','_fs','_dst','_ng','_int','_opt','_homef','_home','_nh','_off','_pos','_cols','_rec'
 _chunk = 1024  # batches evaluated at once
 
 def _arr(n, s, pos):
