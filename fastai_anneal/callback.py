@@ -7,12 +7,13 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/callback.html.md"""
 # %% ../nbs/03_callback.ipynb #c002
 from __future__ import annotations
 import math, numbers
+from operator import attrgetter
 import numpy as np, torch
 from fastcore.foundation import L
 from fastai.callback.core import Callback
 from .core import *
 from .hypers import *
-from .hypers import _is_hyper
+from .hypers import _is_hyper, _torch_opt
 
 # %% auto #0
 __all__ = ['attr_slots', 'ParamScheduler', 'ScaleOnPlateau', 'CooldownOnPlateau']
@@ -25,11 +26,25 @@ class _Attrs:
     def __getitem__(self, k): return getattr(self.o, k)
     def __setitem__(self, k, v): setattr(self.o, k, v)
 
+class _Ints:
+    "Mapping `d` whose writes are rounded to integers: the policy for an attribute holding an `int` (a batch size, a count)"
+    __slots__ = 'd',
+    def __init__(self, d): self.d = d
+    def __getitem__(self, k): return self.d[k]
+    def __setitem__(self, k, v): self.d[k] = int(v)  # `ParamScheduler` rounds the values it writes (and records) here
+
+def _own_attr(o, k):
+    "Check that `o.k` is `o`'s own attribute, which a write reaches (not one `__getattr__` finds on a delegate), and that it can be written"
+    if k not in getattr(o, '__dict__', {}) and not hasattr(type(o), k):
+        raise ValueError(f"is not an attribute of its own {type(o).__name__} (it is read from a delegate), so a write would not reach what training reads; schedule the object that holds it")
+    try: setattr(o, k, getattr(o, k))  # writing the value back: a read-only property or a frozen dataclass raises here, before `fit`
+    except (AttributeError, TypeError) as e: raise ValueError(f"is read-only ({type(e).__name__}: {e})") from None
+
 def _child(o, k):
     return o[int(k)] if k.isdigit() and isinstance(o, (list, tuple, L)) else getattr(o, k)
 
 def attr_slots(learn, path):
-    "Where the numeric attribute `path` (dotted, starting from `learn`) lives, as `hyper_slots` gives it: `[(mapping, key, None)]`"
+    "Where the numeric attribute `path` (dotted, starting from `learn`) lives, as `hyper_slots` gives it: `[(mapping, key, None)]`, checked writable"
     *parents,last = path.split('.')
     o = learn
     try:
@@ -39,8 +54,16 @@ def attr_slots(learn, path):
     except (AttributeError, IndexError) as e: raise ValueError(f"cannot schedule {path!r}: learn.{path} does not exist ({e})") from None
     if not _is_hyper(v) or (isinstance(v, torch.Tensor) and not v.is_floating_point()):
         raise ValueError(f"cannot schedule {path!r}: learn.{path} must hold a number or a one-element float tensor, got {v!r}")
-    if isinstance(v, torch.Tensor) and v.requires_grad: raise ValueError(f"cannot schedule {path!r}: learn.{path} requires grad (a parameter the optimizer trains)")
-    return [(d, k, None)]
+    if isinstance(v, torch.Tensor):
+        if v.requires_grad: raise ValueError(f"cannot schedule {path!r}: learn.{path} requires grad (a parameter the optimizer trains)")
+        ptr = v.untyped_storage().data_ptr()
+        if any(p.untyped_storage().data_ptr() == ptr for p in learn.model.parameters()):
+            raise ValueError(f"cannot schedule {path!r}: learn.{path} shares memory with a parameter the optimizer trains")
+        return [(d, k, None)]  # filled in place
+    if isinstance(d, _Attrs):
+        try: _own_attr(o, k)
+        except ValueError as e: raise ValueError(f"cannot schedule {path!r}: learn.{path} {e}") from None
+    return [(_Ints(d) if isinstance(v, numbers.Integral) else d, k, None)]
 
 # %% ../nbs/03_callback.ipynb #c007
 class ParamScheduler(Callback):
@@ -62,7 +85,7 @@ class ParamScheduler(Callback):
     def _slots(self, n, s):
         "Slots of `n`, checked against schedule `s`"
         attr = '.' in n
-        slots = attr_slots(self.learn, n) if attr else hyper_slots(self.learn.opt, n)
+        slots = attr_slots(self.learn, n) if attr else _opt_slots(self.learn.opt, n)
         v0 = s._f(0.)
         ng = s.ngroups or (len(v0) if type(v0) is list else None)
         if attr and ng is not None: raise ValueError(f"the schedule for attribute {n!r} has {ng} per-group values; an attribute takes one")
@@ -70,15 +93,32 @@ class ParamScheduler(Callback):
             raise ValueError(f"the schedule for {n!r} has {ng} per-group values but the optimizer has {len(slots)} parameter groups")
         return slots
 
-    def before_fit(self):
-        "Find where each hyper-parameter lives, checking names and group counts; resolve durations with units for this fit"
-        n_iter = max(len(self.learn.dls.train), 1)
-        self._run = {n: s.resolve(self.learn.n_epoch*n_iter, n_iter) for n,s in self.scheds.items()}
+    def _find(self):
+        "Find where each hyper-parameter lives now, checking names and group counts (again if the optimizer's hyper-parameter dicts were replaced)"
         slots = [self._slots(n, s) for n,s in self._run.items()]
-        self._fs = [s._f for s in self._run.values()]
         self._dst = [(*_plain(sl), sl) for sl in slots]
         self._ng = [len(sl) for sl in slots]
-        self._off,self._pos,self._cols,self._rec,self._cur = 0,[],[],[],[None]  # `_cur[0]`: no attribute set per batch (fastai's `Callback.__setattr__` is slow)
+        self._int = [isinstance(sl[0][0], _Ints) for sl in slots]
+        self._opt = opt = self.learn.opt
+        self._homef = _homef(opt)
+        self._home = self._homef(opt)  # checked every batch: `learn.load(with_opt=True)` replaces it, `add_param_group` grows it
+        self._nh = len(self._home)
+
+    def before_fit(self):
+        "Resolve durations with units for this fit, find where each hyper-parameter lives, and check every value this fit will write"
+        try: n_iter = len(self.learn.dls.train)
+        except TypeError: n_iter = 0  # a loader without a length: schedules with units refuse to evaluate
+        self._run = {n: s.resolve(self.learn.n_epoch*n_iter, n_iter) if n_iter else s for n,s in self.scheds.items()}
+        self._find()
+        self._fs = [s._f for s in self._run.values()]
+        self._check_fit()
+        self._off,self._pos,self._cols,self._rec = 0,[],[],[]
+
+    def _check_fit(self):
+        "Check the values at every position of the fit (when the training `DataLoader` has a length), before any is written"
+        try: n = self.learn.n_epoch*len(self.learn.dls.train)
+        except (TypeError, AttributeError): return
+        if n > 0: self._values(np.arange(n)/n if n <= _chunk*64 else np.linspace(0, 1, _chunk*64, endpoint=False))  # `_precompute` checks every chunk, too
 
     def before_train(self): self._pos = []  # a new epoch: new positions
 
@@ -88,12 +128,20 @@ class ParamScheduler(Callback):
         n = max(min(_chunk, learn.n_iter - i), 1)
         step,ps = 1./(learn.n_iter*learn.n_epoch),[]
         for _ in range(n): ps.append(pos); pos += step
-        a = np.array(ps)
-        self._off,self._pos,self._cols = i,ps,[s._arr(a).tolist() for s in self._run.values()]
+        self._off,self._pos,self._cols = i,ps,[c.tolist() for c in self._values(np.array(ps))]
+
+    def _values(self, pos):
+        "The values of the schedules at positions `pos` (integer attributes rounded), checked finite and in range"
+        cols = [np.rint(_arr(n, s, pos)) if r else _arr(n, s, pos) for (n,s),r in zip(self._run.items(), self._int)]
+        for n,c in zip(self._run, cols): check_hyper_values(n, c, pos)
+        return cols
 
     def before_batch(self):
         "Set the hyper-parameters for this batch"
-        pos,i = self.learn.pct_train,self.learn.iter
+        learn = self.learn
+        o = learn.opt
+        if o is not self._opt or self._homef(o) is not self._home or len(self._home) != self._nh: self._find()  # write to the new dicts
+        pos,i = learn.pct_train,learn.iter
         j = i - self._off
         if not 0 <= j < len(self._pos): self._precompute(pos, i); j = 0
         if self._pos[j] == pos: self._write([c[j] for c in self._cols])
@@ -101,21 +149,19 @@ class ParamScheduler(Callback):
 
     def _update_val(self, pct):
         "Set the hyper-parameters for position `pct` (fastai's name: subclasses written for fastai's `ParamScheduler` call it)"
-        self._write([f(pct) for f in self._fs])
+        vals = [f(pct) for f in self._fs]
+        for n,v in zip(self._run, vals): check_hyper_values(n, v, pct)
+        self._write([round(v) if r else v for v,r in zip(vals, self._int)])
 
     def _write(self, vals):
-        "Write `vals` (one per schedule) and keep them for `after_batch`"
+        "Write `vals` (one per schedule) and record them"
         for (ds,k,slots),v in zip(self._dst, vals):
             if ds is None: write_hyper(slots, v)
             elif type(v) is list:
                 for d,x in zip(ds, v): d[k] = x
             else:
                 for d in ds: d[k] = v
-        self._cur[0] = vals
-
-    def after_batch(self):
-        "Record the hyper-parameters of this batch"
-        self._rec.append(self._cur[0])
+        self._rec.append(vals)  # recorded here, not in `after_batch`: a batch cancelled before this callback ran wrote nothing
 
     def after_fit(self):
         "Save the hyper-parameters in the recorder, if there is one"
@@ -131,8 +177,28 @@ class ParamScheduler(Callback):
 
     def __repr__(self): return f"ParamScheduler({self.scheds!r})"
 
-_fit_state = '_run','_fs','_dst','_ng','_off','_pos','_cols','_rec','_cur'
+_fit_state = '_run','_fs','_dst','_ng','_int','_opt','_homef','_home','_nh','_off','_pos','_cols','_rec'
 _chunk = 1024  # batches evaluated at once
+
+def _arr(n, s, pos):
+    "Schedule `s` of hyper-parameter `n` at positions `pos`; an error evaluating it names `n`"
+    try: return s._arr(pos)
+    except (ValueError, TypeError, ArithmeticError) as e:
+        raise (TypeError if isinstance(e, TypeError) else ValueError)(f"the schedule of `{n}` cannot be evaluated: {type(e).__name__}: {e}") from None
+
+def _homef(opt):
+    "A getter of the list holding `opt`'s hyper-parameter dicts (torch's `param_groups` or fastai's `hypers`)"
+    t = _torch_opt(opt)
+    return attrgetter('hypers') if t is None else attrgetter('param_groups' if t[0] is opt else 'opt.param_groups')
+
+def _opt_slots(opt, n):
+    "`hyper_slots(opt, n)`, refusing a tensor that requires grad (a hyper-parameter the optimizer learns, which a schedule would overwrite)"
+    slots = hyper_slots(opt, n)
+    for d,k,i in slots:
+        v = d[k] if i is None else d[k][i]
+        if isinstance(v, torch.Tensor) and v.requires_grad:
+            raise ValueError(f"cannot schedule {n!r}: the optimizer holds it as a tensor that requires grad (a hyper-parameter it learns); detach it to schedule it")
+    return slots
 
 def _plain(slots):
     "`(dicts, key)` if every slot holds a number (not a tensor) in a dict under one key, for the fast write; else `(None, None)`"

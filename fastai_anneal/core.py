@@ -13,9 +13,9 @@ import numpy as np, torch
 # %% auto #0
 __all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'EDGE_TOL', 'MAX_CONFIG_SIZE', 'check_num', 'check_int',
            'check_choice', 'check_param', 'check_finite_values', 'is_duration', 'check_duration', 'duration_steps',
-           'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp',
-           'SchedPoly', 'as_schedule', 'phase_edges', 'phase_cuts', 'CombineScheds', 'combine_scheds', 'combined_cos',
-           'sched_from_dict', 'SchedOp']
+           'check_bool', 'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no',
+           'sched_exp', 'SchedPoly', 'as_schedule', 'phase_edges', 'phase_cuts', 'CombineScheds', 'combine_scheds',
+           'combined_cos', 'sched_from_dict', 'SchedOp']
 
 # %% ../nbs/00_core.ipynb #i9a005
 _shower = reprlib.Repr()
@@ -102,6 +102,12 @@ def duration_steps(name, v, n_steps, steps_per_epoch=None):
 def _pct(name, v, n_steps, steps_per_epoch):
     "`v` as a fraction of a run of `n_steps` steps: durations with units converted, fractions and `None` as they are"
     return duration_steps(name, v, n_steps, steps_per_epoch) / n_steps if is_duration(v) else v
+
+# %% ../nbs/00_core.ipynb #i9b003
+def check_bool(name, v):
+    "Check that `v` is `True` or `False` (a numpy bool too, not a string or a number); return it as a bool"
+    if not isinstance(v, (bool, np.bool_)): raise TypeError(f"`{name}` must be True or False, got {v!r}")
+    return bool(v)
 
 # %% ../nbs/00_core.ipynb #c010
 def _is_group(v): return isinstance(v, list)

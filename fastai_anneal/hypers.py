@@ -79,27 +79,22 @@ def write_hyper(slots, v):
             else: d[k] = t[:i] + (x,) + t[i+1:]
 
 # %% ../nbs/02_hypers.ipynb #i9b001
-try: from fastai_anneal.core import check_finite_values
-except ImportError:  # until core has it (issue 9, helper i9a): the same contract
-    def check_finite_values(name, vals, pos=None):
-        "Check that `vals` (a number or array, first axis along positions `pos`) are all finite; return `vals`"
-        a = np.asarray(vals, dtype=np.float64)
-        if np.isfinite(a).all(): return vals
-        i = np.argwhere(~np.isfinite(a))[0]
-        at = '' if pos is None else f" at pos {float(np.asarray(pos).reshape(-1)[i[0]] if np.ndim(pos) else pos)!r}"
-        raise ValueError(f"`{name}` must be finite, got {float(a[tuple(i)])!r}{at}")
+from .core import check_finite_values
 
 hyper_ranges = {'lr': (0., math.inf, False), 'mom': (0., 1., False), 'sqr_mom': (0., 1., False), 'wd': (0., math.inf, False), 'eps': (0., math.inf, True)}
 _anything = (-math.inf, math.inf, False)
 
 def check_hyper_values(name, vals, pos=None):
-    "Check that the values `vals` of hyper-parameter `name` (at training positions `pos`) are finite and in `hyper_ranges[name]`; return them"
+    "Check that the values `vals` of hyper-parameter `name` (at training positions `pos`, along the first axis) are finite and in `hyper_ranges[name]`; return them"
     lo,hi,lo_open = hyper_ranges.get(name, _anything)
     if type(vals) is float and (lo < vals if lo_open else lo <= vals) and vals <= hi: return vals  # the common case, fast
-    check_finite_values(name, vals, pos)
-    a = np.asarray(vals, dtype=np.float64)
-    bad = (a < lo) | (a > hi) | (a == lo if lo_open else False)
-    if not bad.any(): return vals
-    i = np.argwhere(bad)[0]
-    at = '' if pos is None else f" at pos {float(np.asarray(pos).reshape(-1)[i[0]] if np.ndim(pos) else pos)!r}"
-    raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}], got {float(a[tuple(i)])!r}{at}")
+    try: a = np.asarray(vals, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError): raise TypeError(f"the values of `{name}` must be numbers, got {vals!r}") from None
+    for bad in (~np.isfinite(a), (a < lo) | (a > hi) | (a == lo if lo_open else False)):  # a NaN or inf first, wherever it is
+        if not bad.any(): continue
+        i = np.argwhere(bad)[0] if a.ndim else ()
+        at = None if pos is None else float(np.asarray(pos).reshape(-1)[i[0]] if np.ndim(pos) else pos)  # the first bad value's position
+        v = float(a[tuple(i)])
+        check_finite_values(name, v, at)
+        raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}]{'' if at is None else f' at pos={at!r}'}, got {v!r}")
+    return vals

@@ -14,6 +14,7 @@ from fastcore.basics import patch, even_mults
 from fastcore.xtras import is_listy
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder
+from fastai.callback.core import Callback
 from fastai.optimizer import OptimWrapper, _BaseOptimizer
 import fastai.callback.schedule  # fastai's patches first, so that ours win whatever the import order
 from .core import *
@@ -25,7 +26,7 @@ from .lr_find import *
 from .lr_find import _n_finite
 
 # %% auto #0
-__all__ = ['hyper_values', 'check_fit_args', 'sgdr_epochs']
+__all__ = ['max_epochs', 'hyper_values', 'check_cbs', 'check_fit_args', 'sgdr_epochs']
 
 # %% ../nbs/04_learner.ipynb #i8b002
 def _install_names(ours):
@@ -78,10 +79,21 @@ def hyper_values(learn, v, name):
     return vals
 
 # %% ../nbs/04_learner.ipynb #c011
-def check_fit_args(learn, n_epoch, start_epoch=0, wd=None):
-    "Check the arguments every `fit_*` method shares"
-    n_epoch = check_int('n_epoch', n_epoch, lo=1)
+def check_cbs(cbs):
+    "Check that `cbs` is `None`, a fastai `Callback` (instance or class) or a list of them; return them as an `L`"
+    cbs = L(cbs)
+    for cb in cbs:
+        if not (isinstance(cb, Callback) or (isinstance(cb, type) and issubclass(cb, Callback))):
+            raise TypeError(f"`cbs` must hold fastai `Callback`s (instances or classes), got {cb!r}")
+    return cbs
+
+max_epochs = 2**53  # beyond, training positions (`pct_train`, a float) cannot be told apart
+
+def check_fit_args(learn, n_epoch, start_epoch=0, wd=None, cbs=None, reset_opt=False):
+    "Check the arguments every `fit_*` method shares (all of them, before anything is added to `learn` or changed)"
+    n_epoch = check_int('n_epoch', n_epoch, lo=1, hi=max_epochs)
     check_int('start_epoch', start_epoch, lo=0, hi=n_epoch)
+    check_cbs(cbs); check_bool('reset_opt', reset_opt)
     if wd is not None:
         w = check_param('wd', wd)
         if min(L(w)) < 0: raise ValueError(f"`wd` must be >= 0, got {wd!r}")
@@ -96,21 +108,45 @@ def _fit_durations(learn, n_epoch, **durs):
     for k,v in durs.items(): duration_steps(k, v, n_epoch*n_iter, n_iter)
 
 # %% ../nbs/04_learner.ipynb #c012
+def _fit_sched(learn, n_epoch, scheds, cbs, reset_opt, wd, start_epoch):
+    "`learn.fit` with a `ParamScheduler(scheds)` (a dict, or the schedule of `lr`) and `cbs`; the scheduler is detached whatever happens"
+    sched = ParamScheduler(scheds if isinstance(scheds, dict) else {'lr': scheds})
+    try: learn.fit(n_epoch, cbs=L(sched)+check_cbs(cbs), reset_opt=check_bool('reset_opt', reset_opt), wd=wd, start_epoch=start_epoch)
+    finally:
+        if sched in learn.cbs: learn.remove_cb(sched)
+
+def _check_moms(moms):
+    "Check `moms`, 3 momentums (start, middle, end), each a number or one per parameter group, in [0, 1]; return them"
+    if not isinstance(moms, (list, tuple)) or len(moms) != 3: raise ValueError(f"`moms` must be 3 values (start, middle, end), got {moms!r}")
+    try: res = [check_param('moms', m) for m in moms]
+    except (TypeError, ValueError) as e: raise type(e)(f"`moms` must be 3 finite momentums in [0, 1], got {moms!r}") from None
+    if not all(0 <= v <= 1 for m in res for v in L(m)): raise ValueError(f"`moms` must be 3 momentums in [0, 1], got {moms!r}")
+    return res
+
+def _divided(lr, d, name):
+    "`lr/d`, checked finite (a tiny `d` overflows it), naming `d`'s argument `name`"
+    res = lr/d
+    if not np.isfinite(res).all(): raise ValueError(f"`{name}` is too small: the learning rate divided by it overflows, got {d!r}")
+    return res
+
+def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):
+    "The schedules of `fit_one_cycle` for `n_epoch` epochs, every argument checked"
+    div,div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
+    pct_start = check_duration('pct_start', pct_start)
+    _fit_durations(learn, n_epoch, pct_start=pct_start)
+    moms = None if moms is None else _check_moms(moms)  # before `hyper_values`, which may create the optimizer
+    lr_max = hyper_values(learn, learn.lr if lr_max is None else lr_max, 'lr_max')
+    scheds = {'lr': combined_cos(pct_start, _divided(lr_max, div, 'div'), lr_max, _divided(lr_max, div_final, 'div_final'))}
+    if moms is not None or 'mom' in valid_hypers(learn.opt): scheds['mom'] = combined_cos(pct_start, *(moms or _check_moms(learn.moms)))
+    return scheds
+
 @patch
 def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25, wd=None,
                   moms=None, cbs=None, reset_opt=False, start_epoch=0):
     "Fit `self.model` for `n_epoch` using the 1cycle policy."
-    check_fit_args(self, n_epoch, start_epoch, wd)
-    div,div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
-    pct_start = check_duration('pct_start', pct_start)
-    _fit_durations(self, n_epoch, pct_start=pct_start)
-    lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
-    scheds = {'lr': combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final)}
-    if moms is not None or 'mom' in valid_hypers(self.opt):
-        moms = self.moms if moms is None else moms
-        if not is_listy(moms) or len(moms) != 3: raise ValueError(f"`moms` must be 3 values (start, middle, end), got {moms!r}")
-        scheds['mom'] = combined_cos(pct_start, *moms)
-    self.fit(n_epoch, cbs=ParamScheduler(scheds)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+    check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
+    scheds = _one_cycle(self, n_epoch, lr_max, div, div_final, pct_start, moms)
+    _fit_sched(self, n_epoch, scheds, cbs, reset_opt, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #c020
 try: from fastai.distributed import DistributedDL
@@ -119,21 +155,43 @@ except (ImportError, NameError): DistributedDL = None  # fastai.distributed need
 if DistributedDL is not None:
     @patch
     def _broadcast(self:DistributedDL, t, rank):
-        "Broadcast `t` from rank `rank` to all ranks, on CUDA only for the `nccl` backend, and return it as a list"
+        "Broadcast `t` from rank `rank` to all ranks, on CUDA only for the `nccl` backend, and return it as a list; ranks holding different amounts of data raise"
+        dist = torch.distributed
         t = torch.as_tensor(t, dtype=torch.long)
-        if torch.distributed.get_backend() == 'nccl': t = t.cuda()
-        torch.distributed.broadcast(t, rank)
+        if dist.get_backend() == 'nccl': t = t.cuda()
+        ns = [torch.zeros(1, dtype=torch.long, device=t.device) for _ in range(dist.get_world_size())]
+        dist.all_gather(ns, torch.tensor([len(t)], device=t.device))  # a broadcast of tensors of different sizes aborts the process
+        ns = [int(n) for n in ns]
+        if len(set(ns)) > 1: raise ValueError(f"the ranks hold different amounts of data ({', '.join(map(str, ns))} items, by rank): every rank must load the same dataset")
+        dist.broadcast(t, rank)
         return t.cpu().tolist()
 
+    @patch
+    def __len__(self:DistributedDL):
+        "The number of batches this rank runs an epoch: its share of the samples (padded to a multiple of the world size), batched as the wrapped loader batches"
+        n,bs = getattr(self.dl, 'n', None),self.dl.bs
+        if n is None or bs is None or getattr(self.dl, 'prebatched', False): return -(-len(self.dl)//self.world_size)  # fastai's count
+        n = -(-n//self.world_size)
+        return n//bs + (0 if self.dl.drop_last or n%bs == 0 else 1)
+
 # %% ../nbs/04_learner.ipynb #c022
+def _check_keys(keys, hps):
+    "`keys` (a name, or a non-empty list of names, of the recorded `hps`; `None`: all) as a list"
+    if keys is None: return list(hps)
+    ks = [keys] if isinstance(keys, str) else keys
+    if not isinstance(ks, (list, tuple, L)) or not ks: raise ValueError(f"`keys` must be a recorded name or a non-empty list of them ({', '.join(hps)}), got {keys!r}")
+    for k in ks:
+        if not isinstance(k, str) or k not in hps: raise ValueError(f"`keys` has {k!r}, which was not scheduled; recorded: {', '.join(hps)}")
+    return list(ks)
+
 @patch
 def plot_sched(self:Recorder, keys=None, figsize=None, groups=False, return_fig=False):
     "Plot the recorded hyper-parameters `keys` (default: all), one panel each; with `groups`, every parameter group; return the figure only if `return_fig`"
     hps = getattr(self, 'hps', None)
     if not hps: raise ValueError("no hyper-parameters were recorded: train with a `ParamScheduler` (e.g. `fit_one_cycle`) first")
-    keys = list(hps) if keys is None else list(L(keys))
-    for k in keys:
-        if k not in hps: raise ValueError(f"`keys` has {k!r}, which was not scheduled; recorded: {', '.join(hps)}")
+    keys,groups = _check_keys(keys, hps),check_bool('groups', groups)
+    if figsize is not None and (not isinstance(figsize, (tuple, list)) or len(figsize) != 2): raise TypeError(f"`figsize` must be (width, height), got {figsize!r}")
+    if figsize is not None: figsize = tuple(check_num('figsize', v, lo=0, lo_open=True) for v in figsize)
     cols = min(2, len(keys)); rows = (len(keys)+1)//2
     fig,axs = plt.subplots(rows, cols, figsize=figsize or (6*cols, 4*rows), squeeze=False)
     for ax in axs.flatten()[len(keys):]: ax.set_visible(False)
@@ -147,9 +205,6 @@ def plot_sched(self:Recorder, keys=None, figsize=None, groups=False, return_fig=
     if return_fig: return fig
 
 # %% ../nbs/04_learner.ipynb #c025
-def _fit_sched(learn, n_epoch, lr, cbs, reset_opt, wd, start_epoch):
-    learn.fit(n_epoch, cbs=ParamScheduler({'lr': lr})+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
-
 def _lr_min(v):
     v = check_param('lr_min', v)
     if min(L(v)) < 0: raise ValueError(f"`lr_min` must be >= 0, got {v!r}")
@@ -160,24 +215,29 @@ def _lr_min(v):
 def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, wd=None,
                  cbs=None, reset_opt=False, start_epoch=0):
     "Fit `self.model` for `n_epoch` at flat `lr` before a cosine annealing."
-    check_fit_args(self, n_epoch, start_epoch, wd)
+    check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     div_final,pct_start = check_num('div_final', div_final, lo=0, lo_open=True),check_duration('pct_start', pct_start)
     _fit_durations(self, n_epoch, pct_start=pct_start)
     lr = hyper_values(self, self.lr if lr is None else lr, 'lr')
-    _fit_sched(self, n_epoch, combined_cos(pct_start, lr, lr, lr/div_final), cbs, reset_opt, wd, start_epoch)
+    _fit_sched(self, n_epoch, combined_cos(pct_start, lr, lr, _divided(lr, div_final, 'div_final')), cbs, reset_opt, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #c027
 def sgdr_epochs(n_cycles, cycle_len, cycle_mult=2):
     "Number of epochs of `n_cycles` SGDR cycles, the first `cycle_len` epochs long, each `cycle_mult` times the one before"
-    n_cycles,cycle_len,cycle_mult = check_int('n_cycles', n_cycles, 1),check_int('cycle_len', cycle_len, 1),check_int('cycle_mult', cycle_mult, 1)
-    return n_cycles*cycle_len if cycle_mult == 1 else cycle_len * (cycle_mult**n_cycles - 1) // (cycle_mult - 1)
+    n_cycles,cycle_len,cycle_mult = check_int('n_cycles', n_cycles, 1),check_int('cycle_len', cycle_len, 1, max_epochs),check_int('cycle_mult', cycle_mult, 1, max_epochs)
+    if cycle_mult == 1: n = n_cycles*cycle_len
+    else:
+        n,c = 0,cycle_len
+        for _ in range(min(n_cycles, 64)): n,c = n+c,c*cycle_mult  # past 53 doublings `n` exceeds `max_epochs` anyway
+    if n >= max_epochs: raise ValueError(f"`n_cycles` of {n_cycles} cycles (first {cycle_len} epochs, each x{cycle_mult}) make more than {max_epochs} epochs")
+    return n
 
 @patch
 def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=None, reset_opt=False, wd=None,
              start_epoch=0, lr_min=0.):
     "Fit `self.model` for `n_cycles` of `cycle_len` using SGDR."
     n_epoch = sgdr_epochs(n_cycles, cycle_len, cycle_mult)
-    check_fit_args(self, n_epoch, start_epoch, wd)
+    check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     lr_min = _lr_min(lr_min)
     lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
     _fit_sched(self, n_epoch, sgdr(n_cycles, cycle_len, lr_max, cycle_mult, lr_min), cbs, reset_opt, wd, start_epoch)
@@ -188,15 +248,16 @@ _one_cycle_kw = {'div_final', 'wd', 'moms', 'cbs', 'reset_opt'}
 @patch
 def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, start_epoch=0, **kwargs):
     "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`, using discriminative LR."
-    epochs,freeze_epochs = check_int('epochs', epochs, 1),check_int('freeze_epochs', freeze_epochs, 0)
-    check_fit_args(self, epochs + freeze_epochs, start_epoch, kwargs.get('wd'))
-    base_lr,lr_mult = check_num('base_lr', base_lr, lo=0, lo_open=True),check_num('lr_mult', lr_mult, lo=0, lo_open=True)
-    pct_start,div = check_num('pct_start', pct_start, 0, 1),check_num('div', div, lo=0, lo_open=True)
+    freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0, max_epochs)
+    epochs = check_int('epochs', epochs, 1, max_epochs - freeze_epochs)
     bad = set(kwargs) - _one_cycle_kw
     if bad: raise ValueError(f"`fine_tune` passes only {', '.join(sorted(_one_cycle_kw))} to `fit_one_cycle`, got {', '.join(f'`{k}`' for k in sorted(bad))}")
-    if 'div_final' in kwargs: check_num('div_final', kwargs['div_final'], lo=0, lo_open=True)
-    moms = kwargs.get('moms')
-    if moms is not None and (not isinstance(moms, (list, tuple)) or len(moms) != 3): raise ValueError(f"`moms` must be 3 values (start, middle, end), got {moms!r}")
+    check_fit_args(self, epochs + freeze_epochs, start_epoch, kwargs.get('wd'), kwargs.get('cbs'), kwargs.get('reset_opt', False))
+    base_lr,lr_mult = check_num('base_lr', base_lr, lo=0, lo_open=True),check_num('lr_mult', lr_mult, lo=0, lo_open=True)
+    pct_start,div = check_num('pct_start', pct_start, 0, 1),check_num('div', div, lo=0, lo_open=True)
+    kw = dict(div_final=kwargs.get('div_final', 1e5), moms=kwargs.get('moms'))
+    if start_epoch < freeze_epochs: _one_cycle(self, freeze_epochs, slice(base_lr), 25., pct_start=0.99, **kw)  # both phases checked before `freeze`
+    _one_cycle(self, epochs, slice(_divided(base_lr/2, lr_mult, 'lr_mult'), base_lr/2), div, pct_start=pct_start, **kw)
     if start_epoch < freeze_epochs:
         self.freeze()
         self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, start_epoch=start_epoch, **kwargs)
@@ -208,7 +269,7 @@ def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, 
 @patch
 def fit_warmup_cos(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, lr_min=0., wd=None, cbs=None, reset_opt=False, start_epoch=0):
     "Fit `self.model` for `n_epoch` with a linear warmup over `pct_warmup` then cosine annealing to `lr_min`."
-    check_fit_args(self, n_epoch, start_epoch, wd)
+    check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     lr_min = _lr_min(lr_min)
     _fit_durations(self, n_epoch, pct_warmup=pct_warmup)
     lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
@@ -218,7 +279,7 @@ def fit_warmup_cos(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, lr_min=0.
 def fit_wsd(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, pct_decay=0.2, decay='cosine', lr_min=0., wd=None, cbs=None,
             reset_opt=False, start_epoch=0):
     "Fit `self.model` for `n_epoch` with warmup-stable-decay: warmup over `pct_warmup`, decay over the last `pct_decay`."
-    check_fit_args(self, n_epoch, start_epoch, wd)
+    check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     lr_min = _lr_min(lr_min)
     _fit_durations(self, n_epoch, pct_warmup=pct_warmup, pct_decay=pct_decay)
     lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
