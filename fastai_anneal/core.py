@@ -106,7 +106,7 @@ def _pct(name, v, n_steps, steps_per_epoch):
 # %% ../nbs/00_core.ipynb #i9b003
 def check_bool(name, v):
     "Check that `v` is `True` or `False` (a numpy bool too, not a string or a number); return it as a bool"
-    if not isinstance(v, (bool, np.bool_)): raise TypeError(f"`{name}` must be True or False, got {v!r}")
+    if not isinstance(v, (bool, np.bool_)): raise TypeError(f"`{name}` must be True or False, got {_show(v)}")
     return bool(v)
 
 # %% ../nbs/00_core.ipynb #c010

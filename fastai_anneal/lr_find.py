@@ -204,7 +204,7 @@ def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode):
     end_lr = check_num('end_lr', end_lr, lo=0, lo_open=True)
     if start_lr >= end_lr: raise ValueError(f"`start_lr` must be smaller than `end_lr`, got start_lr={start_lr!r}, end_lr={end_lr!r}")
     check_int('num_it', num_it, lo=6)
-    if not isinstance(stop_div, (bool, np.bool_)): raise TypeError(f"`stop_div` must be True or False, got {stop_div!r}")
+    check_bool('stop_div', stop_div)
     check_choice('step_mode', step_mode, ('exp', 'lin'))
     if step_mode == 'exp' and not math.isfinite(end_lr/start_lr):  # the ramp start*(end/start)**pos would be inf from batch 1
         raise ValueError(f"`start_lr` is too small for `end_lr`: end_lr/start_lr must be finite, got start_lr={start_lr!r}, end_lr={end_lr!r}")

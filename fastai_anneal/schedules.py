@@ -20,10 +20,6 @@ __all__ = ['MAX_CYCLES', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_pol
            'plot_scheds']
 
 # %% ../nbs/01_schedules.ipynb #c005
-def _check_bool(name, v):
-    if not isinstance(v, bool): raise ValueError(f"`{name}` must be True or False, got {_show(v)}")
-    return v
-
 def _scale(v, k):
     "Per-group or scalar value `v` times `k`"
     return [o*k for o in v] if isinstance(v, list) else v*k
@@ -57,7 +53,7 @@ class one_cycle(_Shape):
     def __init__(self, lr_max, div=25., div_final=1e5, pct_start=0.25, three_phase=False, anneal='cos', pct_final=None, total_steps=None):
         self.lr_max = check_param('lr_max', lr_max)
         self.div,self.div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
-        self.three_phase,self.anneal = _check_bool('three_phase', three_phase),check_choice('anneal', anneal, ('cos', 'lin'))
+        self.three_phase,self.anneal = check_bool('three_phase', three_phase),check_choice('anneal', anneal, ('cos', 'lin'))
         self.pct_start = check_duration('pct_start', pct_start, 0, 0.5 if three_phase else 1)
         if pct_final is not None and not three_phase: raise ValueError(f"`pct_final` ends the second phase of `three_phase=True`, got pct_final={pct_final!r} with three_phase=False")
         self.pct_final = None if pct_final is None else check_duration('pct_final', pct_final)
@@ -239,7 +235,7 @@ class warmup(_Shape):
         self.pct,self.anneal = check_duration('pct', pct, 0, 1, hi_open=True),check_choice('anneal', anneal, ('lin', 'cos', 'exp'))
         self.start = check_param('start', start)
         if anneal == 'exp' and 0 in _bcast(self.start, 1): raise ValueError(f"an exponential warmup needs a non-zero `start`, got {start!r}")
-        self.prefix,self.end = _check_bool('prefix', prefix),None if end is None else check_param('end', end)
+        self.prefix,self.end = check_bool('prefix', prefix),None if end is None else check_param('end', end)
         if _unresolved(self): self.ngroups = self.sched.ngroups; return  # built once resolved for a run
         rest = self.sched if prefix else sched_crop(self.sched, self.pct, 1.)
         self._use(combine_scheds([self.pct, 1-self.pct], [_ANNEAL[anneal](self.start, self.sched._f(0.) if end is None else self.end), rest]))
@@ -328,7 +324,7 @@ class exp_decay(_Shape):
     def __init__(self, start, rate, pct_transition, pct_begin=0., staircase=False, end=None):
         self.start,self.rate = check_param('start', start),check_num('rate', rate, lo=0)
         self.pct_transition,self.pct_begin = check_num('pct_transition', pct_transition, lo=0, lo_open=True),check_num('pct_begin', pct_begin, 0, 1)
-        self.staircase,self.end = _check_bool('staircase', staircase),None if end is None else check_param('end', end)
+        self.staircase,self.end = check_bool('staircase', staircase),None if end is None else check_param('end', end)
         self.ngroups = _groups(self.start, 0. if end is None else self.end)
         top = max(abs(np.asarray(self.start)).max(), 1e-300)
         if end is None and self.rate > 1 and (1 - self.pct_begin)/self.pct_transition*math.log(self.rate) + math.log(top) > _LOG_MAX:

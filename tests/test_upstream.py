@@ -280,12 +280,12 @@ def test_rex_and_straight_to_zero():
                                   lambda: with_noise(sched_lin(0, 1), 0., noise_type='gauss'), lambda: one_cycle(1., total_steps=0),
                                   lambda: warmup(sched_lin(0, 1), 0.1, prefix=1), lambda: sched_crop(sched_lin(0, 1), 0.5, 0.5)])
 def test_bad_args(make):
-    with pytest.raises(ValueError): make()
+    with pytest.raises((ValueError, TypeError)): make()
 
 # ---------------------------------------------------------------- cutting a schedule on a plateau
 
 from fastai.test_utils import synth_learner
-import fastai.callback.schedule as fs
+from fastai_oracle import fs  # fastai's own objects, frozen before ours are installed under its names
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.floats(0., 10.), min_size=1, max_size=40), st.sampled_from(['min', 'max']), st.sampled_from(['rel', 'abs']),
