@@ -8,7 +8,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 import fastai_oracle  # fastai's fit_one_cycle, captured before fastai_anneal replaces it
 import numpy as np, torch
 from torch import nn
-import fastai.callback.schedule as fs
+from fastai_oracle import fs  # fastai's own schedule module, frozen before ours are installed under its names
 from fastai.callback.progress import ProgressCallback
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
