@@ -269,7 +269,7 @@ class ScaleOnPlateau(Callback):
         if self.scale == 1: return
         for n in self._sched:
             sl = self._slots[n]
-            write_hyper(sl, [self._scaled(float(d[k] if i is None else d[k][i])) for d,k,i in sl])
+            write_hyper(sl, [self._scaled(v) for v in read_hyper(sl)])
 
     def after_batch(self): self._scales.append(self.scale); self._batches += 1
     def before_epoch(self): self._batches = 0
@@ -282,7 +282,7 @@ class ScaleOnPlateau(Callback):
             for n in self.names:
                 if n in self._sched: continue
                 sl = self._slots[n]
-                write_hyper(sl, [max(float(d[k] if i is None else d[k][i]) * self.scale/old, self.min_lr) for d,k,i in sl])
+                write_hyper(sl, [max(v * self.scale/old, self.min_lr) for v in read_hyper(sl)])
 
     def after_fit(self):
         "Record the scales, and the values set, cuts included, in the `ParamScheduler`'s record"
@@ -301,10 +301,6 @@ class ScaleOnPlateau(Callback):
 from fastai.callback.core import CancelFitException, CancelTrainException
 from fastai.callback.tracker import TrackerCallback
 from .schedules import _DECAYS
-
-def _read_hyper(slots):
-    "The current per-group values in `slots` (as `hyper_slots` gives them), as floats"
-    return [float(d[k] if i is None else d[k][i]) for d,k,i in slots]
 
 def _log_cut_epoch(learn):
     "Call at `after_cancel_train` of a `CancelTrainException` we raised: the `Recorder` logs the cut epoch's training loss, so its columns stay aligned"
@@ -352,7 +348,7 @@ class CooldownOnPlateau(TrackerCallback):
         self.plateau_epoch,self._slots = self.epoch,hyper_slots(self.learn.opt, 'lr')
         self._n = min(self._len, (self.n_epoch - self.epoch - 1) * len(self.dls.train))
         if self._n == 0: raise CancelFitException()
-        self._sched,self._i = _cooldown_sched(_read_hyper(self._slots), self.lr_min, self.decay),0
+        self._sched,self._i = _cooldown_sched(read_hyper(self._slots), self.lr_min, self.decay),0
 
     def before_batch(self):
         if self._sched is None or not self.training: return

@@ -10,7 +10,7 @@ import math, numbers
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['hyper_ranges', 'valid_hypers', 'hyper_slots', 'write_hyper', 'check_hyper_values']
+__all__ = ['hyper_ranges', 'valid_hypers', 'hyper_slots', 'read_hyper', 'write_hyper', 'check_hyper_values']
 
 # %% ../nbs/02_hypers.ipynb #c005
 def _is_hyper(v): return (isinstance(v, numbers.Real) and not isinstance(v, bool)) or (isinstance(v, torch.Tensor) and v.numel() == 1)
@@ -64,6 +64,10 @@ def _unshare(slots):
         if i is None: d[k] = _own(d[k], seen)
         else: d[k] = d[k][:i] + (_own(d[k][i], seen),) + d[k][i+1:]
     return slots
+
+def read_hyper(slots):
+    "The current per-group values in `slots` (as `hyper_slots` gives them), as floats"
+    return [float(d[k] if i is None else d[k][i]) for d,k,i in slots]
 
 def write_hyper(slots, v):
     "Write `v` (a number, or a list with one number per group) into `slots`; tensors are filled in place"

@@ -109,8 +109,8 @@ def _fit_durations(learn, n_epoch, **durs):
 
 # %% ../nbs/04_learner.ipynb #c012
 def _fit_sched(learn, n_epoch, scheds, cbs, reset_opt, wd, start_epoch):
-    "`learn.fit` with a `ParamScheduler(scheds)` (a dict, or the schedule of `lr`) and `cbs`; the scheduler is detached whatever happens"
-    sched = ParamScheduler(scheds if isinstance(scheds, dict) else {'lr': scheds})
+    "`learn.fit` with `scheds` (a `ParamScheduler`, a dict, or the schedule of `lr`) and `cbs`; the scheduler is detached whatever happens"
+    sched = scheds if isinstance(scheds, ParamScheduler) else ParamScheduler(scheds if isinstance(scheds, dict) else {'lr': scheds})
     try: learn.fit(n_epoch, cbs=L(sched)+check_cbs(cbs), reset_opt=check_bool('reset_opt', reset_opt), wd=wd, start_epoch=start_epoch)
     finally:
         if sched in learn.cbs: learn.remove_cb(sched)
@@ -319,7 +319,7 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
             step_mode='exp', snapshot='disk'):
     "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; `snapshot` says where `keep_state` keeps the copies ('disk', 'cpu' or 'device')"
     cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode)
-    if not isinstance(show_plot, (bool, np.bool_)): raise TypeError(f"`show_plot` must be True or False, got {show_plot!r}")
+    check_bool('show_plot', show_plot)
     funcs = None if suggest_funcs is None else (tuple(suggest_funcs) if is_listy(suggest_funcs) else (suggest_funcs,))
     if funcs is not None:
         if not funcs: raise ValueError(f"`suggest_funcs` must not be empty (use None for no suggestions), got {suggest_funcs!r}")
@@ -347,24 +347,24 @@ import time
 from fastai.callback.core import CancelFitException, CancelTrainException
 from .core import _units
 from .schedules import _DECAYS
-from .callback import _read_hyper, _cooldown_sched, _log_cut_epoch
+from .callback import _cooldown_sched, _log_cut_epoch
 
 # %% ../nbs/04_learner.ipynb #i11l004
 @patch
 def cooldown(self:Learner, n_epoch, lr_min=0., decay='1-sqrt', lr_start=None, mom=None, wd=None, cbs=None, start_epoch=0):
     "Cool each group's lr down from its current value (or `lr_start`) to `lr_min` over `n_epoch`, along `decay` ('linear', 'cosine' or '1-sqrt')"
-    check_fit_args(self, n_epoch, start_epoch, wd)
+    check_fit_args(self, n_epoch, start_epoch, wd, cbs)
     if lr_start is None:
         if start_epoch: raise ValueError(f"a resumed cooldown (start_epoch={start_epoch!r}) needs `lr_start`, the lr at its start: the optimizer holds the lr the cooldown had reached")
         if self.opt is None: self.create_opt()
-        lr_start = _read_hyper(hyper_slots(self.opt, 'lr'))
+        lr_start = read_hyper(hyper_slots(self.opt, 'lr'))
     else: lr_start = hyper_values(self, lr_start, 'lr_start').tolist()
     scheds = {'lr': _cooldown_sched(lr_start, _lr_min(lr_min), decay)}
     if mom is not None:
         m = list(mom) if is_listy(mom) else [mom, mom]
         if len(m) != 2: raise ValueError(f"`mom` must be a number or a pair (start, end), got {mom!r}")
         scheds['mom'] = _DECAYS[decay](check_param('mom', m[0]), check_param('mom', m[1]))
-    self.fit(n_epoch, cbs=ParamScheduler(scheds)+L(cbs), wd=wd, start_epoch=start_epoch)
+    _fit_sched(self, n_epoch, scheds, cbs, False, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #i11l007
 class _TimeBudget(ParamScheduler):
@@ -391,10 +391,10 @@ class _TimeBudget(ParamScheduler):
 def fit_budget(self:Learner, seconds, lr_max=None, sched=None, wd=None, cbs=None, reset_opt=False, clock=time.monotonic, max_epoch=10_000):
     "Fit `self.model` for `seconds` of time (read from `clock`), the lr following `sched` (default: linear from `lr_max` to 0) at elapsed time / `seconds`"
     seconds,max_epoch = check_num('seconds', seconds, lo=0, lo_open=True),check_int('max_epoch', max_epoch, lo=1)
-    check_fit_args(self, max_epoch, 0, wd)
+    check_fit_args(self, max_epoch, 0, wd, cbs, reset_opt)
     if not callable(clock): raise TypeError(f"`clock` must be a function returning the time in seconds, got {clock!r}")
     if sched is None: sched = sched_lin(hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max').tolist(), 0.)
     elif lr_max is not None: raise ValueError(f"give `lr_max` or `sched`, not both: got lr_max={lr_max!r}, sched={sched!r}")
     sched = as_schedule(sched, 'sched')
     if _units(sched): raise ValueError(f"a time budget has no known number of steps: give `sched` in fractions of the budget, got the durations {', '.join(map(repr, _units(sched)))}")
-    self.fit(max_epoch, cbs=_TimeBudget({'lr': sched}, seconds, clock)+L(cbs), reset_opt=reset_opt, wd=wd)
+    _fit_sched(self, max_epoch, _TimeBudget({'lr': sched}, seconds, clock), cbs, reset_opt, wd, 0)

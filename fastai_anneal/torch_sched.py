@@ -10,7 +10,7 @@ import numbers
 import numpy as np, torch
 from torch.optim.lr_scheduler import LRScheduler
 from .core import *
-from .hypers import hyper_slots, write_hyper, check_hyper_values
+from .hypers import hyper_slots, read_hyper, write_hyper, check_hyper_values
 
 # %% auto #0
 __all__ = ['AnnealLR']
@@ -89,7 +89,7 @@ class AnnealLR(LRScheduler):
             if n != 'lr': write_hyper(self._hyper_slots(n), vs)
         self._wrote = {n: self._read(n) for n in self.scheds}
 
-    def _read(self, name): return [float(d[k] if i is None else d[k][i]) for d,k,i in self._hyper_slots(name)]
+    def _read(self, name): return read_hyper(self._hyper_slots(name))
 
     def state_dict(self):
         "The scheduler's state: the step count and plain values, not the schedules (the constructor gets those)"

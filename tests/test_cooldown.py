@@ -203,3 +203,18 @@ def test_plateau_callback_sits_out_lr_find():
     with pytest.raises(ValueError, match="'50ep'"): quiet(learn, learn.fit, 2, 1e-2)
     cb.duration = '1ep'
     quiet(learn, learn.fit, 2, 1e-2)
+
+def test_cooldown_and_budget_go_through_the_shared_fit_path():
+    "Like every fit_* method: a bad `cbs` entry is refused before anything changes, and a fault mid-fit leaves no scheduler attached"
+    from fastai.test_utils import synth_learner
+    learn = synth_learner(n_trn=5)
+    learn.fit(1, 1e-2)
+    n_cbs = len(learn.cbs)
+    with pytest.raises(TypeError, match='`cbs`'): learn.cooldown(1, cbs=[1])
+    with pytest.raises(TypeError, match='`cbs`'): learn.fit_budget(1., cbs=[1], clock=lambda: 0.)
+    class Boom(Callback):
+        def after_batch(self): raise RuntimeError('boom')
+    with pytest.raises(RuntimeError): learn.cooldown(1, cbs=Boom())
+    with pytest.raises(RuntimeError): learn.fit_budget(1., cbs=Boom(), clock=lambda: 0.)
+    assert len(learn.cbs) == n_cbs and not any(isinstance(cb, ParamScheduler) for cb in learn.cbs)
+    learn.fit(1, 1e-3)
