@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/callback.html.md"""
 
 # %% ../nbs/03_callback.ipynb #c002
 from __future__ import annotations
-import math, numbers
+import numbers
 from operator import attrgetter
 import numpy as np, torch
 from fastcore.foundation import L

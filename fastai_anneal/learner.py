@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #c002
 from __future__ import annotations
-import collections, math, numbers, sys
+import collections, math, sys
 from functools import partial
 import numpy as np, torch
 import matplotlib.pyplot as plt

@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/lr_find.html.md"""
 
 # %% ../nbs/05_lr_find.ipynb #c002
 from __future__ import annotations
-import bisect, collections, contextlib, copy, math, numbers, random, signal, tempfile, threading, weakref
+import bisect, contextlib, copy, math, random, signal, tempfile, threading, weakref
 import numpy as np, torch
 from torch import nn
 from fastcore.foundation import L

@@ -6,13 +6,13 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/schedules.html.md"""
 
 # %% ../nbs/01_schedules.ipynb #c002
 from __future__ import annotations
-import math, bisect, numbers, itertools
+import math, bisect, numbers
 import numpy as np, torch
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from fastcore.basics import patch
 from .core import *
-from .core import _groups, _bcast, _depth, _show, _check_span, _unresolved
+from .core import _groups, _bcast, _depth, _check_span, _unresolved
 
 # %% auto #0
 __all__ = ['MAX_CYCLES', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup', 'sched_crop',

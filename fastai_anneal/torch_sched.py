@@ -6,7 +6,6 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/torch.html.md"""
 
 # %% ../nbs/06_torch.ipynb #c002
 from __future__ import annotations
-import numbers
 import numpy as np, torch
 from torch.optim.lr_scheduler import LRScheduler
 from .core import *
