@@ -14,8 +14,8 @@ import numpy as np, torch
 __all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'EDGE_TOL', 'MAX_CONFIG_SIZE', 'check_num', 'check_int',
            'check_choice', 'check_param', 'check_finite_values', 'is_duration', 'check_duration', 'duration_steps',
            'check_bool', 'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no',
-           'sched_exp', 'SchedPoly', 'as_schedule', 'phase_edges', 'phase_cuts', 'CombineScheds', 'combine_scheds',
-           'combined_cos', 'sched_from_dict', 'SchedOp']
+           'sched_exp', 'SchedPoly', 'as_schedule', 'check_nesting', 'phase_edges', 'phase_cuts', 'CombineScheds',
+           'combine_scheds', 'combined_cos', 'sched_from_dict', 'SchedOp']
 
 # %% ../nbs/00_core.ipynb #i9a005
 _shower = reprlib.Repr()
@@ -96,12 +96,15 @@ def duration_steps(name, v, n_steps, steps_per_epoch=None):
         n,unit = _DURATION.fullmatch(v).groups()
         if unit == 'ep' and steps_per_epoch is None: raise ValueError(f"`{name}` = {v!r} is in epochs but the length of an epoch is unknown: give `steps_per_epoch`")
         k = int(n) * (1 if unit == 'ba' else steps_per_epoch)
-    if k > n_steps: raise ValueError(f"`{name}` = {v!r} ({k} steps) is longer than the run ({n_steps} steps)")
+    if k > n_steps * (1 + 1e-9):  # a phase of 0.3 of 10 steps spans 2.9999999999999996
+        raise ValueError(f"`{name}` = {v!r} ({k} steps) is longer than the run ({n_steps:.10g} steps)")
     return k
 
 def _pct(name, v, n_steps, steps_per_epoch):
     "`v` as a fraction of a run of `n_steps` steps: durations with units converted, fractions and `None` as they are"
-    return duration_steps(name, v, n_steps, steps_per_epoch) / n_steps if is_duration(v) else v
+    if not is_duration(v): return v
+    k = duration_steps(name, v, n_steps, steps_per_epoch)
+    return k / n_steps if n_steps else 0.  # '0ba' in a phase of no steps
 
 # %% ../nbs/00_core.ipynb #i9b003
 def check_bool(name, v):
@@ -158,6 +161,17 @@ class Schedule:
         "A JSON-safe dict `{'type': name, **args}` that `sched_from_dict` turns back into this schedule"
         if not self._args: raise ValueError(f"{self!r} cannot be serialised: {type(self).__name__} has no `_args`")
         return {'type': type(self).__name__, **{a: _to_json(getattr(self, a), a) for a in self._args}}
+
+    def resolve(self,
+                n_steps,               # steps in the run (batches, or optimizer steps)
+                steps_per_epoch=None): # steps in an epoch, for durations in epochs ('2ep')
+        "This schedule for a run of `n_steps` steps: its durations with units become fractions"
+        n_steps,steps_per_epoch = _check_run(n_steps, steps_per_epoch)
+        return _resolve(self, n_steps, steps_per_epoch, n_steps)
+
+    def _spans(self, kw, n_steps):
+        "Steps that each schedule argument spans, when this one spans `n_steps` (own durations: `kw`)"
+        return {}  # all of them: they run over this schedule's whole span
 
 _schedules = {}  # schedule classes by name
 
@@ -321,7 +335,7 @@ class _Fn(Schedule):
 
 def as_schedule(f, name='sched'):
     "`f` as a `Schedule`: schedules are returned as they are, other callables of `pos` are wrapped"
-    if isinstance(f, Schedule): return f
+    if isinstance(f, Schedule): return check_nesting(name, f)
     if isinstance(f, Formula): raise TypeError(f"`{name}` must be a schedule: call {f!r} with (start, end) first, got {f!r}")
     if not callable(f): raise TypeError(f"`{name}` must be a schedule or a callable of `pos`, got {_show(f)}")
     return _Fn(f, name)
@@ -329,13 +343,36 @@ def as_schedule(f, name='sched'):
 # %% ../nbs/00_core.ipynb #i9a003
 MAX_DEPTH = 100  # schedules nest at most this deep: `repr`, pickle, JSON and evaluation recurse through them
 
-def _depth(s):
-    "How deep schedule `s` nests other schedules (1: it holds none)"
-    return getattr(s, '_depth', 1)
+def _inner(s):
+    "The schedules held by the arguments of schedule `s`"
+    vs = [getattr(s, a, None) for a in s._args]
+    vs = [o for v in vs for o in (v if isinstance(v, (list, tuple)) else [v])]
+    return [o for o in vs if isinstance(o, Schedule)]
 
-def _check_depth(d):
-    if d > MAX_DEPTH: raise ValueError(f"schedules nest at most {MAX_DEPTH} deep (`MAX_DEPTH`), got {d} levels")
-    return d
+def _depth(s):
+    "How deep schedule `s` nests schedules through its arguments (1: it holds none); cached"
+    todo,seen = [s],set()
+    while todo:  # iterative: a schedule class that skips `check_nesting` must not overflow the stack
+        o = todo[-1]
+        if '_depth' in o.__dict__:
+            todo.pop()
+            continue
+        new = [c for c in _inner(o) if '_depth' not in c.__dict__]
+        if new:
+            if id(o) in seen: raise ValueError(f"{_show(o)} refers to itself")
+            seen.add(id(o))
+            todo += new
+            continue
+        o.__dict__['_depth'] = 1 + max((c._depth for c in _inner(o)), default=0)
+        todo.pop()
+    return s._depth
+
+def check_nesting(name, s):
+    "Check that schedule `s` can go inside another schedule: it nests less than `MAX_DEPTH` deep"
+    if isinstance(s, Schedule) and _depth(s) >= MAX_DEPTH:
+        raise ValueError(f"`{name}` nests {_depth(s)} schedules deep: schedules nest at most "
+                         f"{MAX_DEPTH} deep (`MAX_DEPTH`), got {_show(s)}")
+    return s
 
 # %% ../nbs/00_core.ipynb #i11c003
 def _units(v):
@@ -394,7 +431,6 @@ class CombineScheds(Schedule):
         if len(pcts) != len(scheds): raise ValueError(f"`pcts` and `scheds` must have the same length, got {len(pcts)} pcts and {len(scheds)} scheds")
         self.pcts = _check_pcts(pcts)  # fractions summing to 1, or with units and a phase taking the rest: see "Durations with units"
         self.scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
-        self._depth = _check_depth(1 + max(map(_depth, self.scheds)))
         self.ngroups = _groups(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
         if _unresolved(self): return  # evaluated once resolved for a run
         edges = phase_edges(self.pcts)
@@ -412,6 +448,18 @@ class CombineScheds(Schedule):
         elif 1 - e < t < 1 + e: t = 1.
         v = self._fs[j](t)
         return [v]*self.ngroups if self.ngroups and type(v) is not list else v
+
+    def _spans(self, kw, n_steps):
+        "Steps each phase spans (its schedule resolves its durations within it); they fill the span"
+        ps = kw['pcts']
+        total = math.fsum(p for p in ps if p is not None)
+        if total > 1 + 1e-9:
+            raise ValueError(f"the phases pcts={self.pcts!r} add up to more than the run "
+                             f"({n_steps:.10g} steps)")
+        if None not in ps and abs(total - 1) > 1e-9:
+            raise ValueError(f"the phases pcts={self.pcts!r} must add up to the run ({n_steps:.10g} steps), "
+                             "or one must take the rest (`None`)")
+        return {'scheds': [p*n_steps for p in _fill_rest(ps, self.pcts)]}
 
     def _arr(self, pos):
         j = np.maximum(np.searchsorted(self._cut, pos, side='right') - 1, 0)
@@ -455,14 +503,16 @@ MAX_CONFIG_SIZE = 100_000  # entries (dicts, lists, values) in a schedule config
 
 def _check_config(d):
     "Refuse, before building anything, a config deeper than `MAX_DEPTH` schedules (one referring to itself has no end) or larger than `MAX_CONFIG_SIZE`"
-    todo,n = [(d, 0)],0
+    todo,n = [(d, 1, 0)],0
     while todo:  # iterative: a deep config must not overflow the stack here
-        o,k = todo.pop()
+        o,k,c = todo.pop()  # `o` is inside `k` schedules (dicts) and `c` containers
         n += 1
-        if k > 2*MAX_DEPTH or n > MAX_CONFIG_SIZE:  # a schedule is a dict, its nested schedules in a list: two levels each
-            raise ValueError(f"a schedule config nests at most {MAX_DEPTH} schedules (`MAX_DEPTH`) and has at most {MAX_CONFIG_SIZE} entries (`MAX_CONFIG_SIZE`); this one is deeper or larger, or refers to itself")
-        if isinstance(o, dict): todo += [(v, k+1) for v in o.values()]
-        elif isinstance(o, list): todo += [(v, k+1) for v in o]
+        if k > MAX_DEPTH or c > 2*MAX_DEPTH + 2 or n > MAX_CONFIG_SIZE:
+            raise ValueError(f"a schedule config nests at most {MAX_DEPTH} schedules (`MAX_DEPTH`) "
+                             f"and has at most {MAX_CONFIG_SIZE} entries (`MAX_CONFIG_SIZE`); "
+                             "this one is deeper or larger, or refers to itself")
+        if isinstance(o, dict): todo += [(v, k + isinstance(v, dict), c+1) for v in o.values()]
+        elif isinstance(o, list): todo += [(v, k + isinstance(v, dict), c+1) for v in o]
 
 def sched_from_dict(d):
     "The schedule described by `d`, a dict made by `Schedule.to_dict`"
@@ -481,47 +531,46 @@ def _build(d):
     except TypeError as e: raise ValueError(f"malformed {t} config {d!r}: {e}") from None
 
 # %% ../nbs/00_core.ipynb #i11c004
-from fastcore.basics import patch
-
-#| export
 def _check_run(n_steps, steps_per_epoch):
     "`n_steps` and `steps_per_epoch` (`None`: unknown) checked"
     sp = None if steps_per_epoch is None else check_int('steps_per_epoch', steps_per_epoch, 1)
     return check_int('n_steps', n_steps, 1),sp
 
 def _resolve_arg(v, name, n_steps, steps_per_epoch):
+    "Argument `v` (named `name`) of a schedule spanning `n_steps` steps, its durations as fractions"
     if is_duration(v): return _pct(name, v, n_steps, steps_per_epoch)
-    if isinstance(v, Schedule): return v.resolve(n_steps, steps_per_epoch)
-    if isinstance(v, (list, tuple)): return type(v)(_resolve_arg(o, f'{name}[{i}]', n_steps, steps_per_epoch) for i,o in enumerate(v))
-    return v
+    if not isinstance(v, (list, tuple)): return v
+    return type(v)(_resolve_arg(o, f'{name}[{i}]', n_steps, steps_per_epoch) for i,o in enumerate(v))
 
-@patch
-def resolve(self:Schedule, n_steps, steps_per_epoch=None):
-    "This schedule for a run of `n_steps` steps (epochs of `steps_per_epoch` steps): its durations with units become fractions"
-    n_steps,steps_per_epoch = _check_run(n_steps, steps_per_epoch)
-    if not _units(self): return self
-    kw = {a: _resolve_arg(getattr(self, a), a, n_steps, steps_per_epoch) for a in self._args}
-    try: return type(self)(**kw)
-    except ValueError as e: raise ValueError(f"{e} (resolving {self!r} for a run of {n_steps} steps)") from None
+def _resolve_inner(v, n_steps, steps_per_epoch, run):
+    "The schedules in argument `v` resolved over `n_steps` steps (a number, or one per element of `v`)"
+    if isinstance(v, Schedule): return _resolve(v, n_steps, steps_per_epoch, run)
+    if not isinstance(v, (list, tuple)): return v
+    ns = n_steps if isinstance(n_steps, list) else [n_steps]*len(v)
+    return type(v)(_resolve_inner(o, n, steps_per_epoch, run) for o,n in zip(v, ns))
 
-@patch
-def resolve(self:CombineScheds, n_steps, steps_per_epoch=None):
-    "This schedule for a run of `n_steps` steps (epochs of `steps_per_epoch` steps): its phases become fractions of the run"
-    n_steps,steps_per_epoch = _check_run(n_steps, steps_per_epoch)
-    if _units(self.pcts):
-        ps = [_pct(f'pcts[{i}]', p, n_steps, steps_per_epoch) for i,p in enumerate(self.pcts)]
-        total = math.fsum(p for p in ps if p is not None)
-        if total > 1 + 1e-9: raise ValueError(f"the phases pcts={self.pcts!r} add up to more than the run ({n_steps} steps)")
-        if None not in ps and abs(total - 1) > 1e-9:
-            raise ValueError(f"the phases pcts={self.pcts!r} must add up to the run ({n_steps} steps), or one must take the rest (`None`)")
-    return Schedule.resolve(self, n_steps, steps_per_epoch)
+def _resolve(s, n_steps, steps_per_epoch, run):
+    "Schedule `s`, spanning `n_steps` steps (a float inside a phase) of a run of `run` steps, resolved"
+    if not _units(s): return s
+    try:
+        kw = {a: _resolve_arg(getattr(s, a), a, n_steps, steps_per_epoch) for a in s._args}
+        spans = s._spans(kw, n_steps)
+    except ValueError as e: raise _resolving(e, s, n_steps, run) from None
+    kw = {a: _resolve_inner(v, spans.get(a, n_steps), steps_per_epoch, run) for a,v in kw.items()}
+    try: return type(s)(**kw)
+    except ValueError as e: raise _resolving(e, s, n_steps, run) from None
+
+def _resolving(e, s, n_steps, run):
+    "Error `e`, raised resolving schedule `s` over `n_steps` steps of a run of `run`, saying where"
+    part = f'a run of {run} steps' if n_steps == run else f'its {n_steps:.10g} steps of a run of {run}'
+    return ValueError(f"{e} (resolving {_show(s)} for {part})")
 
 # %% ../nbs/00_core.ipynb #i10a003
 _OPS = {'*': operator.mul, '+': operator.add}
 
 def _operand(name, v):
     "A schedule, or a number or per-group list checked as one"
-    return v if isinstance(v, Schedule) else check_param(name, v)
+    return check_nesting(name, v) if isinstance(v, Schedule) else check_param(name, v)
 
 class SchedOp(Schedule):
     "`a * b` or `a + b` (`op`) of schedules or numbers `a`, `b`: what `s1 * s2`, `k * s`, `s + c`, `s - c`, `s / k` build"

@@ -42,7 +42,7 @@ _ANNEAL = {'lin': sched_lin, 'cos': sched_cos, 'exp': sched_exp}
 # %% ../nbs/01_schedules.ipynb #c006
 class _Shape(Schedule):
     "Base of named shapes: `_use(s)` delegates the values to schedule `s`"
-    def _use(self, s): self._s,self.ngroups,self._depth = s,s.ngroups,_depth(s)
+    def _use(self, s): self._s,self.ngroups = s,s.ngroups
     def _f(self, pos): return self._s._f(pos)
     def _arr(self, pos): return self._s._arr(pos)
 
@@ -140,10 +140,15 @@ class cyclic(_Shape):
         amp = max(abs(np.asarray(self.peak) - np.asarray(self.base)).max(), 1e-300)
         if mode == 'exp_range' and scale_fn is None and self.n_cycles*math.log(self.gamma) + math.log(amp) > _LOG_MAX:
             raise ValueError(f"`gamma`={gamma!r} over {n_cycles!r} cycles makes values too large for floats (height x gamma**n_cycles)")
-        self.scale_fn = scale_fn
+        self.scale_fn = check_nesting('scale_fn', scale_fn)
+        if _unresolved(self): return  # built once resolved for a run
         if scale_fn is not None: self._check_scale_fn()
         self._tol = EDGE_TOL * self.n_cycles  # positions within EDGE_TOL of a cycle's end start the next cycle
         self._lin = sched_lin(self.base, self.peak)
+
+    def _spans(self, kw, n_steps):
+        "`scale_fn` takes a number of cycles: one of its units spans one cycle"
+        return {'scale_fn': n_steps / kw['n_cycles']}
 
     def _check_scale_fn(self):
         fn = self.scale_fn
@@ -228,17 +233,34 @@ class sched_inv_sqrt(_Shape):
 
 # %% ../nbs/01_schedules.ipynb #c029
 class warmup(_Shape):
-    "Warm up from `start` to `end` (default: `sched`'s first value) over `pct` of training (`anneal` 'lin', 'cos' or 'exp'), then run `sched` (after the warmup, or from where it would be if not `prefix`)"
+    "Warm up from `start` to `end` over `pct` of training, then run `sched`"
     _args = 'sched','pct','anneal','start','prefix','end'
-    def __init__(self, sched, pct=0.1, anneal='lin', start=0., prefix=True, end=None):
+    def __init__(self,
+                 sched,         # the schedule after the warmup
+                 pct=0.1,       # length of the warmup: a fraction of training, or '500ba', '2ep'
+                 anneal='lin',  # shape of the warmup: 'lin', 'cos' or 'exp'
+                 start=0.,      # value at pos=0 (a number, or one per parameter group)
+                 prefix=True,   # run all of `sched` after the warmup, else from where it would be
+                 end=None):     # value the warmup reaches; default: `sched`'s first value
         self.sched = as_schedule(sched, 'sched')
-        self.pct,self.anneal = check_duration('pct', pct, 0, 1, hi_open=True),check_choice('anneal', anneal, ('lin', 'cos', 'exp'))
+        self.pct = check_duration('pct', pct, 0, 1, hi_open=True)
+        self.anneal = check_choice('anneal', anneal, ('lin', 'cos', 'exp'))
         self.start = check_param('start', start)
-        if anneal == 'exp' and 0 in _bcast(self.start, 1): raise ValueError(f"an exponential warmup needs a non-zero `start`, got {start!r}")
-        self.prefix,self.end = check_bool('prefix', prefix),None if end is None else check_param('end', end)
-        if _unresolved(self): self.ngroups = self.sched.ngroups; return  # built once resolved for a run
+        if anneal == 'exp' and 0 in _bcast(self.start, 1):
+            raise ValueError(f"an exponential warmup needs a non-zero `start`, got {start!r}")
+        self.prefix = check_bool('prefix', prefix)
+        self.end = None if end is None else check_param('end', end)
+        self.ngroups = self.sched.ngroups
+        if _unresolved(self): return  # built once resolved for a run
         rest = self.sched if prefix else sched_crop(self.sched, self.pct, 1.)
-        self._use(combine_scheds([self.pct, 1-self.pct], [_ANNEAL[anneal](self.start, self.sched._f(0.) if end is None else self.end), rest]))
+        rest._depth = _depth(self.sched)  # the crop is part of this warmup: not a level of its own
+        top = self.sched._f(0.) if end is None else self.end
+        warm = _ANNEAL[anneal](self.start, top)
+        self._use(combine_scheds([self.pct, 1-self.pct], [warm, rest]))
+
+    def _spans(self, kw, n_steps):
+        "`sched` spans what the warmup leaves (all of the span if not `prefix`)"
+        return {'sched': n_steps * (1 - kw['pct']) if kw['prefix'] else n_steps}
 
 class sched_crop(_Shape):
     "The part of `sched` from position `lo` to `hi`, run over the whole of training"
@@ -247,6 +269,10 @@ class sched_crop(_Shape):
         self.sched,self.lo,self.hi = as_schedule(sched, 'sched'),check_num('lo', lo),check_num('hi', hi)
         if self.hi <= self.lo: raise ValueError(f"`hi` must be more than `lo`, got lo={lo!r}, hi={hi!r}")
         self.ngroups,self._w,self._sf = self.sched.ngroups,self.hi - self.lo,self.sched._f
+
+    def _spans(self, kw, n_steps):
+        "`sched` runs from `lo` to `hi` over this span: its whole run spans `n_steps/(hi-lo)`"
+        return {'sched': n_steps / (kw['hi'] - kw['lo'])}
 
     def _f(self, pos): return self._sf(self.lo + pos*self._w)
     def _arr(self, pos): return self.sched._arr(self.lo + pos*self._w)

@@ -41,9 +41,9 @@ def test_duration_steps():
 
 def test_resolve_returns_plain_fractions():
     s = warmup(wsd(1e-2, '1ep', '20ba', '1-sqrt'), '5ba', 'cos')
-    r = s.resolve(100, steps_per_epoch=10)
-    assert r.pct == 0.05 and r.sched.pct_warmup == 0.1 and r.sched.pct_decay == 0.2
-    np.testing.assert_array_equal(r(grid()), warmup(wsd(1e-2, 0.1, 0.2, '1-sqrt'), 0.05, 'cos')(grid()))
+    r = s.resolve(100, steps_per_epoch=10)  # the wsd runs over the 95 steps after the warmup
+    assert r.pct == 0.05 and r.sched.pct_warmup == 10/95 and r.sched.pct_decay == 20/95
+    np.testing.assert_array_equal(r(grid()), warmup(wsd(1e-2, 10/95, 20/95, '1-sqrt'), 0.05, 'cos')(grid()))
     assert r.resolve(7) is r  # nothing left to resolve
 
 @pytest.mark.parametrize('s', [sched_lin(1., 0.), one_cycle(1e-2), sgdr(2, 1, 1e-2), wsd(1e-2, 0.1, 0.2),
