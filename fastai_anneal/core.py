@@ -7,6 +7,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/core.html.md"""
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
 import math, bisect, numbers, functools, itertools, operator, reprlib
+from collections.abc import Iterable
 from fractions import Fraction
 import numpy as np, torch
 
@@ -26,8 +27,13 @@ def _show(v):
     return _shower.repr(v)
 
 # %% ../nbs/00_core.ipynb #c005
+def _number(v):
+    "A 0-d tensor or array as the Python number it holds (torch and numpy take them as numbers)"
+    return v.item() if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 0 else v
+
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
-    "Check that `v` is a finite real number in the interval [`lo`, `hi`] (ends open if `lo_open`/`hi_open`); return it as a float"
+    "Check that `v` is a finite real number in [`lo`, `hi`] (open ends: `lo_open`, `hi_open`): a float"
+    v = _number(v)
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {_show(v)}")
     try: v = float(v)
@@ -39,9 +45,12 @@ def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
 
 # %% ../nbs/00_core.ipynb #c006
 def check_int(name, v, lo=0, hi=None):
-    "Check that `v` is an integer (not a bool) with `lo <= v` (and `v < hi` if given); return it as an int"
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo or (hi is not None and v >= hi):
-        raise ValueError(f"`{name}` must be an integer >= {lo}{'' if hi is None else f' and < {hi}'}, got {_show(v)}")
+    "Check that `v` is an integer (not a bool), `lo <= v < hi` (`None`: no bound); return it as an int"
+    v = _number(v)
+    if (isinstance(v, bool) or not isinstance(v, numbers.Integral) or (lo is not None and v < lo)
+            or (hi is not None and v >= hi)):
+        bounds = ' and '.join([f'>= {lo}'] * (lo is not None) + [f'< {hi}'] * (hi is not None))
+        raise ValueError(f"`{name}` must be an integer{' ' * bool(bounds)}{bounds}, got {_show(v)}")
     return int(v)
 
 def check_choice(name, v, choices):
@@ -55,7 +64,9 @@ def check_param(name, v):
     if isinstance(v, torch.Tensor): v = v.detach().cpu().numpy()
     if isinstance(v, np.ndarray): v = v.tolist()  # then each element is checked as a Python number
     if isinstance(v, (list, tuple)):
-        if len(v) == 0 or any(isinstance(x, (list, tuple)) for x in v): raise ValueError(f"`{name}` must be a number or a non-empty 1-d array, got {_show(v)}")
+        if len(v) == 0 or any(isinstance(x, (list, tuple)) for x in v):
+            raise ValueError(f"`{name}` must be a number or a non-empty 1-d array, got {_show(v)}")
+        v = [_number(x) for x in v]  # a list of 0-d tensors, as `[lr.item() ...]` would give
         for x in v:  # the same numbers `check_num` takes: no strings, bytes, bools or complex numbers
             if isinstance(x, bool) or not isinstance(x, numbers.Real): raise TypeError(f"`{name}` must be a number or a 1-d array of real numbers, got {_show(v)}")
         return [check_num(name, x) for x in v]
@@ -109,6 +120,7 @@ def _pct(name, v, n_steps, steps_per_epoch):
 # %% ../nbs/00_core.ipynb #i9b003
 def check_bool(name, v):
     "Check that `v` is `True` or `False` (a numpy bool too, not a string or a number); return it as a bool"
+    v = _number(v)
     if not isinstance(v, (bool, np.bool_)): raise TypeError(f"`{name}` must be True or False, got {_show(v)}")
     return bool(v)
 
@@ -306,7 +318,7 @@ class SchedPoly(Schedule):
     _args = 'start','end','power'
     def __init__(self, start, end, power):
         self.start,self.end = check_param('start', start),check_param('end', end)
-        self.power = check_num('power', power, lo=0, lo_open=True)
+        self.power = check_num('power', power, lo=0)  # 0: `end` throughout, as fastai's
         self.ngroups = _groups(self.start, self.end)
         self._lin = sched_lin(self.start, self.end)
 
@@ -424,9 +436,10 @@ def phase_cuts(los, ws):
 class CombineScheds(Schedule):
     "Run `scheds[i]` over the fraction `pcts[i]` of training (the fractions sum to 1)"
     _args = 'pcts','scheds'
-    def __init__(self, pcts, scheds):
-        if not isinstance(pcts, (list, tuple, np.ndarray)) or not isinstance(scheds, (list, tuple)):
-            raise TypeError(f"`pcts` and `scheds` must be lists, got pcts={pcts!r}, scheds={scheds!r}")
+    def __init__(self,
+                 pcts,     # fractions of training (or durations like '500ba', or `None`: the rest)
+                 scheds):  # one schedule per phase
+        pcts,scheds = _as_list('pcts', pcts),_as_list('scheds', scheds)
         if len(pcts) == 0: raise ValueError(f"`pcts` must not be empty, got {pcts!r}")
         if len(pcts) != len(scheds): raise ValueError(f"`pcts` and `scheds` must have the same length, got {len(pcts)} pcts and {len(scheds)} scheds")
         self.pcts = _check_pcts(pcts)  # fractions summing to 1, or with units and a phase taking the rest: see "Durations with units"
@@ -471,6 +484,15 @@ class CombineScheds(Schedule):
                 r = self.scheds[i]._arr(np.where(abs(t) < e, 0., np.where(abs(t - 1) < e, 1., t)))
                 out[m] = r[:, None] if r.ndim < out.ndim - pos.ndim + 1 else r
         return out
+
+def _as_list(name, v):
+    "Sequence `v` (a list, tuple, array, 1-d tensor or fastcore `L`) as a list"
+    if isinstance(v, (torch.Tensor, np.ndarray)):
+        if v.ndim == 1: return v.tolist()
+        raise TypeError(f"`{name}` must be a list or a 1-d array, got {_show(v)}")
+    if isinstance(v, (str, bytes, dict)) or not isinstance(v, Iterable) or not hasattr(v, '__len__'):
+        raise TypeError(f"`{name}` must be a list, got {_show(v)}")
+    return list(v)
 
 def combine_scheds(pcts, scheds):
     "Combine `scheds` according to `pcts` in one schedule"

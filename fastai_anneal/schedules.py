@@ -38,6 +38,13 @@ def _check_ax(ax):
     return ax
 
 _ANNEAL = {'lin': sched_lin, 'cos': sched_cos, 'exp': sched_exp}
+_SPELLINGS = ('lin', 'linear'),('cos', 'cosine')  # torch and transformers spell them out
+
+def _check_shape(name, v, choices):
+    "`v`, one of the shape names `choices`, or another spelling of one; return the spelling of `choices`"
+    for short,long in _SPELLINGS:
+        if isinstance(v, str) and v in (short, long): v = short if short in choices else long
+    return check_choice(name, v, choices)
 
 # %% ../nbs/01_schedules.ipynb #c006
 class _Shape(Schedule):
@@ -53,7 +60,8 @@ class one_cycle(_Shape):
     def __init__(self, lr_max, div=25., div_final=1e5, pct_start=0.25, three_phase=False, anneal='cos', pct_final=None, total_steps=None):
         self.lr_max = check_param('lr_max', lr_max)
         self.div,self.div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
-        self.three_phase,self.anneal = check_bool('three_phase', three_phase),check_choice('anneal', anneal, ('cos', 'lin'))
+        self.three_phase = check_bool('three_phase', three_phase)
+        self.anneal = anneal = _check_shape('anneal', anneal, ('cos', 'lin'))  # torch's 'linear' too
         self.pct_start = check_duration('pct_start', pct_start, 0, 0.5 if three_phase else 1)
         if pct_final is not None and not three_phase: raise ValueError(f"`pct_final` ends the second phase of `three_phase=True`, got pct_final={pct_final!r} with three_phase=False")
         self.pct_final = None if pct_final is None else check_duration('pct_final', pct_final)
@@ -133,12 +141,14 @@ class cyclic(_Shape):
         self.base,self.peak = check_param('base', base),check_param('peak', peak)
         self.n_cycles = check_num('n_cycles', n_cycles, lo=0, lo_open=True)
         self.mode = check_choice('mode', mode, ('triangular', 'triangular2', 'exp_range'))
-        self.gamma,self.pct_up = check_num('gamma', gamma, lo=0, lo_open=True),check_num('pct_up', pct_up, 0, 1, lo_open=True)
+        self.gamma = check_num('gamma', gamma, lo=0)
+        self.pct_up = check_num('pct_up', pct_up, 0, 1, lo_open=True)
         self.scale_mode = check_choice('scale_mode', scale_mode, ('cycle', 'iterations'))
         self.ngroups = _groups(self.base, self.peak)
         _check_span(self.base, self.peak, ('base', 'peak'))
         amp = max(abs(np.asarray(self.peak) - np.asarray(self.base)).max(), 1e-300)
-        if mode == 'exp_range' and scale_fn is None and self.n_cycles*math.log(self.gamma) + math.log(amp) > _LOG_MAX:
+        grows = mode == 'exp_range' and scale_fn is None and self.gamma > 1
+        if grows and self.n_cycles*math.log(self.gamma) + math.log(amp) > _LOG_MAX:
             raise ValueError(f"`gamma`={gamma!r} over {n_cycles!r} cycles makes values too large for floats (height x gamma**n_cycles)")
         self.scale_fn = check_nesting('scale_fn', scale_fn)
         if _unresolved(self): return  # built once resolved for a run
@@ -187,12 +197,16 @@ class sched_step(_Shape):
     _args = 'start','pcts','gamma'
     def __init__(self, start, pcts, gamma=0.1):
         self.start = check_param('start', start)
-        if not isinstance(pcts, (list, tuple, np.ndarray)): raise ValueError(f"`pcts` must be a list of fractions of training, got {pcts!r}")
-        self.pcts = [check_num(f'pcts[{i}]', p, 0, 1) for i,p in enumerate(pcts)]
-        if self.pcts != sorted(self.pcts): raise ValueError(f"`pcts` must be in increasing order, got {pcts!r}")
-        self.gamma = check_num('gamma', gamma, lo=0, lo_open=True)
-        if len(self.pcts)*math.log(self.gamma) + math.log(max(np.abs(self.start).max(), 1e-300)) > _LOG_MAX:
-            raise ValueError(f"`gamma`**{len(self.pcts)} * `start` is too large for a float, got gamma={gamma!r}, start={start!r}")
+        if isinstance(pcts, (np.ndarray, torch.Tensor)): pcts = pcts.tolist()
+        if not isinstance(pcts, (list, tuple)):
+            raise ValueError(f"`pcts` must be a list of fractions of training, got {pcts!r}")
+        pcts = [check_num(f'pcts[{i}]', p, 0, 1) for i,p in enumerate(pcts)]
+        self.pcts = sorted(pcts)  # in any order, repeated ones counting twice: torch's MultiStepLR
+        self.gamma = check_num('gamma', gamma, lo=0)
+        top = math.log(max(np.abs(self.start).max(), 1e-300))
+        if self.gamma > 0 and len(self.pcts)*math.log(self.gamma) + top > _LOG_MAX:
+            raise ValueError(f"`gamma`**{len(self.pcts)} * `start` is too large for a float, "
+                             f"got gamma={gamma!r}, start={start!r}")
         self.ngroups = _groups(self.start)
         self._cuts = [p - EDGE_TOL for p in self.pcts]  # a position on a milestone is past it
 
@@ -210,7 +224,8 @@ class sched_poly(_Shape):
     _args = 'start','end','power','k'
     def __init__(self, start, end, power=1., k=1.):
         self.start,self.end = check_param('start', start),check_param('end', end)
-        self.power,self.k = check_num('power', power, lo=0, lo_open=True),check_num('k', k, lo=0, lo_open=True)
+        self.power = check_num('power', power, lo=0)  # 0: `start` throughout, as torch's PolynomialLR
+        self.k = check_num('k', k, lo=0, lo_open=True)
         self.ngroups = _groups(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
 
@@ -244,7 +259,7 @@ class warmup(_Shape):
                  end=None):     # value the warmup reaches; default: `sched`'s first value
         self.sched = as_schedule(sched, 'sched')
         self.pct = check_duration('pct', pct, 0, 1, hi_open=True)
-        self.anneal = check_choice('anneal', anneal, ('lin', 'cos', 'exp'))
+        self.anneal = anneal = _check_shape('anneal', anneal, ('lin', 'cos', 'exp'))
         self.start = check_param('start', start)
         if anneal == 'exp' and 0 in _bcast(self.start, 1):
             raise ValueError(f"an exponential warmup needs a non-zero `start`, got {start!r}")
@@ -283,7 +298,8 @@ class cos_decay(_Shape):
     _args = 'start','end','num_cycles','exponent'
     def __init__(self, start, end=0., num_cycles=0.5, exponent=1.):
         self.start,self.end = check_param('start', start),check_param('end', end)
-        self.num_cycles,self.exponent = check_num('num_cycles', num_cycles, lo=0, lo_open=True),check_num('exponent', exponent, lo=0, lo_open=True)
+        self.num_cycles = check_num('num_cycles', num_cycles, lo=0)  # 0: `start` throughout
+        self.exponent = check_num('exponent', exponent, lo=0)
         self.ngroups,self._lin,self._k = _groups(self.start, self.end),sched_lin(self.end, self.start),2*math.pi*self.num_cycles
 
     def _f(self, pos): return self._lin._f((0.5 * (1 + math.cos(self._k*pos))) ** self.exponent)
@@ -296,7 +312,7 @@ class warmup_cos_lr_rate(_Shape):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.total_steps = check_int('total_steps', total_steps, 1)
         self.warmup_steps = check_int('warmup_steps', warmup_steps, 0, self.total_steps)
-        self.num_cycles = check_num('num_cycles', num_cycles, lo=0, lo_open=True)
+        self.num_cycles = check_num('num_cycles', num_cycles, lo=0)
         self.warmup_lr_rate = None if warmup_lr_rate is None else check_num('warmup_lr_rate', warmup_lr_rate)
         T,W,r = self.total_steps,self.warmup_steps,self.warmup_lr_rate
         # step k of the warmup: (k+1)/W, or r + (1-r)*k/(W-1), up to the peak at step W-1; step k of the decay: progress (k+1-W)/(T-W), 1 at step T-1
@@ -314,7 +330,7 @@ class warmup_cos(_Shape):
     def __init__(self, lr_max, pct_warmup=0.1, lr_min=0., num_cycles=0.5):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.pct_warmup = check_duration('pct_warmup', pct_warmup, 0, 1, hi_open=True)
-        self.num_cycles = check_num('num_cycles', num_cycles, lo=0, lo_open=True)
+        self.num_cycles = check_num('num_cycles', num_cycles, lo=0)
         if _unresolved(self): return  # built once resolved for a run
         _check_span(0., self.lr_max, ('0', 'lr_max')); _check_span(self.lr_max, self.lr_min, ('lr_max', 'lr_min'))
         self._use(combine_scheds([self.pct_warmup, 1-self.pct_warmup], [sched_lin(0., self.lr_max), _cos_decay(self.lr_max, self.lr_min, self.num_cycles)]))
@@ -333,8 +349,9 @@ class wsd(_Shape):
     def __init__(self, lr_max, pct_warmup, pct_decay, decay='cosine', lr_min=0., warmup='linear', num_cycles=0.5):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.pct_warmup,self.pct_decay = check_duration('pct_warmup', pct_warmup),check_duration('pct_decay', pct_decay)
-        self.decay = check_choice('decay', decay, tuple(_DECAYS))
-        self.warmup,self.num_cycles = check_choice('warmup', warmup, tuple(_WARMUPS)),check_num('num_cycles', num_cycles, lo=0, lo_open=True)
+        self.decay = decay = _check_shape('decay', decay, tuple(_DECAYS))
+        self.warmup = _check_shape('warmup', warmup, tuple(_WARMUPS))
+        self.num_cycles = check_num('num_cycles', num_cycles, lo=0)
         if _unresolved(self): return  # built once resolved for a run
         if self.pct_warmup + self.pct_decay > 1 + 1e-12: raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, got {pct_warmup!r} + {pct_decay!r}")
         hi,lo = self.lr_max,self.lr_min
@@ -376,8 +393,8 @@ class sched_tanh(_Shape):
     _args = 'start','end','lb','ub'
     def __init__(self, start, end=0., lb=-7., ub=3.):
         self.start,self.end = check_param('start', start),check_param('end', end)
-        self.lb,self.ub = check_num('lb', lb),check_num('ub', ub)
-        if self.lb >= self.ub: raise ValueError(f"`lb` must be less than `ub`, got lb={lb!r}, ub={ub!r}")
+        self.lb = check_num('lb', lb)  # timm takes any pair: lb > ub rises, lb == ub is constant
+        self.ub = check_num('ub', ub)
         self.ngroups,self._lin = _groups(self.start, self.end),sched_lin(self.end, self.start)
 
     def _f(self, pos): return self._lin._f(0.5 * (1 - math.tanh(self.lb*(1-pos) + self.ub*pos)))
@@ -405,7 +422,8 @@ class with_noise(_Shape):
             self.noise_range = [check_num(f'noise_range[{i}]', v) for i,v in enumerate(noise_range)]
         else: self.noise_range = check_num('noise_range', noise_range)
         self.noise_pct,self.noise_std = check_num('noise_pct', noise_pct, lo=0, lo_open=True),check_num('noise_std', noise_std, lo=0, lo_open=True)
-        self.noise_seed,self.noise_type = check_int('noise_seed', noise_seed),check_choice('noise_type', noise_type, ('normal', 'uniform'))
+        self.noise_seed = check_int('noise_seed', noise_seed, lo=None)  # any int, as torch's seeds
+        self.noise_type = check_choice('noise_type', noise_type, ('normal', 'uniform'))
         self.noise_steps = check_int('noise_steps', noise_steps, 1)
         lo,hi = self.noise_range if isinstance(self.noise_range, list) else (self.noise_range, math.inf)
         self._lo,self._hi,self.ngroups = lo - EDGE_TOL,hi - EDGE_TOL,self.sched.ngroups

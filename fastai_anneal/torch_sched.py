@@ -6,6 +6,8 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/torch.html.md"""
 
 # %% ../nbs/06_torch.ipynb #c002
 from __future__ import annotations
+import math
+from fractions import Fraction
 import numpy as np, torch
 from torch.optim.lr_scheduler import LRScheduler
 from .core import *
@@ -15,55 +17,64 @@ from .hypers import hyper_slots, read_hyper, write_hyper, check_hyper_values
 __all__ = ['AnnealLR']
 
 # %% ../nbs/06_torch.ipynb #c005
-_FASTAI_NAMES = {'momentum': 'mom', 'weight_decay': 'wd'}  # torch's names of the hyper-parameters fastai calls mom and wd
+_FASTAI_NAMES = {'momentum': 'mom', 'weight_decay': 'wd'}  # torch's names of fastai's mom and wd
 
 def _slots(opt, name):
-    "Where hyper-parameter `name` (fastai's name or torch's) lives in the torch optimizer `opt`, found as `ParamScheduler` finds it"
+    "Where hyper-parameter `name` (fastai's name or torch's) lives in the torch optimizer `opt`"
     return hyper_slots(opt, _FASTAI_NAMES.get(name, name))
 
 def _check_groups(name, s, opt):
-    "Check that schedule `s` for `name` has values for all of `opt`'s param groups; return their number"
+    "Check that schedule `s` for `name` fits `opt`'s param groups: return their number"
     ng = len(opt.param_groups)
-    if s.ngroups not in (None, ng): raise ValueError(f"the schedule for {name!r}, {s!r}, has {s.ngroups} per-group values but the optimizer has {ng} param groups")
+    if s.ngroups not in (None, ng):
+        raise ValueError(f"the schedule for {name!r}, {s!r}, has {s.ngroups} per-group values "
+                         f"but the optimizer has {ng} param groups")
     return ng
 
 # %% ../nbs/06_torch.ipynb #c006
 class AnnealLR(LRScheduler):
-    "Set `optimizer`'s hyper-parameters from `scheds` (a schedule for the lr, or a dict name -> schedule): at step `i`, `sched(min(i/total_steps, 1))`; durations `'500ba'` are steps, `'2ep'` epochs of `steps_per_epoch` steps"
-    def __init__(self, optimizer, scheds, total_steps, last_epoch=-1, steps_per_epoch=None):
-        if not isinstance(optimizer, torch.optim.Optimizer): raise TypeError(f"`optimizer` must be a torch optimizer, got {optimizer!r}")
+    "A torch scheduler: `optimizer`'s hyper-parameters from `scheds` at `min(step/total_steps, 1)`"
+    _frac = 0.  # the fraction of a step given to `step(epoch)`, kept by later steps (as in SGDR)
+
+    def __init__(self,
+                 optimizer,             # a torch optimizer
+                 scheds,                # a schedule for the lr, or a dict name -> schedule
+                 total_steps,           # steps in the run: `step()` calls (`'500ba'` counts them)
+                 last_epoch=-1,         # the last step done, to resume (torch's meaning)
+                 steps_per_epoch=None): # steps in an epoch, for durations in epochs (`'2ep'`)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"`optimizer` must be a torch optimizer, got {optimizer!r}")
         check_int('total_steps', total_steps, lo=1)
         check_int('last_epoch', last_epoch, lo=-1)
         if last_epoch >= 0 and not all('initial_lr' in g for g in optimizer.param_groups):
-            raise ValueError(f"`last_epoch`={last_epoch!r} resumes a scheduler, but the optimizer's param groups have no 'initial_lr' (load its state first, or use last_epoch=-1)")
-        if not isinstance(scheds, dict): scheds = {'lr': scheds}
-        if not scheds: raise ValueError("`scheds` must not be empty")
-        seen = {}
-        for n in scheds:
-            if not isinstance(n, str): raise TypeError(f"`scheds` keys must be hyper-parameter names, got {n!r}")
-            k = _FASTAI_NAMES.get(n, n)
-            if k in seen: raise ValueError(f"`scheds` names {seen[k]!r} and {n!r}, the same hyper-parameter: give one")
-            seen[k] = n
-        self.scheds = {n: as_schedule(s, f'scheds[{n!r}]').resolve(total_steps, steps_per_epoch) for n,s in scheds.items()}  # durations with units in steps
+            raise ValueError(f"`last_epoch`={last_epoch!r} resumes a scheduler, but the "
+                             "optimizer's param groups have no 'initial_lr' (load its state first, "
+                             "or use last_epoch=-1)")
+        scheds = _check_names(scheds if isinstance(scheds, dict) else {'lr': scheds})
+        self.scheds = {n: as_schedule(s, f'scheds[{n!r}]').resolve(total_steps, steps_per_epoch)
+                       for n,s in scheds.items()}  # durations with units in steps
         for n,s in self.scheds.items():
             _check_groups(n, s, optimizer)
-            _slots(optimizer, n)  # checks the name, and gives each group its own tensor where torch shares one
-        self.total_steps,self.optimizer = int(total_steps),optimizer
-        for n in self.scheds: self._values(n, last_epoch+1)  # checked before torch's constructor changes the optimizer
-        super().__init__(optimizer, last_epoch)
+            _slots(optimizer, n)  # checks the name; a group gets its own tensor if torch shares one
+        self.total_steps = int(total_steps)
+        self.optimizer = optimizer
+        for n in self.scheds: self._values(n, last_epoch+1)  # checked before torch's constructor
+        super().__init__(optimizer, int(last_epoch))
 
     def _values(self, name, step=None):
-        "The per-group values of `name` at the current step (or `step`), checked before anything is written"
-        step = self.last_epoch if step is None else step
-        pos,s = min(step/self.total_steps, 1.),self.scheds[name]
+        "The per-group values of `name` at the current step (or `step`), checked before writing"
+        if step is None: step = self.last_epoch + Fraction(self._frac) if self._frac else self.last_epoch
+        pos,s = float(min(step/self.total_steps, 1)),self.scheds[name]  # exact for a huge `total_steps`
         ng = _check_groups(name, s, self.optimizer)
         v = s(pos)
         vs = [float(x) for x in v] if isinstance(v, np.ndarray) else [float(v)]*ng
-        try: return check_hyper_values(_FASTAI_NAMES.get(name, name), check_finite_values(name, vs, pos, s), pos)
-        except ValueError as e: raise ValueError(str(e) if 'schedule' in str(e) else f"{e} (schedule {s!r})") from None
+        try: vs = check_finite_values(name, vs, pos, s)
+        except ValueError as e: raise ValueError(str(e)) from None
+        try: return check_hyper_values(_FASTAI_NAMES.get(name, name), vs, pos)
+        except ValueError as e: raise ValueError(f"{e} (schedule {s!r})") from None
 
     def get_lr(self):
-        "The learning rates of the current step, one per param group; the other hyper-parameters' values are computed (and checked) too"
+        "The learning rates of the current step, one per param group; the other values checked too"
         self._next = {n: self._values(n) for n in self.scheds}
         if 'lr' not in self.scheds: return [g['lr'] for g in self.optimizer.param_groups]
         return self._next['lr']
@@ -71,7 +82,7 @@ class AnnealLR(LRScheduler):
     _get_closed_form_lr = get_lr
 
     def _hyper_slots(self, name):
-        "Where `name` lives, found again only when the optimizer's param groups were replaced (its `load_state_dict` does that)"
+        "Where `name` lives, found again only when the optimizer's param groups were replaced"
         ids = [id(g) for g in self.optimizer.param_groups]
         if getattr(self, '_slots_of', (None,))[0] != ids: self._slots_of = ids,{}
         found = self._slots_of[1]
@@ -79,11 +90,14 @@ class AnnealLR(LRScheduler):
         return found[name]
 
     def _update_lr(self, epoch=None):
-        "Set the values of the next step (or of step `epoch`): torch's `step` and `SequentialLR` (at a milestone) call this"
-        if epoch is not None: check_int('epoch', epoch, lo=0)
-        last = self.last_epoch
-        try: super()._update_lr(epoch)  # calls `get_lr`, which checks every value, then writes the lr
-        except Exception: self.last_epoch = last; raise
+        "Set the values of the next step, or of step `epoch` (a fraction too: `step(epoch + i/n)`)"
+        if epoch is not None: epoch = check_num('epoch', epoch, lo=0)
+        last,frac = self.last_epoch,self._frac
+        if epoch is not None: self._frac = epoch - math.floor(epoch)
+        try: super()._update_lr(None if epoch is None else math.floor(epoch))  # checks, then writes
+        except Exception:
+            self.last_epoch,self._frac = last,frac
+            raise
         for n,vs in self._next.items():
             if n != 'lr': write_hyper(self._hyper_slots(n), vs)
         self._wrote = {n: self._read(n) for n in self.scheds}
@@ -91,20 +105,35 @@ class AnnealLR(LRScheduler):
     def _read(self, name): return read_hyper(self._hyper_slots(name))
 
     def state_dict(self):
-        "The scheduler's state: the step count and plain values, not the schedules (the constructor gets those)"
+        "The scheduler's state: the step count and plain values, not the schedules"
         return {k: v for k,v in super().state_dict().items() if k not in _transient}
 
     def load_state_dict(self, state_dict):
-        "Load the scheduler's state; write the values of its step where the optimizer still holds what this scheduler wrote (its own state was not loaded)"
+        "Load the state; write its values where the optimizer holds what this scheduler wrote"
         super().load_state_dict({k: v for k,v in state_dict.items() if k not in _transient})
         wrote = getattr(self, '_wrote', {})
         self.get_lr()
         for n,vs in self._next.items():
-            if wrote.get(n) != self._read(n): continue  # the optimizer's state was loaded: it holds the values (with other schedulers' factors)
+            if wrote.get(n) != self._read(n): continue  # the optimizer's state was loaded: keep it
             write_hyper(self._hyper_slots(n), vs)
-            if n == 'lr': self._last_lr = [g['lr'].clone() if isinstance(g['lr'], torch.Tensor) else g['lr'] for g in self.optimizer.param_groups]
+            if n == 'lr': self._last_lr = [_copy(g['lr']) for g in self.optimizer.param_groups]
         self._wrote = {n: self._read(n) for n in self.scheds}
 
     def __repr__(self): return f"AnnealLR({self.scheds!r}, total_steps={self.total_steps!r})"
 
-_transient = 'scheds','_slots_of','_next','_wrote'  # not in the state: the constructor gives them, or they are derived
+def _copy(v): return v.clone() if isinstance(v, torch.Tensor) else v
+
+def _check_names(scheds):
+    "`scheds`, a dict from hyper-parameter name (fastai's or torch's) to schedule, checked"
+    if not scheds: raise ValueError("`scheds` must not be empty")
+    seen = {}
+    for n in scheds:
+        if not isinstance(n, str):
+            raise TypeError(f"`scheds` keys must be hyper-parameter names, got {n!r}")
+        k = _FASTAI_NAMES.get(n, n)
+        if k in seen:
+            raise ValueError(f"`scheds` names {seen[k]!r} and {n!r}, one hyper-parameter: give one")
+        seen[k] = n
+    return scheds
+
+_transient = 'scheds','_slots_of','_next','_wrote'  # not in the state: given, or derived

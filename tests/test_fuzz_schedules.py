@@ -194,7 +194,7 @@ def sweep_faults():
             if ok: survived += 1
             else: bad.append((name, n_groups))
     # structural faults: a group added mid-run, bad epochs, a resume with a changed optimizer
-    for kind in ('add_group', 'epoch_neg', 'epoch_str', 'epoch_float'):
+    for kind in ('add_group', 'epoch_neg', 'epoch_str', 'epoch_bool'):
         injected += 1
         opt = _opt(2); s = AnnealLR(opt, {'lr': sched_lin([1e-2, 1e-3], 0.), 'mom': sched_lin(0.9, 0.8)}, 10)
         opt.step(); s.step(); before = _snapshot(opt)
@@ -202,7 +202,7 @@ def sweep_faults():
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 if kind == 'add_group': opt.add_param_group({'params': [nn.Parameter(torch.zeros(1))]}); before = _snapshot(opt); s.step()
-                else: s.step({'epoch_neg': -3, 'epoch_str': '3', 'epoch_float': 2.5}[kind])
+                else: s.step({'epoch_neg': -3, 'epoch_str': '3', 'epoch_bool': True}[kind])
             ok = False
         except (ValueError, TypeError): ok = _snapshot(opt) == before and s.last_epoch == 1
         except Exception: ok = False

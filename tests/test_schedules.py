@@ -60,7 +60,7 @@ def test_user_annealer_with_math():
     (lambda: sched_cos(1, float('inf')), '`end`'),
     (lambda: sched_lin('a', 1), '`start`'),
     (lambda: sched_lin([1, 2], [1, 2, 3]), 'different lengths'),
-    (lambda: SchedPoly(1, 0, 0), '`power`'),
+    (lambda: SchedPoly(1, 0, -1), '`power`'),
     (lambda: combined_cos(1.5, 1, 2, 3), '`pct`'),
     (lambda: combine_scheds([0.5, 0.5], [sched_lin([1, 2], 0), sched_lin([1, 2, 3], 0)]), 'different lengths'),
     (lambda: sched_lin(0, 1)(float('nan')), '`pos`'),

@@ -275,8 +275,8 @@ def test_rex_and_straight_to_zero():
     close(warmup(sched_lin(1e-3, 0.), 5/T), ref, rtol=1e-12)
     roundtrip(sched_rex([1e-3, 1e-2], 0.))
 
-@pytest.mark.parametrize('make', [lambda: sched_tanh(1., 0., 3., 3.), lambda: exp_decay(1., -0.5, 0.1), lambda: exp_decay(1., 0.5, 0.),
-                                  lambda: cos_decay(1., 0., 0.), lambda: warmup_cos_lr_rate(1., 0, 0), lambda: with_noise(sched_lin(0, 1), 0., noise_pct=0),
+@pytest.mark.parametrize('make', [lambda: sched_tanh(1., 0., 3., math.inf), lambda: exp_decay(1., -0.5, 0.1), lambda: exp_decay(1., 0.5, 0.),
+                                  lambda: cos_decay(1., 0., -0.5), lambda: warmup_cos_lr_rate(1., 0, 0), lambda: with_noise(sched_lin(0, 1), 0., noise_pct=0),
                                   lambda: with_noise(sched_lin(0, 1), 0., noise_type='gauss'), lambda: one_cycle(1., total_steps=0),
                                   lambda: warmup(sched_lin(0, 1), 0.1, prefix=1), lambda: sched_crop(sched_lin(0, 1), 0.5, 0.5)])
 def test_bad_args(make):
