@@ -22,7 +22,6 @@ from fastai.callback.progress import ProgressCallback
 from fastcore.imports import in_notebook
 from .core import check_num, check_int
 from . import __version__
-import fastai_anneal.learner  # the plugin's Learner methods
 
 # %% auto #0
 __all__ = ['digits_dls', 'digits_learner', 'plot_training', 'PlainTable', 'use_plain_table', 'demo', 'main']
@@ -84,8 +83,13 @@ def use_plain_table(learn):
     return learn.add_cb(PlainTable())
 
 # %% ../nbs/08_demo.ipynb #c009
-def demo(out='anneal_demo', epochs=8, lr_max=1e-2, seed=42, bar=None):
-    "Train on the digits data with one-cycle; print the final accuracy and save `schedules.png` into `out`; return the Learner. `bar`: fastai's progress bar (default: only in a terminal or a notebook), else `PlainTable`"
+def demo(out='anneal_demo', # folder for `schedules.png`
+         epochs=8,           # epochs of one-cycle training
+         lr_max=1e-2,        # peak learning rate
+         seed=42,            # random seed
+         bar=None):          # fastai's progress bar (`None`: in a terminal or notebook), else `PlainTable`
+    "Train on the digits data with one-cycle, print the accuracy, save a picture; return the Learner"
+    import fastai_anneal.learner  # turns the plugin on here, not when this module is imported
     epochs = check_int('epochs', epochs, lo=1)
     lr_max = check_num('lr_max', lr_max, lo=0, lo_open=True)
     out = Path(out)
