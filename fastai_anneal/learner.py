@@ -125,8 +125,8 @@ def _check_moms(moms):
 
 def _divided(lr, d, name):
     "`lr/d`, checked finite (a tiny `d` overflows it), naming `d`'s argument `name`"
-    res = lr/d
-    if not np.isfinite(res).all(): raise ValueError(f"`{name}` is too small: the learning rate divided by it overflows, got {d!r}")
+    with np.errstate(over='ignore'): res = lr/d  # refused just below, without numpy's warning
+    if not all(math.isfinite(4*float(x)) for x in np.ravel(res)): raise ValueError(f"`{name}` is too small: the learning rate divided by it overflows, got {d!r}")
     return res
 
 def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):

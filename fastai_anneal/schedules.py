@@ -29,8 +29,9 @@ def _div(v, d):
     return [o/d for o in v] if isinstance(v, list) else v/d
 
 def _check_derived(name, arg, v, what):
-    "Check that `v` (`what`, computed from argument `name` = `arg`) is finite; name the argument, not the value it made"
-    if not np.isfinite(v).all(): raise ValueError(f"`{name}` = {arg!r} makes {what} = {v!r}, too large for a float")
+    "Check that `v` (`what`, made by argument `name` = `arg`) and spans of 4 times it are finite floats"
+    if not all(math.isfinite(4*float(x)) for x in np.ravel(v)):  # Python floats: inf, not a warning
+        raise ValueError(f"`{name}` = {arg!r} makes {what} = {v!r}, too large for a float")
     return v
 
 def _check_ax(ax):
@@ -187,7 +188,8 @@ class cyclic(_Shape):
         x = pos*self.n_cycles
         c = np.floor(x + self._tol)
         t,u = np.maximum(x - c, 0.),self.pct_up
-        return self._lin._arr(np.where(t <= u, t/u, (1-t)/max(1-u, 1e-300)) * self._height(x, c))
+        up = np.minimum(t, u)/u  # no overflow in the branch `where` drops for a tiny `pct_up`
+        return self._lin._arr(np.where(t <= u, up, (1-t)/max(1-u, 1e-300)) * self._height(x, c))
 
 _LOG_MAX = math.log(np.finfo(np.float64).max)
 
@@ -300,7 +302,9 @@ class cos_decay(_Shape):
         self.start,self.end = check_param('start', start),check_param('end', end)
         self.num_cycles = check_num('num_cycles', num_cycles, lo=0)  # 0: `start` throughout
         self.exponent = check_num('exponent', exponent, lo=0)
-        self.ngroups,self._lin,self._k = _groups(self.start, self.end),sched_lin(self.end, self.start),2*math.pi*self.num_cycles
+        self.ngroups = _groups(self.start, self.end)
+        self._lin = sched_lin(self.end, self.start)
+        self._k = _check_derived('num_cycles', num_cycles, 2*math.pi*self.num_cycles, '2*pi*num_cycles')
 
     def _f(self, pos): return self._lin._f((0.5 * (1 + math.cos(self._k*pos))) ** self.exponent)
     def _arr(self, pos): return self._lin._arr((0.5 * (1 + np.cos(self._k*pos))) ** self.exponent)
@@ -366,7 +370,9 @@ class exp_decay(_Shape):
     _args = 'start','rate','pct_transition','pct_begin','staircase','end'
     def __init__(self, start, rate, pct_transition, pct_begin=0., staircase=False, end=None):
         self.start,self.rate = check_param('start', start),check_num('rate', rate, lo=0)
-        self.pct_transition,self.pct_begin = check_num('pct_transition', pct_transition, lo=0, lo_open=True),check_num('pct_begin', pct_begin, 0, 1)
+        self.pct_transition = check_num('pct_transition', pct_transition, lo=0, lo_open=True)
+        self.pct_begin = check_num('pct_begin', pct_begin, 0, 1)
+        _check_derived('pct_transition', pct_transition, 1/self.pct_transition, '1/pct_transition')
         self.staircase,self.end = check_bool('staircase', staircase),None if end is None else check_param('end', end)
         self.ngroups = _groups(self.start, 0. if end is None else self.end)
         top = max(abs(np.asarray(self.start)).max(), 1e-300)
