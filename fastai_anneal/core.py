@@ -158,6 +158,11 @@ class Schedule:
 
     def __repr__(self): return f"{type(self).__name__}({', '.join(_fmt(getattr(self, a)) for a in self._args)})"
 
+    @property
+    def label(self):
+        "A short name for legends and titles: the name of the shape"
+        return type(self).__name__
+
     def __getstate__(self):
         "Pickle the constructor arguments only: `__setstate__` re-runs `__init__`, which derives the rest"
         return {a: getattr(self, a) for a in self._args} if self._args else self.__dict__
@@ -265,6 +270,8 @@ class Annealer(Schedule):
         return res if np.isfinite(res).all() else super()._arr(pos)  # where numpy gives inf or NaN, the scalar path decides: the two agree
 
     def __repr__(self): return f"{self.formula!r}({_fmt(self.start)}, {_fmt(self.end)})"
+    @property
+    def label(self): return self.formula.__name__
     def to_dict(self):
         name = self.formula.__name__
         if _formulas.get(name) is not self.formula:
@@ -343,6 +350,8 @@ class _Fn(Schedule):
         rs = [self._f(p) for p in pos.ravel().tolist()]
         return np.array(rs, dtype=np.float64).reshape(pos.shape + (np.shape(rs[0]) if rs else ()))
     def __repr__(self): return repr(self.fn)
+    @property
+    def label(self): return getattr(self.fn, '__name__', type(self.fn).__name__)
     def to_dict(self): raise ValueError(f"{self.fn!r} cannot be serialised: it is a plain callable, not a `Schedule`")
 
 def as_schedule(f, name='sched'):
@@ -610,6 +619,13 @@ class SchedOp(Schedule):
         return np.broadcast_to(_OPS[self.op](a, b), pos.shape + self._gshape).copy()
 
     def __repr__(self): return f"({_fmt(self.a) if not isinstance(self.a, Schedule) else repr(self.a)} {self.op} {_fmt(self.b) if not isinstance(self.b, Schedule) else repr(self.b)})"
+
+    @property
+    def label(self):
+        "`a op b` with the labels of the schedules in it, or 'SchedOp' if that is long"
+        a,b = [v.label if isinstance(v, Schedule) else _fmt(v) for v in (self.a, self.b)]
+        s = f"{a} {self.op} {b}"
+        return s if len(s) <= 40 else 'SchedOp'
 
 def _const(v, pos): return v
 

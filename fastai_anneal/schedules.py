@@ -460,29 +460,57 @@ def sched_rex(start, end, pos):
     return end + (start-end) * (1-pos) / (0.5 + 0.5*(1-pos))
 
 # %% ../nbs/01_schedules.ipynb #c039
-def plot_scheds(scheds, n=200, ax=None, n_steps=None, steps_per_epoch=None, return_fig=False):
-    "Draw `scheds`, a dict from label to schedule, over `pos` in [0, 1] (`n` points) on `ax` (default: a new figure) with a legend; return the figure only if `return_fig`. Schedules with durations with units are drawn for a run of `n_steps` (epochs of `steps_per_epoch`)"
-    if not isinstance(scheds, dict) or not scheds: raise ValueError(f"`scheds` must be a non-empty dict from label to schedule, got {scheds!r}")
-    n,ax = check_int('n', n, 2),_check_ax(ax)
+def _labelled(scheds):
+    "`scheds` (a dict from label to schedule, a list of schedules or one) as a dict; short labels"
+    if isinstance(scheds, dict):
+        if not scheds: raise ValueError("`scheds` must not be empty")
+        return {str(k): as_schedule(s, f'scheds[{k!r}]') for k,s in scheds.items()}
+    ss = [scheds] if isinstance(scheds, Schedule) or callable(scheds) else scheds
+    if not isinstance(ss, (list, tuple)) or not ss:
+        raise ValueError(f"`scheds` must be a schedule, a non-empty list or a dict, got {scheds!r}")
+    ss = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(ss)]
+    names = [s.label for s in ss]
+    return {n if names.count(n) == 1 else f'{n} ({i})': s for i,(n,s) in enumerate(zip(names, ss))}
+
+def _plot_groups(ax, x, y, label=None):
+    "Draw values `y` over `x` on `ax`: one line, or one per parameter group labelled 'group g'"
+    if y.ndim == 1: return ax.plot(x, y, label=label)
+    for g in range(y.shape[1]):
+        ax.plot(x, y[:, g], label=f'group {g}' if label is None else f'{label} (group {g})')
+
+def plot_scheds(scheds,               # a dict from label to schedule, or schedules (labelled by name)
+                n=200,                # points drawn over `pos` in [0, 1]
+                ax=None,              # matplotlib Axes; default: a new figure
+                n_steps=None,         # steps in the run, for durations with units
+                steps_per_epoch=None, # steps in an epoch, for durations in epochs
+                return_fig=False):    # return the figure
+    "Draw `scheds` over training progress `pos` in [0, 1], with a legend of short labels"
+    ss = _labelled(scheds)
+    n = check_int('n', n, 2)
+    ax = _check_ax(ax)
     pos = np.linspace(0, 1, n)
-    ss = {k: as_schedule(s, f'scheds[{k!r}]') for k,s in scheds.items()}
     if n_steps is not None: ss = {k: s.resolve(n_steps, steps_per_epoch) for k,s in ss.items()}
     ys = {k: s(pos) for k,s in ss.items()}
     if ax is None: _,ax = plt.subplots(figsize=(6, 4))
-    for k,y in ys.items():
-        if y.ndim == 1: ax.plot(pos, y, label=str(k))
-        else:
-            for g in range(y.shape[1]): ax.plot(pos, y[:, g], label=f'{k} (group {g})')
-    ax.set_xlabel('pos (fraction of training)'); ax.legend()
+    for k,y in ys.items(): _plot_groups(ax, pos, y, k)
+    ax.set_xlabel('pos (fraction of training)')
+    ax.legend(fontsize='small')
     if return_fig: return ax.figure
 
 # %% ../nbs/01_schedules.ipynb #c040
 @patch
-def preview(self:Schedule, n_steps=100, ax=None, steps_per_epoch=None, return_fig=False):
-    "Draw the values this schedule takes over `n_steps` training steps (at `pos = step/n_steps`; durations with units resolved for that run, epochs of `steps_per_epoch`) on `ax` (default: a new figure); return the figure only if `return_fig`"
-    n_steps,ax = check_int('n_steps', n_steps, 1),_check_ax(ax)
+def preview(self:Schedule,
+            n_steps=100,          # training steps drawn, at `pos = step/n_steps`
+            ax=None,              # matplotlib Axes; default: a new figure
+            steps_per_epoch=None, # steps in an epoch, for durations in epochs
+            return_fig=False):    # return the figure
+    "Draw the values this schedule takes over `n_steps` training steps, titled with its name"
+    n_steps = check_int('n_steps', n_steps, 1)
+    ax = _check_ax(ax)
     y = self.resolve(n_steps, steps_per_epoch)(np.arange(n_steps) / n_steps)
     if ax is None: _,ax = plt.subplots(figsize=(6, 4))
-    ax.plot(np.arange(n_steps), y)
-    ax.set_xlabel('step'); ax.set_title(repr(self), fontsize=8)
+    _plot_groups(ax, np.arange(n_steps), y)
+    if y.ndim > 1: ax.legend(fontsize='small')
+    ax.set_xlabel('step')
+    ax.set_title(self.label)
     if return_fig: return ax.figure
