@@ -110,6 +110,7 @@ class AnnealLR(LRScheduler):
 
     def load_state_dict(self, state_dict):
         "Load the state; write its values where the optimizer holds what this scheduler wrote"
+        self._frac = 0.  # a state saved without a fraction has none
         super().load_state_dict({k: v for k,v in state_dict.items() if k not in _transient})
         wrote = getattr(self, '_wrote', {})
         self.get_lr()

@@ -160,3 +160,38 @@ def test_custom_schedule_class_deep_chain_refused():
     s = LEAF
     for _ in range(3000): s = Hold(s)
     with pytest.raises(ValueError, match='MAX_DEPTH'): combine_scheds([1.], [s])
+
+# Attacks: cycles, per-group values, tensors, a fit, a resume
+
+def test_warmup_in_every_cycle():
+    "SGDR-like cycles of 1, 2 and 4 sevenths, each warming up over 5 batches of its own"
+    cyc = combine_scheds([1/7, 2/7, 4/7], [warmup(sched_cos(1., 0.), '5ba')]*3).resolve(70)
+    assert [w.pct for w in cyc.scheds] == [pytest.approx(5/10), pytest.approx(5/20), pytest.approx(5/40)]
+    v = at(cyc, 70)
+    for start in (0, 10, 30):
+        np.testing.assert_allclose(v[start:start+6], np.arange(6)/5, atol=1e-12)
+
+def test_per_group_and_tensor_positions():
+    g = sched_cos([1., 2.], 0.)
+    r = combine_scheds([.5, .5], [warmup(g, '10ba'), g]).resolve(100)
+    v = at(r, 100)
+    assert v.shape == (100, 2)
+    np.testing.assert_allclose(v[:11], np.outer(np.arange(11)/10, [1., 2.]), atol=1e-12)
+    np.testing.assert_allclose(r(torch.arange(100, dtype=torch.float64)/100).numpy(), v)
+
+def test_fit_and_resume_with_nested_durations():
+    from fastai.test_utils import synth_learner
+    from fastai.callback.core import Callback
+    class Probe(Callback):
+        order = 61
+        def before_fit(self): self.lrs = []
+        def before_step(self): self.lrs.append(float(self.opt.hypers[-1]['lr']))
+    s = combine_scheds([.5, .5], [sched_no(1e-2, 1e-2), warmup(sched_cos(1e-2, 0.), '1ep')])
+    runs = []
+    for start in (0, 2):
+        learn,probe = synth_learner(n_trn=5),Probe()
+        n = len(learn.dls.train)
+        with learn.no_bar(), learn.no_logging(): learn.fit(4, cbs=[ParamScheduler({'lr': s}), probe], start_epoch=start)
+        runs.append(probe.lrs)
+    np.testing.assert_allclose(runs[0][2*n:3*n+1], 1e-2 * np.arange(n+1)/n, atol=1e-12)  # the warmup lasts one epoch
+    np.testing.assert_allclose(runs[1], runs[0][2*n:], atol=1e-15)

@@ -121,3 +121,11 @@ def test_ranges_upstream_takes():
     assert not np.array_equal(a(grid()), with_noise(sched_no(1., 1.), 0., noise_seed=3)(grid()))
     c = cyclic(0., 1., 2, mode='exp_range', gamma=0.)
     assert c(0.25) == 0. and np.isfinite(c(grid())).all()
+
+def test_state_without_a_fraction_clears_it():
+    opt = sgd(); s = AnnealLR(opt, sched_lin(1., 0.), 10)
+    plain = AnnealLR(sgd(), sched_lin(1., 0.), 10).state_dict()  # saved before any fractional step
+    with pytest.warns(UserWarning): s.step(2.5)
+    s.load_state_dict(plain)
+    s.step()
+    assert s.last_epoch == 1 and opt.param_groups[0]['lr'] == pytest.approx(0.9)
