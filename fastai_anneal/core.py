@@ -32,7 +32,7 @@ def _number(v):
     return v.item() if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 0 else v
 
 def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
-    "Check that `v` is a finite real number in [`lo`, `hi`] (open ends: `lo_open`, `hi_open`): a float"
+    "Check that `v` is a finite real number in [`lo`, `hi`] (open ends if `lo_open`, `hi_open`)"
     v = _number(v)
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {_show(v)}")
@@ -45,7 +45,7 @@ def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
 
 # %% ../nbs/00_core.ipynb #c006
 def check_int(name, v, lo=0, hi=None):
-    "Check that `v` is an integer (not a bool), `lo <= v < hi` (`None`: no bound); return it as an int"
+    "Check that `v` is an integer (not a bool) with `lo <= v < hi` (`None`: no bound); return it"
     v = _number(v)
     if (isinstance(v, bool) or not isinstance(v, numbers.Integral) or (lo is not None and v < lo)
             or (hi is not None and v >= hi)):
@@ -108,7 +108,8 @@ def duration_steps(name, v, n_steps, steps_per_epoch=None):
         if unit == 'ep' and steps_per_epoch is None: raise ValueError(f"`{name}` = {v!r} is in epochs but the length of an epoch is unknown: give `steps_per_epoch`")
         k = int(n) * (1 if unit == 'ba' else steps_per_epoch)
     if k > n_steps * (1 + 1e-9):  # a phase of 0.3 of 10 steps spans 2.9999999999999996
-        raise ValueError(f"`{name}` = {v!r} ({k} steps) is longer than the run ({n_steps:.10g} steps)")
+        raise ValueError(f"`{name}` = {v!r} ({k} steps) is longer than the run "
+                         f"({n_steps:.10g} steps)")
     return k
 
 def _pct(name, v, n_steps, steps_per_epoch):
@@ -187,7 +188,7 @@ class Schedule:
         return _resolve(self, n_steps, steps_per_epoch, n_steps)
 
     def _spans(self, kw, n_steps):
-        "Steps that each schedule argument spans, when this one spans `n_steps` (own durations: `kw`)"
+        "Steps each schedule argument spans when this one spans `n_steps` (own durations in `kw`)"
         return {}  # all of them: they run over this schedule's whole span
 
 _schedules = {}  # schedule classes by name
@@ -373,7 +374,7 @@ def _inner(s):
 def _depth(s):
     "How deep schedule `s` nests schedules through its arguments (1: it holds none); cached"
     todo,seen = [s],set()
-    while todo:  # iterative: a schedule class that skips `check_nesting` must not overflow the stack
+    while todo:  # iterative: a class that skips `check_nesting` must not overflow the stack
         o = todo[-1]
         if '_depth' in o.__dict__:
             todo.pop()
@@ -479,7 +480,8 @@ class CombineScheds(Schedule):
             raise ValueError(f"the phases pcts={self.pcts!r} add up to more than the run "
                              f"({n_steps:.10g} steps)")
         if None not in ps and abs(total - 1) > 1e-9:
-            raise ValueError(f"the phases pcts={self.pcts!r} must add up to the run ({n_steps:.10g} steps), "
+            raise ValueError(f"the phases pcts={self.pcts!r} must add up to the run "
+                             f"({n_steps:.10g} steps), "
                              "or one must take the rest (`None`)")
         return {'scheds': [p*n_steps for p in _fill_rest(ps, self.pcts)]}
 
@@ -499,7 +501,8 @@ def _as_list(name, v):
     if isinstance(v, (torch.Tensor, np.ndarray)):
         if v.ndim == 1: return v.tolist()
         raise TypeError(f"`{name}` must be a list or a 1-d array, got {_show(v)}")
-    if isinstance(v, (str, bytes, dict)) or not isinstance(v, Iterable) or not hasattr(v, '__len__'):
+    seq = isinstance(v, Iterable) and hasattr(v, '__len__')
+    if isinstance(v, (str, bytes, dict)) or not seq:
         raise TypeError(f"`{name}` must be a list, got {_show(v)}")
     return list(v)
 
@@ -571,17 +574,18 @@ def _resolve_arg(v, name, n_steps, steps_per_epoch):
     "Argument `v` (named `name`) of a schedule spanning `n_steps` steps, its durations as fractions"
     if is_duration(v): return _pct(name, v, n_steps, steps_per_epoch)
     if not isinstance(v, (list, tuple)): return v
-    return type(v)(_resolve_arg(o, f'{name}[{i}]', n_steps, steps_per_epoch) for i,o in enumerate(v))
+    args = [_resolve_arg(o, f'{name}[{i}]', n_steps, steps_per_epoch) for i,o in enumerate(v)]
+    return type(v)(args)
 
 def _resolve_inner(v, n_steps, steps_per_epoch, run):
-    "The schedules in argument `v` resolved over `n_steps` steps (a number, or one per element of `v`)"
+    "The schedules in argument `v` resolved over `n_steps` steps (a number, or one per element)"
     if isinstance(v, Schedule): return _resolve(v, n_steps, steps_per_epoch, run)
     if not isinstance(v, (list, tuple)): return v
     ns = n_steps if isinstance(n_steps, list) else [n_steps]*len(v)
     return type(v)(_resolve_inner(o, n, steps_per_epoch, run) for o,n in zip(v, ns))
 
 def _resolve(s, n_steps, steps_per_epoch, run):
-    "Schedule `s`, spanning `n_steps` steps (a float inside a phase) of a run of `run` steps, resolved"
+    "Schedule `s` resolved: it spans `n_steps` steps (a float inside a phase) of a run of `run`"
     if not _units(s): return s
     try:
         kw = {a: _resolve_arg(getattr(s, a), a, n_steps, steps_per_epoch) for a in s._args}
@@ -593,7 +597,8 @@ def _resolve(s, n_steps, steps_per_epoch, run):
 
 def _resolving(e, s, n_steps, run):
     "Error `e`, raised resolving schedule `s` over `n_steps` steps of a run of `run`, saying where"
-    part = f'a run of {run} steps' if n_steps == run else f'its {n_steps:.10g} steps of a run of {run}'
+    part = f'its {n_steps:.10g} steps of a run of {run}'
+    if n_steps == run: part = f'a run of {run} steps'
     return ValueError(f"{e} (resolving {_show(s)} for {part})")
 
 # %% ../nbs/00_core.ipynb #i10a003

@@ -87,8 +87,8 @@ def demo(out='anneal_demo', # folder for `schedules.png`
          epochs=8,           # epochs of one-cycle training
          lr_max=1e-2,        # peak learning rate
          seed=42,            # random seed
-         bar=None):          # fastai's progress bar (`None`: in a terminal or notebook), else `PlainTable`
-    "Train on the digits data with one-cycle, print the accuracy, save a picture; return the Learner"
+         bar=None):          # fastai's progress bar (`None`: in a terminal or notebook)
+    "Train on the digits data with one-cycle, save a picture; return the learner"
     import fastai_anneal.learner  # turns the plugin on here, not when this module is imported
     epochs = check_int('epochs', epochs, lo=1)
     lr_max = check_num('lr_max', lr_max, lo=0, lo_open=True)

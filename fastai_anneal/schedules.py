@@ -29,7 +29,7 @@ def _div(v, d):
     return [o/d for o in v] if isinstance(v, list) else v/d
 
 def _check_derived(name, arg, v, what):
-    "Check that `v` (`what`, made by argument `name` = `arg`) and spans of 4 times it are finite floats"
+    "Check that `v` (`what`, made by argument `name` = `arg`) and spans of 4 times it are finite"
     if not all(math.isfinite(4*float(x)) for x in np.ravel(v)):  # Python floats: inf, not a warning
         raise ValueError(f"`{name}` = {arg!r} makes {what} = {v!r}, too large for a float")
     return v
@@ -42,7 +42,7 @@ _ANNEAL = {'lin': sched_lin, 'cos': sched_cos, 'exp': sched_exp}
 _SPELLINGS = ('lin', 'linear'),('cos', 'cosine')  # torch and transformers spell them out
 
 def _check_shape(name, v, choices):
-    "`v`, one of the shape names `choices`, or another spelling of one; return the spelling of `choices`"
+    "`v`, one of the shape names `choices` or another spelling of one, spelt as in `choices`"
     for short,long in _SPELLINGS:
         if isinstance(v, str) and v in (short, long): v = short if short in choices else long
     return check_choice(name, v, choices)
@@ -62,7 +62,7 @@ class one_cycle(_Shape):
         self.lr_max = check_param('lr_max', lr_max)
         self.div,self.div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
         self.three_phase = check_bool('three_phase', three_phase)
-        self.anneal = anneal = _check_shape('anneal', anneal, ('cos', 'lin'))  # torch's 'linear' too
+        self.anneal = anneal = _check_shape('anneal', anneal, ('cos', 'lin'))  # or 'linear'
         self.pct_start = check_duration('pct_start', pct_start, 0, 0.5 if three_phase else 1)
         if pct_final is not None and not three_phase: raise ValueError(f"`pct_final` ends the second phase of `three_phase=True`, got pct_final={pct_final!r} with three_phase=False")
         self.pct_final = None if pct_final is None else check_duration('pct_final', pct_final)
@@ -226,7 +226,7 @@ class sched_poly(_Shape):
     _args = 'start','end','power','k'
     def __init__(self, start, end, power=1., k=1.):
         self.start,self.end = check_param('start', start),check_param('end', end)
-        self.power = check_num('power', power, lo=0)  # 0: `start` throughout, as torch's PolynomialLR
+        self.power = check_num('power', power, lo=0)  # 0: constant, as torch's PolynomialLR
         self.k = check_num('k', k, lo=0, lo_open=True)
         self.ngroups = _groups(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
@@ -304,7 +304,8 @@ class cos_decay(_Shape):
         self.exponent = check_num('exponent', exponent, lo=0)
         self.ngroups = _groups(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
-        self._k = _check_derived('num_cycles', num_cycles, 2*math.pi*self.num_cycles, '2*pi*num_cycles')
+        k = 2*math.pi*self.num_cycles
+        self._k = _check_derived('num_cycles', num_cycles, k, '2*pi*num_cycles')
 
     def _f(self, pos): return self._lin._f((0.5 * (1 + math.cos(self._k*pos))) ** self.exponent)
     def _arr(self, pos): return self._lin._arr((0.5 * (1 + np.cos(self._k*pos))) ** self.exponent)
@@ -478,7 +479,7 @@ def _plot_groups(ax, x, y, label=None):
     for g in range(y.shape[1]):
         ax.plot(x, y[:, g], label=f'group {g}' if label is None else f'{label} (group {g})')
 
-def plot_scheds(scheds,               # a dict from label to schedule, or schedules (labelled by name)
+def plot_scheds(scheds,               # a dict from label to schedule, or schedules (named by label)
                 n=200,                # points drawn over `pos` in [0, 1]
                 ax=None,              # matplotlib Axes; default: a new figure
                 n_steps=None,         # steps in the run, for durations with units

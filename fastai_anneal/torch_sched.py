@@ -63,13 +63,13 @@ class AnnealLR(LRScheduler):
 
     def _values(self, name, step=None):
         "The per-group values of `name` at the current step (or `step`), checked before writing"
-        if step is None: step = self.last_epoch + Fraction(self._frac) if self._frac else self.last_epoch
-        pos,s = float(min(step/self.total_steps, 1)),self.scheds[name]  # exact for a huge `total_steps`
+        if step is None:  # a Fraction: exact for a huge `total_steps`
+            step = self.last_epoch + Fraction(self._frac) if self._frac else self.last_epoch
+        pos,s = float(min(step/self.total_steps, 1)),self.scheds[name]
         ng = _check_groups(name, s, self.optimizer)
         v = s(pos)
         vs = [float(x) for x in v] if isinstance(v, np.ndarray) else [float(v)]*ng
-        try: vs = check_finite_values(name, vs, pos, s)
-        except ValueError as e: raise ValueError(str(e)) from None
+        vs = check_finite_values(name, vs, pos, s)  # its message names the schedule
         try: return check_hyper_values(_FASTAI_NAMES.get(name, name), vs, pos)
         except ValueError as e: raise ValueError(f"{e} (schedule {s!r})") from None
 
