@@ -56,32 +56,66 @@ class _Shape(Schedule):
 
 # %% ../nbs/01_schedules.ipynb #c008
 class one_cycle(_Shape):
-    "1cycle: `lr_max/div` up to `lr_max` over `pct_start`, then down to `lr_max/div_final`; `three_phase` first goes back to `lr_max/div` over another `pct_start` (torch's `OneCycleLR`)"
+    "1cycle (torch's `OneCycleLR`): from `lr_max/div` up to `lr_max`, then down to `lr_max/div_final`"
     _args = 'lr_max','div','div_final','pct_start','three_phase','anneal','pct_final','total_steps'
-    def __init__(self, lr_max, div=25., div_final=1e5, pct_start=0.25, three_phase=False, anneal='cos', pct_final=None, total_steps=None):
+    def __init__(self,
+                 lr_max,            # the peak (a number, or one per parameter group)
+                 div=25.,           # the start is `lr_max/div`
+                 div_final=1e5,     # the end is `lr_max/div_final`
+                 pct_start=0.25,    # the rise: a fraction of training, or '500ba', '2ep'
+                 three_phase=False, # back to `lr_max/div` over another `pct_start`, then to the end
+                 anneal='cos',      # 'cos' or 'lin' (or 'linear')
+                 pct_final=None,    # where the second of three phases ends (default: 2*pct_start)
+                 total_steps=None): # steps of torch's OneCycleLR to match step for step
         self.lr_max = check_param('lr_max', lr_max)
-        self.div,self.div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
+        self.div = check_num('div', div, lo=0, lo_open=True)
+        self.div_final = check_num('div_final', div_final, lo=0, lo_open=True)
         self.three_phase = check_bool('three_phase', three_phase)
-        self.anneal = anneal = _check_shape('anneal', anneal, ('cos', 'lin'))  # or 'linear'
-        self.pct_start = check_duration('pct_start', pct_start, 0, 0.5 if three_phase else 1)
-        if pct_final is not None and not three_phase: raise ValueError(f"`pct_final` ends the second phase of `three_phase=True`, got pct_final={pct_final!r} with three_phase=False")
+        self.anneal = _check_shape('anneal', anneal, ('cos', 'lin'))
+        self.pct_start = check_duration('pct_start', pct_start)
+        if pct_final is not None and not three_phase:
+            raise ValueError(f"`pct_final` ends the second phase of `three_phase=True`, "
+                             f"got pct_final={pct_final!r} with three_phase=False")
         self.pct_final = None if pct_final is None else check_duration('pct_final', pct_final)
         self.total_steps = None if total_steps is None else check_int('total_steps', total_steps, 1)
         if _unresolved(self): return  # built once resolved for a run
-        p,hi,a = self.pct_start,self.lr_max,_ANNEAL[anneal]
+        self._use(self._phases())
+
+    def _phases(self):
+        "The phases as torch builds them: one running past the end of training is cut there"
+        p,hi,a = self.pct_start,self.lr_max,_ANNEAL[self.anneal]
         if self.pct_final is not None: check_num('pct_final', self.pct_final, p, 1)
         _check_span(0., hi, ('0', 'lr_max'))  # its phases span at most [0, lr_max]
-        lo,end = _check_derived('div', div, _div(hi, self.div), 'lr_max/div'),_check_derived('div_final', div_final, _div(hi, self.div_final), 'lr_max/div_final')
-        ends = [p, 2*p if pct_final is None else self.pct_final, 1.] if three_phase else [p, 1.]
-        phases = [a(lo, hi), a(hi, lo), a(lo, end)] if three_phase else [a(lo, hi), a(hi, end)]
-        if total_steps is not None: ends,phases = _torch_ends(ends, self.total_steps),phases + [sched_no(end, end)]
-        self._use(combine_scheds([b - a for a,b in zip([0.] + ends, ends + [1.])][:len(phases)], phases))
+        lo = _check_derived('div', self.div, _div(hi, self.div), 'lr_max/div')
+        end = _check_derived('div_final', self.div_final, _div(hi, self.div_final), 'lr_max/div_final')
+        ends,phases = [p, 1.],[a(lo, hi), a(hi, end)]
+        if self.three_phase:
+            ends = [p, 2*p if self.pct_final is None else self.pct_final, 1.]
+            phases = [a(lo, hi), a(hi, lo), a(lo, end)]
+        if self.total_steps is None: return combine_scheds(*_cut(ends, phases, 1.))
+        n = self.total_steps
+        pcts,phases = _cut(_torch_ends(ends, n), phases, 1 - 1/n)
+        last = [s for w,s in zip(pcts, phases) if w > 0][-1]._f(1.)  # held past torch's last step
+        return combine_scheds(pcts + [1/n], phases + [sched_no(last, last)])
+
+def _cut(ends, phases, last):
+    "Widths of `phases` ending at `ends`; one past `last` is cut there, and those after it are empty"
+    pcts,out,prev = [],[],0.
+    for e,s in zip(ends, phases):
+        if e > last + 1e-12 and prev < last: s = sched_crop(s, 0., (last - prev)/(e - prev))
+        e = min(e, last)
+        pcts.append(e - prev)
+        out.append(s)
+        prev = e
+    return pcts,out
 
 def _torch_ends(ends, n):
-    "Phase ends of torch's `OneCycleLR` over `n` steps as fractions: the i-th phase ends at step `pct*n - (i+1)`, the last at `n-1`"
+    "Ends of torch's `OneCycleLR` phases over `n` steps, as fractions: phase i ends at `pct*n - (i+1)`"
     steps = [float(e*n) - (i+1) for i,e in enumerate(ends[:-1])] + [n - 1.]
-    if any(b < a for a,b in zip([0.] + steps, steps)):
-        raise ValueError(f"`total_steps`={n} is too few for phases ending at {ends!r}: torch's OneCycleLR ends them at steps {steps!r}")
+    reached = [min(s, n - 1.) for s in steps]  # torch cuts a phase that runs past its last step
+    if any(b < a for a,b in zip([0.] + reached, reached)):
+        raise ValueError(f"`total_steps`={n} is too few for phases ending at {ends!r}: "
+                         f"torch's OneCycleLR ends them at steps {steps!r}")
     return [s/n for s in steps]
 
 # %% ../nbs/01_schedules.ipynb #c012

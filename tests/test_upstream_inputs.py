@@ -129,3 +129,14 @@ def test_state_without_a_fraction_clears_it():
     s.load_state_dict(plain)
     s.step()
     assert s.last_epoch == 1 and opt.param_groups[0]['lr'] == pytest.approx(0.9)
+
+@pytest.mark.parametrize('T,pct,anneal', [(100, 0.6, 'cos'), (37, 0.8, 'linear'), (50, 1.0, 'cos'), (10, 0.7, 'linear')])
+def test_three_phases_past_half_as_torch(T, pct, anneal):
+    "torch's OneCycleLR takes three_phase with pct_start > 0.5: the second phase is cut at the end of training"
+    ref = lrs(lambda o: sch.OneCycleLR(o, 1e-2, total_steps=T, pct_start=pct, three_phase=True, anneal_strategy=anneal,
+                                       cycle_momentum=False), T)
+    f = one_cycle(1e-2, div_final=25*1e4, pct_start=pct, three_phase=True, anneal=anneal, total_steps=T)
+    np.testing.assert_allclose(f(np.arange(T)/T), ref, rtol=1e-12, atol=1e-18)
+    assert f(1.) == pytest.approx(ref[-1])
+    g = one_cycle(1e-2, pct_start=pct, three_phase=True, anneal=anneal)  # the same cut without torch's step offsets
+    assert g(pct) == pytest.approx(1e-2) and np.isfinite(g(grid())).all()
