@@ -15,7 +15,7 @@ from .core import *
 from .core import _groups, _bcast, _depth, _check_span, _unresolved
 
 # %% auto #0
-__all__ = ['MAX_CYCLES', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup', 'sched_crop',
+__all__ = ['MAX_CYCLES', 'sched_crop', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup',
            'cos_decay', 'warmup_cos_lr_rate', 'warmup_cos', 'wsd', 'exp_decay', 'sched_tanh', 'with_noise', 'sched_rex',
            'plot_scheds']
 
@@ -53,6 +53,28 @@ class _Shape(Schedule):
     def _use(self, s): self._s,self.ngroups = s,s.ngroups
     def _f(self, pos): return self._s._f(pos)
     def _arr(self, pos): return self._s._arr(pos)
+
+# %% ../nbs/01_schedules.ipynb #h1c002
+class sched_crop(_Shape):
+    "The part of `sched` from position `lo` to `hi`, run over the whole of training"
+    _args = 'sched','lo','hi'
+    def __init__(self,
+                 sched, # the schedule to crop
+                 lo,    # its position at the start of training
+                 hi):   # its position at the end; must be more than `lo`
+        self.sched = as_schedule(sched, 'sched')
+        self.lo = check_num('lo', lo)
+        self.hi = check_num('hi', hi)
+        if self.hi <= self.lo: raise ValueError(f"`hi` must be more than `lo`, got lo={lo!r}, hi={hi!r}")
+        self.ngroups = self.sched.ngroups
+        self._w = self.hi - self.lo
+
+    def _spans(self, kw, n_steps):
+        "`sched` runs from `lo` to `hi` over this span: its whole run spans `n_steps/(hi-lo)`"
+        return {'sched': n_steps / (kw['hi'] - kw['lo'])}
+
+    def _f(self, pos): return self.sched._f(self.lo + pos*self._w)
+    def _arr(self, pos): return self.sched._arr(self.lo + pos*self._w)
 
 # %% ../nbs/01_schedules.ipynb #c008
 class one_cycle(_Shape):
@@ -312,21 +334,6 @@ class warmup(_Shape):
     def _spans(self, kw, n_steps):
         "`sched` spans what the warmup leaves (all of the span if not `prefix`)"
         return {'sched': n_steps * (1 - kw['pct']) if kw['prefix'] else n_steps}
-
-class sched_crop(_Shape):
-    "The part of `sched` from position `lo` to `hi`, run over the whole of training"
-    _args = 'sched','lo','hi'
-    def __init__(self, sched, lo, hi):
-        self.sched,self.lo,self.hi = as_schedule(sched, 'sched'),check_num('lo', lo),check_num('hi', hi)
-        if self.hi <= self.lo: raise ValueError(f"`hi` must be more than `lo`, got lo={lo!r}, hi={hi!r}")
-        self.ngroups,self._w,self._sf = self.sched.ngroups,self.hi - self.lo,self.sched._f
-
-    def _spans(self, kw, n_steps):
-        "`sched` runs from `lo` to `hi` over this span: its whole run spans `n_steps/(hi-lo)`"
-        return {'sched': n_steps / (kw['hi'] - kw['lo'])}
-
-    def _f(self, pos): return self._sf(self.lo + pos*self._w)
-    def _arr(self, pos): return self.sched._arr(self.lo + pos*self._w)
 
 # %% ../nbs/01_schedules.ipynb #i10b002
 class cos_decay(_Shape):
