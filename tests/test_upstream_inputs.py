@@ -1,25 +1,17 @@
 """What torch and fastai take, we take: `AnnealLR.step(epoch)` with fractional epochs (torch's SGDR recipe),
 0-d tensors and numpy scalars for numbers, torch's spellings and value ranges (MultiStepLR's unsorted or
 repeated milestones and gamma=0, PolynomialLR's power=0, OneCycleLR's 'linear', timm's tanh bounds)"""
-import math, warnings
+import math
 from fractions import Fraction
 import numpy as np, pytest, torch
 from torch.optim import lr_scheduler as sch
 from fastcore.foundation import L
 from fastai_anneal.all import *
+from test_upstream import lrs  # the lr of scheduler `make(opt)` at each of `n` steps
 
 def sgd(lr=1.):
     return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr, momentum=0.9)
 
-def lrs(make, n, lr=1., step=lambda s, i: s.step()):
-    "The lr of scheduler `make(opt)` at each of `n` steps"
-    opt = sgd(lr)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        s,out = make(opt),[]
-        for i in range(n):
-            out.append(opt.param_groups[0]['lr']); opt.step(); step(s, i+1)
-    return np.array(out)
 
 def grid(n=41): return np.linspace(0, 1, n)
 
