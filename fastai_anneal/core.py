@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import math, bisect, numbers, functools, itertools, operator, reprlib
+import math, bisect, numbers, functools, itertools, operator, re, reprlib
 from collections.abc import Iterable
 from fractions import Fraction
 import numpy as np, torch
@@ -84,8 +84,6 @@ def check_finite_values(name, vals, pos=None, sched=None):
     raise ValueError(f"`{name}` must be finite{at}, got {_show(vals)}: a NaN or inf must never reach the optimizer")
 
 # %% ../nbs/00_core.ipynb #i11c002
-import re
-
 _DURATION = re.compile(r'(0|[1-9][0-9]*)(ba|ep)')
 
 def is_duration(v):
