@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import math, bisect, numbers, functools, itertools, operator, re, reprlib
+import math, bisect, numbers, functools, inspect, itertools, operator, re, reprlib
 from collections.abc import Iterable
 from fractions import Fraction
 import numpy as np, torch
@@ -155,7 +155,15 @@ class Schedule:
             return _out(self._f(pos))
         return _eval(self, pos)
 
-    def __repr__(self): return f"{type(self).__name__}({', '.join(_fmt(getattr(self, a)) for a in self._args)})"
+    def __repr__(self):
+        "Python source: the required arguments by position, the others by keyword unless defaults"
+        args,kw = [],False
+        for a in self._args:
+            v,d = getattr(self, a),_defaults(type(self)).get(a, _REQUIRED)
+            kw = kw or d is not _REQUIRED
+            if not kw: args.append(_fmt(v))
+            elif d is _REQUIRED or not _same(v, d): args.append(f'{a}={_fmt(v)}')
+        return f"{type(self).__name__}({', '.join(args)})"
 
     @property
     def label(self):
@@ -190,6 +198,16 @@ class Schedule:
         return {}  # all of them: they run over this schedule's whole span
 
 _schedules = {}  # schedule classes by name
+_REQUIRED = inspect.Parameter.empty
+
+@functools.lru_cache(maxsize=None)
+def _defaults(cls):
+    "The default values of the arguments of `cls.__init__`, by name (`_REQUIRED` for required ones)"
+    return {k: p.default for k,p in inspect.signature(cls.__init__).parameters.items()}
+
+def _same(v, d):
+    "Is argument value `v` the default `d` (a number, string, bool or None)?"
+    return not isinstance(v, (list, Schedule)) and (type(v) is bool) == (type(d) is bool) and v == d
 
 # %% ../nbs/00_core.ipynb #c012
 def _out(v): return np.array(v) if _is_group(v) else v
