@@ -85,6 +85,7 @@ class ParamScheduler(Callback):
 
     def before_fit(self):
         "Resolve durations for this fit, find where each value lives, check every value it will write"
+        self._fit = None
         if _sit_out(self): return
         run = _resolved(_check_scheds(self.scheds), self.learn)
         attrs = {n: _attr_slots(self.learn, n, s) for n,s in run.items() if '.' in n}
@@ -111,11 +112,13 @@ class ParamScheduler(Callback):
             homes.refresh()
             self._targets()
 
-    def before_train(self): self._fit.n = 0  # a new epoch: a new table
+    def before_train(self):
+        if self._fit is not None: self._fit.n = 0  # a new epoch: a new table
 
     def before_batch(self):
         "Set this batch's values: the schedules at (epoch*n_iter + iter) / (n_epoch*n_iter), or a moved `pct_train`"
         f = self._fit
+        if f is None: return  # sitting this fit out
         self._follow()
         learn = self.learn
         j = learn.iter - f.off
@@ -153,6 +156,7 @@ class ParamScheduler(Callback):
     def after_batch(self):
         "Record the values of this batch: every group's, and the last group's in `hps` (as fastai)"
         f = self._fit
+        if f is None: return
         vals,f.last = f.last,None
         if vals is None: return  # cancelled before this callback wrote anything
         for (n,rec),v in zip(f.rec.items(), vals):
@@ -216,10 +220,9 @@ class _Fit:
     last: list = None    # the values written for the batch in progress
 
 def _sit_out(cb):
-    "Turn `cb` off for this fit if `lr_find` (another `LRFinder`) or `get_preds` runs it, as fastai's trackers"
+    "Whether `cb` sits this fit out: `lr_find` (another `LRFinder`) or `get_preds` runs it, as fastai's trackers"
     lf = getattr(cb.learn, 'lr_finder', None)
-    cb.run = not ((lf is not None and lf is not cb) or hasattr(cb.learn, 'gather_preds'))
-    return not cb.run
+    return (lf is not None and lf is not cb) or hasattr(cb.learn, 'gather_preds')  # not `run`: an error would keep it
 
 def _in_fit(cb):
     "`cb`'s state of the fit in progress; a `ValueError` outside a fit"
@@ -357,13 +360,15 @@ class ScaleOnPlateau(Callback):
 
     def before_fit(self):
         "Find the monitored value and where each value lives; start afresh if `reset_on_fit`"
+        self._homes,self._set,self._trained = None,False,False
         if _sit_out(self): return
         self._idx = _monitor_index(self.learn, self.monitor)
         homes = OptHypers(self.learn, self.names)
         if self.reset_on_fit: self.reset()
+        if self.best is None: self.best = _worst(self.mode)  # pickled before `best` started at torch's
         scheduled = {n for cb in self.learn.cbs if isinstance(getattr(cb, 'scheds', None), dict) for n in cb.scheds}
         self._sched = [n for n in self.names if n in scheduled]  # scaled every batch, after the schedule
-        self._homes,self._scales,self._set = homes,[],False
+        self._homes,self._scales = homes,[]
         self._unscheduled()  # a carried scale applies from the first batch
 
     def _scaled(self, v):
@@ -382,6 +387,7 @@ class ScaleOnPlateau(Callback):
 
     def before_batch(self):
         "Scale the values the schedules set for this batch (this callback runs after them)"
+        if self._homes is None: return  # sitting this fit out
         self._set = True
         if self._homes.stale(): self._unscheduled()  # a new optimizer, with its own values
         if self.scale == 1: return
@@ -395,14 +401,17 @@ class ScaleOnPlateau(Callback):
         self._set = False
         self._scales.append(self.scale)
 
+    def before_train(self): self._trained = True
+
     def after_epoch(self):
-        "Judge the epoch (not one without a value of `monitor`, like one skipped by `start_epoch`)"
-        v = _monitored(self.learn, self._idx)
+        "Judge the epoch (not one that did not train: skipped by `start_epoch`, or `learn.validate()`)"
+        trained,self._trained = self._trained,False
+        v = _monitored(self.learn, self._idx) if trained and self._homes is not None else None
         if v is not None and self.step(v): self._unscheduled()
 
     def after_fit(self):
         "Record the scales, and the values set, cuts included, in the `ParamScheduler`'s record"
-        if not hasattr(self, '_homes'): return
+        if getattr(self, '_homes', None) is None: return
         self.scales = self._scales
         for k in _plateau_fit_state: self.__dict__.pop(k, None)
         rec = getattr(self.learn, 'recorder', None)
@@ -416,7 +425,7 @@ class ScaleOnPlateau(Callback):
     def state_dict(self):
         "The scale, the plateau counters and, in a fit, the scales so far: for `load_state_dict`"
         d = {k: copy.deepcopy(getattr(self, k)) for k in self._state}
-        if hasattr(self, '_homes'): d['scales'] = list(self._scales)
+        if getattr(self, '_homes', None) is not None: d['scales'] = list(self._scales)
         return d
 
     def load_state_dict(self, d):
@@ -424,7 +433,7 @@ class ScaleOnPlateau(Callback):
         for k in self._state:
             if k in d: setattr(self, k, copy.deepcopy(d[k]))
         if self.best is None: self.best = _worst(self.mode)  # saved before `best` started at torch's
-        if not hasattr(self, '_homes'): return
+        if getattr(self, '_homes', None) is None: return
         self._scales[:] = d.get('scales', [])
         self._unscheduled()
 
@@ -434,7 +443,7 @@ class ScaleOnPlateau(Callback):
         return f"ScaleOnPlateau({self.monitor!r}, {self.mode!r}, factor={self.factor!r}, patience={self.patience!r})"
 
 # %% ../nbs/03_callback.ipynb #i10c002b
-_plateau_fit_state = '_homes','_scales','_set','_used'
+_plateau_fit_state = '_homes','_scales','_set','_used','_trained'
 
 def _default_mode(monitor):
     "'min' for a loss or an error, else 'max' (as fastai's trackers)"
@@ -510,6 +519,7 @@ class CooldownOnPlateau(TrackerCallback):
 
     def before_fit(self):
         "Check `monitor`, `duration` and `lr_min` against this fit, before its first batch"
+        self._homes,self._start,self._set,self._trained = None,None,False,False
         if _sit_out(self): return
         self._idx = _monitor_index(self.learn, self.monitor)
         n_iter = len(self.dls.train)
@@ -531,7 +541,8 @@ class CooldownOnPlateau(TrackerCallback):
 
     def after_epoch(self):
         "Track `monitor` as `EarlyStoppingCallback`; on a plateau start the cooldown, after it stop the fit"
-        if _monitored(self.learn, self._idx) is None: return  # an epoch skipped by `start_epoch`
+        trained,self._trained = self._trained,False
+        if not trained or _monitored(self.learn, self._idx) is None: return  # skipped, or `learn.validate()`
         super().after_epoch()
         if self._start is not None:
             if self._i >= self._n: raise CancelFitException()
@@ -543,9 +554,11 @@ class CooldownOnPlateau(TrackerCallback):
         if self._n == 0: raise CancelFitException()
         self._begin(read_hyper(self._homes['lr']))
 
+    def before_train(self): self._trained = self._homes is not None
+
     def before_batch(self):
         "From the plateau on, set this batch's lr; record the lr of every training batch"
-        if not self.training: return
+        if not self.training or self._homes is None: return
         slots = self._homes['lr']
         if self._start is not None:
             v = self._sched(self._i / self._n).tolist()

@@ -245,3 +245,77 @@ def test_state_dict_mid_epoch_resumes_exactly(with_sched, k):
 
 def test_load_state_dict_outside_a_fit_is_refused():
     with pytest.raises(ValueError, match='before_fit'): ParamScheduler({'lr': sched_lin(1., 0.)}).load_state_dict({'rec': {'lr': []}})
+
+# ---------------------------------------------------------------- interplay
+
+class Boom(Callback):
+    "Raise `RuntimeError` at the first batch (training or not)"
+    order = 0
+    def before_batch(self): raise RuntimeError('boom')
+
+@pytest.mark.parametrize('name', list(all_cbs()))
+def test_interrupted_get_preds_leaves_attached_callbacks_on(name):
+    "Sitting out does not turn `run` off: an error in get_preds would have left the callback off for every later fit"
+    learn = seq_learner([3.]*20, cbs=all_cbs()[name]())
+    with pytest.raises(RuntimeError), learn.no_bar(): learn.get_preds(cbs=Boom())
+    fit(learn, 2, lr=1e-2)
+    assert len(learn.recorder.__dict__.get('hps', {}).get('lr', [])) == (10 if name != 'scale' else 0)
+    if name == 'scale': assert len(learn.scale_on_plateau.scales) == 10
+
+def test_validate_is_not_an_epoch():
+    "learn.validate() runs before_fit..after_fit: the plateau callbacks do not judge it (nor cut, nor stop)"
+    learn = seq_learner([3.]*20)
+    scale = ScaleOnPlateau('fake', 'min', patience=0, threshold=10., factor=0.5, names=['mom'], reset_on_fit=False)
+    cool = CooldownOnPlateau('fake', patience=0, reset_on_fit=False)
+    learn.add_cbs([scale, cool])
+    fit(learn, 1, lr=1e-2)
+    state = scale.state_dict(), cool.best
+    mom = learn.opt.hypers[0]['mom']
+    for _ in range(3): learn.validate()
+    assert scale.state_dict() == state[0] and cool.best == state[1] and learn.opt.hypers[0]['mom'] == mom
+
+def test_export_after_interrupted_fit_with_plateau_callbacks(tmp_path):
+    import sys; sys.path.insert(0, str(__import__('pathlib').Path(__file__).parent))
+    from test_integration import exportable_learner
+    learn = exportable_learner(tmp_path, cbs=[ScaleOnPlateau(patience=0, threshold=10.), CooldownOnPlateau(patience=0)])
+    with pytest.raises(RuntimeError): fit(learn, 2, cbs=Boom())
+    learn.export('model.pkl', pickle_module=pickle)
+    state = pickle.loads(pickle.dumps(learn.scale_on_plateau)).__dict__
+    assert not {'_homes', '_scales', '_used'} & set(state)
+    from fastai.learner import load_learner
+    learn2 = load_learner(tmp_path/'model.pkl', pickle_module=pickle)
+    learn2.dls = learn.dls
+    fit(learn2, 2, lr=1e-2)
+    assert len(learn2.scale_on_plateau.scales) == 2*len(learn.dls.train)
+
+def test_tensor_lr_cut_once_in_place():
+    from functools import partial
+    from fastai.learner import Learner
+    from fastai.losses import MSELossFlat
+    from fastai.optimizer import OptimWrapper
+    from fastai.test_utils import RegModel, synth_dbunch
+    learn = Learner(synth_dbunch(n_train=5), RegModel(), loss_func=MSELossFlat(), opt_func=partial(OptimWrapper, opt=torch.optim.AdamW))
+    learn.create_opt()
+    t = torch.tensor(1e-2)
+    learn.opt.opt.param_groups[0]['lr'] = t
+    learn.lr = 1e-2
+    class Probe(Callback):  # the recorder keeps the tensor itself, filled in place: read its value each batch
+        def before_fit(self): self.lrs = []
+        def after_batch(self):
+            if self.training: self.lrs.append(float(self.opt.opt.param_groups[0]['lr']))
+    fit(learn, 3, cbs=[ScaleOnPlateau(patience=0, threshold=10., factor=0.5), probe := Probe()])
+    assert learn.opt.opt.param_groups[0]['lr'] is t and float(t) == pytest.approx(1e-2/8, rel=1e-6)
+    np.testing.assert_allclose(probe.lrs, [1e-2]*5 + [5e-3]*5 + [2.5e-3]*5, rtol=1e-6)
+
+def test_fault_mid_fit_then_a_clean_fit():
+    def cbs(): return [ParamScheduler({'lr': sched_cos(1e-2, 1e-3)}), ScaleOnPlateau('fake', 'min', patience=0, threshold=10., factor=0.5),
+                       CooldownOnPlateau('fake', np.less, patience=2, duration='1ep')]
+    ref = seq_learner([3.]*6, cbs=cbs())
+    fit(ref, 6, lr=1e-2)
+    learn = seq_learner([3.]*6, cbs=cbs())
+    class Late(Boom):
+        def before_batch(self):
+            if self.train_iter == 7: raise RuntimeError('boom')
+    with pytest.raises(RuntimeError): fit(learn, 6, lr=1e-2, cbs=Late())
+    fit(learn, 6, lr=1e-2)
+    for n,v in ref.recorder.hps.items(): np.testing.assert_array_equal(learn.recorder.hps[n], v)
