@@ -73,26 +73,28 @@ class ParamScheduler(Callback):
     "Schedule hyper-parameters (or attributes, by dotted path from the Learner) following `scheds`"
     order,run_valid = 60,False
 
-    def __init__(self, scheds): self.scheds = scheds  # name -> schedule (or function of the position)
+    def __init__(self, scheds): self.scheds = scheds  # name -> schedule (or function of the pos)
 
     @property
     def scheds(self):
-        "The schedules by name (kept as `_scheds`: fastai's wandb logger rewrites `__init__` arguments)"
+        "The schedules by name (kept as `_scheds`: fastai's wandb logger rewrites `__init__` args)"
         return self._scheds
 
     @scheds.setter
     def scheds(self, scheds): self._scheds = _check_scheds(scheds)
 
     def before_fit(self):
-        "Resolve durations for this fit, find where each value lives, check every value it will write"
+        "Resolve durations for this fit, find where each value lives, check every value to write"
         self._fit = None
         if _sit_out(self): return
         run = _resolved(_check_scheds(self.scheds), self.learn)
         attrs = {n: _attr_slots(self.learn, n, s) for n,s in run.items() if '.' in n}
         ngroups = {n: _ngroups(s) for n,s in run.items()}
-        homes = OptHypers(self.learn, [n for n in run if n not in attrs], partial(_opt_slots, ngroups=ngroups))
+        find = partial(_opt_slots, ngroups=ngroups)
+        homes = OptHypers(self.learn, [n for n in run if n not in attrs], find)
         ints = [n in attrs and isinstance(attrs[n][0][0], _Ints) for n in run]
         fit = _Fit(run, homes, attrs, ints, rec={n: [] for n in run})
+        fit.custom = type(self)._update_val is not ParamScheduler._update_val
         _check_fit(fit, self.learn)
         self._fit = fit
         self._targets()
@@ -116,14 +118,16 @@ class ParamScheduler(Callback):
         if self._fit is not None: self._fit.n = 0  # a new epoch: a new table
 
     def before_batch(self):
-        "Set this batch's values: the schedules at (epoch*n_iter + iter) / (n_epoch*n_iter), or a moved `pct_train`"
+        "Set this batch's values: the schedules at (epoch*n_iter + iter) / (n_epoch*n_iter)"
         f = self._fit
         if f is None: return  # sitting this fit out
         self._follow()
         learn = self.learn
         j = learn.iter - f.off
         if not 0 <= j < f.n: j = self._table()
-        if abs(learn.pct_train - f.pos[j]) > _MOVED: self._update_val(learn.pct_train)  # as fastai: follow it
+        pct = learn.pct_train
+        if abs(pct - f.pos[j]) > _MOVED: self._update_val(pct)  # moved on purpose: follow it
+        elif f.custom: self._update_val(f.pos[j])  # a subclass's own, called as fastai calls it
         else: self._write([c[j] for c in f.cols])
 
     def _table(self):
@@ -136,7 +140,7 @@ class ParamScheduler(Callback):
         return 0
 
     def _update_val(self, pct):
-        "Set every value for position `pct` (fastai's method: its subclasses, like `LRFinder`, call it)"
+        "Set every value for position `pct` (fastai's method: subclasses, like `LRFinder`, call it)"
         f = self._fit
         self._follow()
         vals = [s._f(pct) for s in f.run.values()]
@@ -179,7 +183,7 @@ class ParamScheduler(Callback):
         return {'rec': {n: [list(v) if type(v) is list else v for v in r] for n,r in f.rec.items()}}
 
     def load_state_dict(self, d):
-        "Continue the record of `d` (from `state_dict`); call it after `before_fit` of the resumed fit"
+        "Continue the record of `d` (from `state_dict`); call it after the resumed `before_fit`"
         f = _in_fit(self)
         if list(d['rec']) != list(f.rec):
             raise ValueError(f"`d` records {list(d['rec'])}, but this scheduler sets {list(f.rec)}")
@@ -201,7 +205,7 @@ class ParamScheduler(Callback):
 
 # %% ../nbs/03_callback.ipynb #c007b
 _CHUNK = 1024  # batches evaluated at once
-_MOVED = 1e-6  # `pct_train` this far from the counters' position was moved (fastai's sum drifts ~1e-16 a batch)
+_MOVED = 1e-6  # `pct_train` this far from the counters' was moved (its sum drifts ~1e-16 a batch)
 
 @dataclass
 class _Fit:
@@ -218,32 +222,38 @@ class _Fit:
     pos: list = None     # the positions of its rows
     cols: list = None    # per schedule: its values from batch `off` on
     last: list = None    # the values written for the batch in progress
+    custom: bool = False # a subclass has its own `_update_val`: call it every batch
 
 def _sit_out(cb):
-    "Whether `cb` sits this fit out: `lr_find` (another `LRFinder`) or `get_preds` runs it, as fastai's trackers"
+    "Whether `cb` sits this fit out: `lr_find` (another `LRFinder`) or `get_preds` runs it"
     lf = getattr(cb.learn, 'lr_finder', None)
-    return (lf is not None and lf is not cb) or hasattr(cb.learn, 'gather_preds')  # not `run`: an error would keep it
+    # as fastai's trackers, but not by `run = False`: an error before `after_fit` would keep it off
+    return (lf is not None and lf is not cb) or hasattr(cb.learn, 'gather_preds')
 
 def _in_fit(cb):
     "`cb`'s state of the fit in progress; a `ValueError` outside a fit"
     f = getattr(cb, '_fit', None)
-    if f is None: raise ValueError(f"{type(cb).__name__}.load_state_dict must be called in a fit, after `before_fit`")
+    if f is None:
+        name = type(cb).__name__
+        raise ValueError(f"{name}.load_state_dict must be called in a fit, after `before_fit`")
     return f
 
 def _check_scheds(scheds):
-    "Check `scheds`, a non-empty dict from name (or dotted path) to schedule; return it, values as schedules"
+    "Check `scheds`, a non-empty dict from name (or dotted path) to schedule; return it"
     if not isinstance(scheds, dict) or not scheds:
-        raise TypeError(f"`scheds` must be a non-empty dict from hyper-parameter name to schedule, got {scheds!r}")
+        raise TypeError(f"`scheds` must be a non-empty dict from hyper-parameter name to schedule, "
+                        f"got {scheds!r}")
     for n in scheds:
         if not isinstance(n, str) or not all(n.split('.')):
-            raise TypeError(f"`scheds` keys must be hyper-parameter names or dotted attribute paths, got {n!r}")
+            raise TypeError(f"`scheds` keys must be hyper-parameter names or dotted attribute "
+                            f"paths, got {n!r}")
     return {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
 
 def _resolved(scheds, learn):
-    "`scheds` for this fit of `learn`: durations with units resolved (if the training loader has a length)"
+    "`scheds` for this fit of `learn`: durations with units resolved (if the loader has a length)"
     try: n_iter = len(learn.dls.train)
     except TypeError: n_iter = 0
-    if not n_iter: return scheds  # a loader without a length: schedules with units refuse to evaluate
+    if not n_iter: return scheds  # no length: schedules with units refuse to evaluate
     return {n: s.resolve(learn.n_epoch*n_iter, n_iter) for n,s in scheds.items()}
 
 def _ngroups(s):
@@ -254,30 +264,34 @@ def _ngroups(s):
 def _attr_slots(learn, n, s):
     "`attr_slots(learn, n)`, refusing per-group values from the schedule `s`"
     if _ngroups(s) is not None:
-        raise ValueError(f"the schedule for attribute {n!r} has {_ngroups(s)} per-group values; an attribute takes one")
+        raise ValueError(f"the schedule for attribute {n!r} has {_ngroups(s)} per-group values; "
+                         "an attribute takes one")
     return attr_slots(learn, n)
 
 def _opt_slots(opt, n, ngroups):
-    "`hyper_slots(opt, n)`, checked against the schedule's `ngroups[n]`; refuses a tensor that requires grad"
+    "`hyper_slots(opt, n)`, checked against the schedule's `ngroups[n]`; no tensor requiring grad"
     slots = hyper_slots(opt, n)
     ng = ngroups[n]
     if ng not in (None, len(slots)):
-        raise ValueError(f"the schedule for {n!r} has {ng} per-group values but the optimizer has {len(slots)} parameter groups")
+        raise ValueError(f"the schedule for {n!r} has {ng} per-group values but the optimizer has "
+                         f"{len(slots)} parameter groups")
     for d,k,i in slots:
         v = d[k] if i is None else d[k][i]
         if isinstance(v, torch.Tensor) and v.requires_grad:
-            raise ValueError(f"cannot schedule {n!r}: the optimizer holds it as a tensor that requires grad "
-                             "(a hyper-parameter it learns); detach it to schedule it")
+            raise ValueError(f"cannot schedule {n!r}: the optimizer holds it as a tensor that "
+                             "requires grad (a hyper-parameter it learns); detach it to "
+                             "schedule it")
     return slots
 
 def _check_fit(f, learn):
-    "Check the values at every position of the fit (if the training loader has a length), before any is written"
+    "Check the values at every position of the fit (if the loader has a length), before any write"
     try: n = learn.n_epoch*len(learn.dls.train)
     except (TypeError, AttributeError): return
-    if n > 0: _values(f, np.arange(n)/n if n <= _CHUNK*64 else np.linspace(0, 1, _CHUNK*64, endpoint=False))
+    if n <= 0: return
+    _values(f, np.arange(n)/n if n <= _CHUNK*64 else np.linspace(0, 1, _CHUNK*64, endpoint=False))
 
 def _values(f, pos):
-    "The values of the schedules of fit `f` at positions `pos` (integer attributes rounded), checked"
+    "The values of the schedules of fit `f` at positions `pos` (integers rounded), checked"
     cols = [_arr(n, s, pos) for n,s in f.run.items()]
     cols = [np.rint(c) if r else c for c,r in zip(cols, f.ints)]
     for n,c in zip(f.run, cols): check_hyper_values(n, c, pos)
@@ -291,8 +305,9 @@ def _arr(n, s, pos):
         raise err(f"the schedule of `{n}` cannot be evaluated: {type(e).__name__}: {e}") from None
 
 def _plain(slots):
-    "`(dicts, key)` if every slot holds a number (not a tensor) in a dict under one key; else `(None, None)`"
-    plain = all(i is None and type(d) is dict and not isinstance(d[k], torch.Tensor) for d,k,i in slots)
+    "`(dicts, key)` if every slot holds a number (no tensor) in a dict under one key, else Nones"
+    plain = all(i is None and type(d) is dict and not isinstance(d[k], torch.Tensor)
+                for d,k,i in slots)
     if len({k for _,k,_ in slots}) == 1 and plain: return [d for d,_,_ in slots],slots[0][1]
     return None,None
 
@@ -317,7 +332,7 @@ class ScaleOnPlateau(Callback):
                  cooldown=0,            # epochs after a cut during which bad epochs are not counted
                  min_lr=0.,             # a cut never takes a value below it
                  names=('lr',),         # the hyper-parameters scaled, each once
-                 reset_on_fit=True):    # start each fit afresh (else the scale and counters carry on)
+                 reset_on_fit=True):    # start each fit afresh (else scale and counters carry on)
         if not isinstance(monitor, str):
             raise ValueError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
         self.monitor = monitor
@@ -344,11 +359,12 @@ class ScaleOnPlateau(Callback):
     def is_better(self, v):
         "Whether `v` improves on the best value (torch's rule: a NaN never does)"
         rel = self.threshold_mode == 'rel'
-        if self.mode == 'min': return v < (self.best*(1 - self.threshold) if rel else self.best - self.threshold)
-        return v > (self.best*(1 + self.threshold) if rel else self.best + self.threshold)
+        best,t = self.best,self.threshold
+        if self.mode == 'min': return v < (best*(1 - t) if rel else best - t)
+        return v > (best*(1 + t) if rel else best + t)
 
     def step(self, v):
-        "Judge metric value `v` at the end of an epoch, as torch; cut the scale on a plateau; return whether"
+        "Judge metric `v` at the end of an epoch, as torch; on a plateau cut the scale (`True`)"
         v = float(v)
         if self.is_better(v): self.best,self.num_bad = v,0
         else: self.num_bad += 1
@@ -365,9 +381,10 @@ class ScaleOnPlateau(Callback):
         self._idx = _monitor_index(self.learn, self.monitor)
         homes = OptHypers(self.learn, self.names)
         if self.reset_on_fit: self.reset()
-        if self.best is None: self.best = _worst(self.mode)  # pickled before `best` started at torch's
-        scheduled = {n for cb in self.learn.cbs if isinstance(getattr(cb, 'scheds', None), dict) for n in cb.scheds}
-        self._sched = [n for n in self.names if n in scheduled]  # scaled every batch, after the schedule
+        if self.best is None: self.best = _worst(self.mode)  # pickled before torch's initial best
+        scheds = [getattr(cb, 'scheds', None) for cb in self.learn.cbs]
+        scheds = [s for s in scheds if isinstance(s, dict)]
+        self._sched = [n for n in self.names if any(n in s for s in scheds)]  # scaled every batch
         self._homes,self._scales = homes,[]
         self._unscheduled()  # a carried scale applies from the first batch
 
@@ -381,7 +398,7 @@ class ScaleOnPlateau(Callback):
             if n in self._sched: continue
             slots = self._homes[n]
             now = read_hyper(slots)
-            if now != self.written.get(n): self.bases[n] = now  # set anew since our last write (`fit` sets lr)
+            if now != self.written.get(n): self.bases[n] = now  # set anew since (`fit` sets lr)
             write_hyper(slots, [self._scaled(v) for v in self.bases[n]])
             self.written[n] = read_hyper(slots)
 
@@ -404,7 +421,7 @@ class ScaleOnPlateau(Callback):
     def before_train(self): self._trained = True
 
     def after_epoch(self):
-        "Judge the epoch (not one that did not train: skipped by `start_epoch`, or `learn.validate()`)"
+        "Judge the epoch (not one that did not train: skipped by `start_epoch`, or `validate()`)"
         trained,self._trained = self._trained,False
         v = _monitored(self.learn, self._idx) if trained and self._homes is not None else None
         if v is not None and self.step(v): self._unscheduled()
@@ -429,18 +446,23 @@ class ScaleOnPlateau(Callback):
         return d
 
     def load_state_dict(self, d):
-        "Restore `d` (from `state_dict`): before a fit with `reset_on_fit=False`, or after `before_fit`"
+        "Restore `d` (from `state_dict`): before a fit (`reset_on_fit=False`) or after `before_fit`"
         for k in self._state:
             if k in d: setattr(self, k, copy.deepcopy(d[k]))
-        if self.best is None: self.best = _worst(self.mode)  # saved before `best` started at torch's
+        if self.best is None: self.best = _worst(self.mode)  # saved before torch's initial best
         if getattr(self, '_homes', None) is None: return
         self._scales[:] = d.get('scales', [])
         self._unscheduled()
 
-    def __getstate__(self): return {k: v for k,v in self.__dict__.items() if k not in _plateau_fit_state}
+    def __getstate__(self): return _without_fit_state(self)
+
+    def __setstate__(self, d):
+        "Unpickle; one pickled by an earlier version has no `bases`/`written`"
+        super().__setstate__({'bases': {}, 'written': {}, **d})
 
     def __repr__(self):
-        return f"ScaleOnPlateau({self.monitor!r}, {self.mode!r}, factor={self.factor!r}, patience={self.patience!r})"
+        args = f"factor={self.factor!r}, patience={self.patience!r}"
+        return f"ScaleOnPlateau({self.monitor!r}, {self.mode!r}, {args})"
 
 # %% ../nbs/03_callback.ipynb #i10c002b
 _plateau_fit_state = '_homes','_scales','_set','_used','_trained'
@@ -451,29 +473,35 @@ def _default_mode(monitor):
 
 def _worst(mode): return math.inf if mode == 'min' else -math.inf
 
+def _without_fit_state(cb):
+    "`cb`'s attributes to pickle: without the state of a fit in progress (say, one interrupted)"
+    return {k: v for k,v in cb.__dict__.items() if k not in _plateau_fit_state}
+
 def _check_names(names):
     "Check `names`, distinct hyper-parameter names (a name twice would be cut twice); return a list"
     if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names or \
        not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
-        raise ValueError(f"`names` must be a non-empty list of distinct hyper-parameter names, got {names!r}")
+        raise ValueError(f"`names` must be a non-empty list of distinct hyper-parameter names, "
+                         f"got {names!r}")
     return list(names)
 
 def _monitor_index(learn, monitor):
-    "Where `monitor` is in the recorder's rows; a `ValueError` unless the recorder keeps it every epoch"
+    "Where `monitor` is in the recorder's rows; a `ValueError` unless it is kept every epoch"
     rec = getattr(learn, 'recorder', None)
-    names = [n for n in getattr(rec, 'metric_names', [])[1:] if n != 'time']  # `time` is shown, not kept
-    if monitor not in names: raise ValueError(f"`monitor` must be one of the recorded values {names}, got {monitor!r}")
+    names = [n for n in getattr(rec, 'metric_names', [])[1:] if n != 'time']  # shown, not kept
+    if monitor not in names:
+        raise ValueError(f"`monitor` must be one of the recorded values {names}, got {monitor!r}")
     return names.index(monitor)
 
 def _monitored(learn, idx):
-    "The monitored value of the epoch that just ended; `None` if it has none (skipped by `start_epoch`)"
+    "The monitored value of the epoch just ended; `None` if it has none (skipped by `start_epoch`)"
     values = learn.recorder.values
     row = values[-1] if values else []
     return row[idx] if idx < len(row) else None
 
 # %% ../nbs/03_callback.ipynb #i11b002
 def _log_cut_epoch(learn):
-    "At `after_cancel_train` of a `CancelTrainException` we raised: the `Recorder` logs the epoch's loss"
+    "At `after_cancel_train` of our `CancelTrainException`: the `Recorder` logs the epoch's loss"
     rec = getattr(learn, 'recorder', None)
     if rec is not None: rec.cancel_train = False
 
@@ -486,36 +514,39 @@ def _cooldown_sched(lr_start, lr_min=0., decay='1-sqrt'):
     if isinstance(lr_min, list) and len(lr_min) != n:
         raise ValueError(f"`lr_min` has {len(lr_min)} values but the lr it starts from has {n} "
                          f"(one per parameter group), got lr_min={lr_min!r}")
-    lo,hi = np.broadcast_arrays(np.asarray(lr_min, dtype=np.float64), np.asarray(lr_start, dtype=np.float64))
+    lo,hi = np.broadcast_arrays(np.asarray(lr_min, dtype=float), np.asarray(lr_start, dtype=float))
     if (lo < 0).any() or (lo > hi).any():
-        raise ValueError(f"a cooldown goes down: `lr_min` must be >= 0 and <= the lr it starts from, "
-                         f"got lr_min={lr_min!r}, lr_start={lr_start!r}")
+        raise ValueError(f"a cooldown goes down: `lr_min` must be >= 0 and <= the lr it starts "
+                         f"from, got lr_min={lr_min!r}, lr_start={lr_start!r}")
     return _DECAYS[decay](lr_start, lr_min)
 
 # %% ../nbs/03_callback.ipynb #i11b003
 class CooldownOnPlateau(TrackerCallback):
-    "On a plateau of `monitor` (as `EarlyStoppingCallback` finds it), cool the lr down to `lr_min`, then stop"
+    "On a plateau of `monitor` (as `EarlyStoppingCallback` finds it) cool the lr down, then stop"
     order = TrackerCallback.order+3  # after ParamScheduler: from the plateau on, it sets the lr
     _state = 'best','wait','plateau_epoch','lrs','_start','_i','_n','_used'
 
     def __init__(self,
                  monitor='valid_loss',  # the recorded value tracked
-                 comp=None,             # a comparison like `np.less` (default: from the monitor's name)
+                 comp=None,             # a comparison like `np.less` (default: from the monitor)
                  min_delta=0.,          # how much better a value must be to count as a new best
                  patience=1,            # epochs in a row without a new best that make a plateau
-                 duration='1ep',        # the cooldown's length: a fraction of the fit, '500ba', '1ep'
-                 decay='1-sqrt',        # 'linear' (1-p), 'cosine' ((1+cos(pi p))/2) or '1-sqrt' (1-sqrt(p))
+                 duration='1ep',        # the cooldown: a fraction of the fit, '500ba', '1ep'
+                 decay='1-sqrt',        # 'linear' (1-p), 'cosine' ((1+cos(pi p))/2), '1-sqrt'
                  lr_min=0.,             # the lr it ends at (a number, or one per parameter group)
                  reset_on_fit=True):    # forget the best value at the start of each fit
-        if not isinstance(monitor, str): raise TypeError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
+        if not isinstance(monitor, str):
+            raise TypeError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
         if comp is not None and not callable(comp):
-            raise TypeError(f"`comp` must be a comparison function like `np.less`, or None, got {comp!r}")
-        super().__init__(monitor=monitor, comp=comp, min_delta=check_num('min_delta', min_delta), reset_on_fit=reset_on_fit)
+            raise TypeError(f"`comp` must be a comparison like `np.less`, or None, got {comp!r}")
+        min_delta = check_num('min_delta', min_delta)
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
         self.patience = check_int('patience', patience, 0)
         self.duration = check_duration('duration', duration)
         self.decay = check_choice('decay', decay, tuple(_DECAYS))
         self.lr_min = check_param('lr_min', lr_min)
-        if min(np.atleast_1d(self.lr_min)) < 0: raise ValueError(f"`lr_min` must be >= 0, got {lr_min!r}")
+        if min(np.atleast_1d(self.lr_min)) < 0:
+            raise ValueError(f"`lr_min` must be >= 0, got {lr_min!r}")
 
     def before_fit(self):
         "Check `monitor`, `duration` and `lr_min` against this fit, before its first batch"
@@ -527,22 +558,22 @@ class CooldownOnPlateau(TrackerCallback):
         homes = OptHypers(self.learn, ['lr'])
         n = len(homes['lr'])
         if isinstance(self.lr_min, list) and len(self.lr_min) != n:
-            raise ValueError(f"`lr_min` has {len(self.lr_min)} values but the optimizer has {n} parameter groups, "
-                             f"got lr_min={self.lr_min!r}")
+            raise ValueError(f"`lr_min` has {len(self.lr_min)} values but the optimizer has {n} "
+                             f"parameter groups, got lr_min={self.lr_min!r}")
         super().before_fit()
         self.wait,self.plateau_epoch,self.lrs = 0,None,[]
         self._homes,self._start,self._i,self._n,self._used,self._set = homes,None,0,0,[],False
 
     def _begin(self, lr_start):
-        "Start the cooldown from `lr_start` (per group); a group already below `lr_min` keeps its lr"
+        "Start the cooldown from `lr_start` (per group); a group below `lr_min` keeps its lr"
         self._start = lr_start
         lr_min = np.minimum(np.broadcast_to(self.lr_min, (len(lr_start),)), lr_start).tolist()
         self._sched = _cooldown_sched(lr_start, lr_min, self.decay)
 
     def after_epoch(self):
-        "Track `monitor` as `EarlyStoppingCallback`; on a plateau start the cooldown, after it stop the fit"
+        "Track `monitor` as `EarlyStoppingCallback`; on a plateau start the cooldown, after it stop"
         trained,self._trained = self._trained,False
-        if not trained or _monitored(self.learn, self._idx) is None: return  # skipped, or `learn.validate()`
+        if not trained or _monitored(self.learn, self._idx) is None: return  # skipped, `validate()`
         super().after_epoch()
         if self._start is not None:
             if self._i >= self._n: raise CancelFitException()
@@ -568,7 +599,7 @@ class CooldownOnPlateau(TrackerCallback):
         self._set = True
 
     def after_batch(self):
-        "Count the cooldown's batch; after its last, end the epoch's training (it validates, then stops)"
+        "Count the cooldown's batch; after its last, end the epoch's training (validate, then stop)"
         if not (self.training and self._set): return
         self._set = False
         if self._start is None: return
@@ -579,14 +610,14 @@ class CooldownOnPlateau(TrackerCallback):
         if self._start is not None: _log_cut_epoch(self.learn)
 
     def after_fit(self):
-        "Put the lrs of every training batch, the cooldown's included, in the recorder's `hps`/`group_hps`"
+        "Put the lr of every training batch, the cooldown's included, in the recorder's record"
         super().after_fit()
         used = self.__dict__.pop('_used', None)
         for k in _plateau_fit_state: self.__dict__.pop(k, None)
         rec = getattr(self.learn, 'recorder', None)
         if not used or rec is None: return
         g = _table(used, len(used[-1]))
-        if not _scheduled(self.learn): rec.hps,rec.group_hps = {},{}  # this fit's record: the lr alone
+        if not _scheduled(self.learn): rec.hps,rec.group_hps = {},{}  # this fit's record: lr alone
         if getattr(rec, 'group_hps', None) is None: rec.group_hps = {}
         rec.hps['lr'] = g[:, -1].tolist()
         rec.group_hps['lr'] = g
@@ -600,7 +631,7 @@ class CooldownOnPlateau(TrackerCallback):
         for k in self._state: setattr(self, k, copy.deepcopy(d[k.lstrip('_')]))
         if self._start is not None: self._begin(self._start)
 
-    def __getstate__(self): return {k: v for k,v in self.__dict__.items() if k not in _plateau_fit_state}
+    def __getstate__(self): return _without_fit_state(self)
 
 def _scheduled(learn):
     "Whether a `ParamScheduler` (ours or fastai's) is attached: the recorder's `hps` are this fit's"

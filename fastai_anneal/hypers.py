@@ -85,13 +85,13 @@ def write_hyper(slots, v):
 
 # %% ../nbs/02_hypers.ipynb #h1a001
 def _dicts_getter(opt):
-    "A getter of the list holding `opt`'s hyper-parameter dicts (fastai's `hypers`, torch's `param_groups`)"
+    "A getter of the list of `opt`'s hyper-parameter dicts (fastai's `hypers`, torch's `param_groups`)"
     t = _torch_opt(opt)
     if t is None: return attrgetter('hypers')
     return attrgetter('param_groups' if t[0] is opt else 'opt.param_groups')
 
 class OptHypers:
-    "Where hyper-parameters `names` live in `owner.opt`, found again when the optimizer or its dicts change"
+    "Where hyper-parameters `names` live in `owner.opt`; found again when the optimizer changes"
     def __init__(self,
                  owner,              # what holds the optimizer as `opt` (a `Learner`)
                  names,              # hyper-parameter names, as `hyper_slots` takes them
@@ -113,9 +113,10 @@ class OptHypers:
         self.opt = opt  # last: a failed find leaves it stale
 
     def stale(self):
-        "Whether `owner.opt`, or its list of hyper-parameter dicts, was replaced or grew since the last look"
+        "Whether `owner.opt`, or its list of hyper-parameter dicts, was replaced or grew since"
         opt = self.owner.opt
-        return opt is not self.opt or self._get(opt) is not self._dicts or len(self._dicts) != self._n
+        if opt is not self.opt: return True
+        return self._get(opt) is not self._dicts or len(self._dicts) != self._n
 
     def __getitem__(self, name):
         "The slots of `name` in the optimizer as it is now"

@@ -208,3 +208,11 @@ def test_export_load_across_the_plugin(export, imports, tmp_path):
     np.testing.assert_allclose(out['lr'], 1e-3 + 9e-3*pos, rtol=1e-12)
     np.testing.assert_allclose(out['mom'], 0.95 + (1 + np.cos(np.pi*(1 - pos)))/2*(0.85 - 0.95), rtol=1e-12)
     assert out['cls'] == 'fastai_anneal.callback'  # ours in both directions: plain fastai imports it to unpickle
+
+def test_subclass_with_its_own_update_val():
+    "fastai's before_batch calls `_update_val(pct_train)`: a subclass overriding it is called every batch"
+    class Clipped(ParamScheduler):
+        def _update_val(self, pct): super()._update_val(min(pct, 0.5))
+    learn = synth_learner(n_trn=5)
+    fit(learn, 2, cbs=Clipped({'lr': sched_lin(1e-3, 1e-2)}))
+    np.testing.assert_allclose(learn.recorder.hps['lr'], 1e-3 + 9e-3*np.minimum(np.arange(10)/10, 0.5), rtol=1e-12)
