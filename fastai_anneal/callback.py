@@ -252,7 +252,7 @@ def _check_scheds(scheds):
 def _resolved(scheds, learn):
     "`scheds` for this fit of `learn`: durations with units resolved (if the loader has a length)"
     try: n_iter = len(learn.dls.train)
-    except TypeError: n_iter = 0
+    except (TypeError, AttributeError): n_iter = 0
     if not n_iter: return scheds  # no length: schedules with units refuse to evaluate
     return {n: s.resolve(learn.n_epoch*n_iter, n_iter) for n,s in scheds.items()}
 
