@@ -2,7 +2,7 @@
 (`fastai_oracle.fastai_fit_one_cycle`), on the digits demo and on a model with 50 parameter groups and discriminative
 lrs, interleaved in one process (best of `--reps`); the callback's share of wall time per batch (its methods timed
 inside the fit); and the memory of a long epoch (up to 10^6 batches, stepped without training) in the epoch tables
-(bounded: `_chunk` batches at a time) and in the per-batch record. Run: `python benchmarks/bench_fit_cost.py`."""
+(bounded: `_CHUNK` batches at a time) and in the per-batch record. Run: `python benchmarks/bench_fit_cost.py`."""
 import argparse, contextlib, gc, os, sys, time, tracemalloc
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests'))
 import fastai_oracle  # fastai's fit_one_cycle, captured before fastai_anneal replaces it
@@ -88,8 +88,9 @@ def epoch_memory(n_batch, n_groups, cls, sched_mod):
         fake.iter = i
         cb.before_batch(); cb.after_batch()
         fake.pct_train += step
-        if i == n_batch//2 and hasattr(cb, '_cols'):
-            table = sum(sys.getsizeof(c) + sum(sys.getsizeof(r) for r in c) for c in cb._cols) + sys.getsizeof(cb._pos)
+        f = getattr(cb, '_fit', None)  # ours: the state of the fit, with its table of values
+        if i == n_batch//2 and f is not None:
+            table = sum(sys.getsizeof(c) + sum(sys.getsizeof(r) for r in c) for c in f.cols) + sys.getsizeof(f.pos)
     during,peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return table, during, peak

@@ -31,7 +31,7 @@ def time_callback(cb, learn, n_iter=N_BATCH, reps=5):
     cb.learn = learn
     learn.n_epoch,learn.epoch,learn.n_iter,learn.training = 1,0,n_iter,True
     best = float('inf')
-    after = getattr(type(cb), 'after_batch', None)  # ours records in before_batch and has none
+    after = getattr(type(cb), 'after_batch', None)  # both record in after_batch
     for _ in range(reps):
         cb.before_fit()
         learn.pct_train = 0.

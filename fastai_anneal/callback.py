@@ -6,14 +6,17 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/callback.html.md"""
 
 # %% ../nbs/03_callback.ipynb #c002
 from __future__ import annotations
-import numbers
-from operator import attrgetter
+import copy, math, numbers
+from dataclasses import dataclass
+from functools import partial
 import numpy as np, torch
 from fastcore.foundation import L
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelFitException, CancelTrainException
+from fastai.callback.tracker import TrackerCallback
 from .core import *
 from .hypers import *
-from .hypers import _is_hyper, _torch_opt
+from .hypers import _is_hyper
+from .schedules import _DECAYS
 
 # %% auto #0
 __all__ = ['attr_slots', 'ParamScheduler', 'ScaleOnPlateau', 'CooldownOnPlateau']
@@ -67,143 +70,245 @@ def attr_slots(learn, path):
 
 # %% ../nbs/03_callback.ipynb #c007
 class ParamScheduler(Callback):
-    "Schedule hyper-parameters (or attributes, by dotted path from the Learner) according to `scheds`, a dict from name to schedule"
+    "Schedule hyper-parameters (or attributes, by dotted path from the Learner) following `scheds`"
     order,run_valid = 60,False
 
-    def __init__(self, scheds):
-        if not isinstance(scheds, dict) or not scheds:
-            raise TypeError(f"`scheds` must be a non-empty dict from hyper-parameter name to schedule, got {scheds!r}")
-        for n in scheds:
-            if not isinstance(n, str) or not all(n.split('.')): raise TypeError(f"`scheds` keys must be hyper-parameter names or dotted attribute paths, got {n!r}")
-        self._scheds = {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
+    def __init__(self, scheds): self.scheds = scheds  # name -> schedule (or function of the pos)
 
     @property
     def scheds(self):
-        "The schedules by name (kept under `_scheds`: fastai's wandb config formatting rewrites attributes named like `__init__` arguments in place)"
+        "The schedules by name (kept as `_scheds`: fastai's wandb logger rewrites `__init__` args)"
         return self._scheds
 
-    def _slots(self, n, s):
-        "Slots of `n`, checked against schedule `s`"
-        attr = '.' in n
-        slots = attr_slots(self.learn, n) if attr else _opt_slots(self.learn.opt, n)
-        v0 = s._f(0.)
-        ng = s.ngroups or (len(v0) if type(v0) is list else None)
-        if attr and ng is not None: raise ValueError(f"the schedule for attribute {n!r} has {ng} per-group values; an attribute takes one")
-        if ng not in (None, len(slots)):
-            raise ValueError(f"the schedule for {n!r} has {ng} per-group values but the optimizer has {len(slots)} parameter groups")
-        return slots
-
-    def _find(self):
-        "Find where each hyper-parameter lives now, checking names and group counts (again if the optimizer's hyper-parameter dicts were replaced)"
-        slots = [self._slots(n, s) for n,s in self._run.items()]
-        self._dst = [(*_plain(sl), sl) for sl in slots]
-        self._ng = [len(sl) for sl in slots]
-        self._int = [isinstance(sl[0][0], _Ints) for sl in slots]
-        self._opt = opt = self.learn.opt
-        self._homef = _homef(opt)
-        self._home = self._homef(opt)  # checked every batch: `learn.load(with_opt=True)` replaces it, `add_param_group` grows it
-        self._nh = len(self._home)
+    @scheds.setter
+    def scheds(self, scheds): self._scheds = _check_scheds(scheds)
 
     def before_fit(self):
-        "Resolve durations with units for this fit, find where each hyper-parameter lives, and check every value this fit will write"
-        try: n_iter = len(self.learn.dls.train)
-        except TypeError: n_iter = 0  # a loader without a length: schedules with units refuse to evaluate
-        self._run = {n: s.resolve(self.learn.n_epoch*n_iter, n_iter) if n_iter else s for n,s in self.scheds.items()}
-        self._find()
-        self._fs = [s._f for s in self._run.values()]
-        self._check_fit()
-        self._off,self._pos,self._cols,self._rec = 0,[],[],[]
+        "Resolve durations for this fit, find where each value lives, check every value to write"
+        self._fit = None
+        if _sit_out(self): return
+        run = _resolved(_check_scheds(self.scheds), self.learn)
+        attrs = {n: _attr_slots(self.learn, n, s) for n,s in run.items() if '.' in n}
+        ngroups = {n: _ngroups(s) for n,s in run.items()}
+        find = partial(_opt_slots, ngroups=ngroups)
+        homes = OptHypers(self.learn, [n for n in run if n not in attrs], find)
+        ints = [n in attrs and isinstance(attrs[n][0][0], _Ints) for n in run]
+        fit = _Fit(run, homes, attrs, ints, rec={n: [] for n in run})
+        fit.custom = type(self)._update_val is not ParamScheduler._update_val
+        _check_fit(fit, self.learn)
+        self._fit = fit
+        self._targets()
+        self.hps = {n: [] for n in run}
 
-    def _check_fit(self):
-        "Check the values at every position of the fit (when the training `DataLoader` has a length), before any is written"
-        try: n = self.learn.n_epoch*len(self.learn.dls.train)
-        except (TypeError, AttributeError): return
-        if n > 0: self._values(np.arange(n)/n if n <= _chunk*64 else np.linspace(0, 1, _chunk*64, endpoint=False))  # `_precompute` checks every chunk, too
+    def _targets(self):
+        "Where each schedule writes, in the optimizer as it is now (plain dicts: a fast write)"
+        f = self._fit
+        slots = [f.attrs[n] if n in f.attrs else f.homes.slots[n] for n in f.run]
+        f.dst = [(*_plain(sl), sl) for sl in slots]
+        f.ngroups = [len(sl) for sl in slots]
 
-    def before_train(self): self._pos = []  # a new epoch: new positions
+    def _follow(self):
+        "Find the hyper-parameters again if the optimizer or its dicts were replaced"
+        homes = self._fit.homes
+        if homes.stale():
+            homes.refresh()
+            self._targets()
 
-    def _precompute(self, pos, i):
-        "Evaluate the schedules at once at the positions of the next batches from batch `i` (at `pos`) on, stepped as `TrainEvalCallback` will"
-        learn = self.learn
-        n = max(min(_chunk, learn.n_iter - i), 1)
-        step,ps = 1./(learn.n_iter*learn.n_epoch),[]
-        for _ in range(n): ps.append(pos); pos += step
-        self._off,self._pos,self._cols = i,ps,[c.tolist() for c in self._values(np.array(ps))]
-
-    def _values(self, pos):
-        "The values of the schedules at positions `pos` (integer attributes rounded), checked finite and in range"
-        cols = [np.rint(_arr(n, s, pos)) if r else _arr(n, s, pos) for (n,s),r in zip(self._run.items(), self._int)]
-        for n,c in zip(self._run, cols): check_hyper_values(n, c, pos)
-        return cols
+    def before_train(self):
+        if self._fit is not None: self._fit.n = 0  # a new epoch: a new table
 
     def before_batch(self):
-        "Set the hyper-parameters for this batch"
+        "Set this batch's values: the schedules at (epoch*n_iter + iter) / (n_epoch*n_iter)"
+        f = self._fit
+        if f is None: return  # sitting this fit out
+        self._follow()
         learn = self.learn
-        o = learn.opt
-        if o is not self._opt or self._homef(o) is not self._home or len(self._home) != self._nh: self._find()  # write to the new dicts
-        pos,i = learn.pct_train,learn.iter
-        j = i - self._off
-        if not 0 <= j < len(self._pos): self._precompute(pos, i); j = 0
-        if self._pos[j] == pos: self._write([c[j] for c in self._cols])
-        else: self._update_val(pos)  # someone else moved `pct_train`: evaluate here
+        j = learn.iter - f.off
+        if not 0 <= j < f.n: j = self._table()
+        pct = learn.pct_train
+        if abs(pct - f.pos[j]) > _MOVED: self._update_val(pct)  # moved on purpose: follow it
+        elif f.custom: self._update_val(f.pos[j])  # a subclass's own, called as fastai calls it
+        else: self._write([c[j] for c in f.cols])
+
+    def _table(self):
+        "Evaluate the schedules at once for the next batches of this epoch, from the current one on"
+        learn,f = self.learn,self._fit
+        i,n_iter = learn.iter,learn.n_iter
+        n = max(min(_CHUNK, n_iter - i), 1)
+        pos = (learn.epoch*n_iter + np.arange(i, i + n)) / (learn.n_epoch*n_iter)  # exact: integers
+        f.off,f.n,f.pos,f.cols = i,n,pos.tolist(),[c.tolist() for c in _values(f, pos)]
+        return 0
 
     def _update_val(self, pct):
-        "Set the hyper-parameters for position `pct` (fastai's name: subclasses written for fastai's `ParamScheduler` call it)"
-        vals = [f(pct) for f in self._fs]
-        for n,v in zip(self._run, vals): check_hyper_values(n, v, pct)
-        self._write([round(v) if r else v for v,r in zip(vals, self._int)])
+        "Set every value for position `pct` (fastai's method: subclasses, like `LRFinder`, call it)"
+        f = self._fit
+        self._follow()
+        vals = [s._f(pct) for s in f.run.values()]
+        for n,v in zip(f.run, vals): check_hyper_values(n, v, pct)
+        self._write([round(v) if r else v for v,r in zip(vals, f.ints)])
 
     def _write(self, vals):
-        "Write `vals` (one per schedule) and record them"
-        for (ds,k,slots),v in zip(self._dst, vals):
+        "Write `vals` (one per schedule); `after_batch` records them"
+        for (ds,k,slots),v in zip(self._fit.dst, vals):
             if ds is None: write_hyper(slots, v)
             elif type(v) is list:
                 for d,x in zip(ds, v): d[k] = x
             else:
                 for d in ds: d[k] = v
-        self._rec.append(vals)  # recorded here, not in `after_batch`: a batch cancelled before this callback ran wrote nothing
+        self._fit.last = vals
+
+    def after_batch(self):
+        "Record the values of this batch: every group's, and the last group's in `hps` (as fastai)"
+        f = self._fit
+        if f is None: return
+        vals,f.last = f.last,None
+        if vals is None: return  # cancelled before this callback wrote anything
+        for (n,rec),v in zip(f.rec.items(), vals):
+            rec.append(v)
+            self.hps[n].append(v[-1] if type(v) is list else v)
 
     def after_fit(self):
-        "Save the hyper-parameters in the recorder, if there is one"
-        if not hasattr(self, '_rec'): return
-        self.group_hps = {n: _table([r[j] for r in self._rec], ng) for j,(n,ng) in enumerate(zip(self.scheds, self._ng))}
-        self.hps = {n: g[:, -1].tolist() for n,g in self.group_hps.items()}
-        if hasattr(self.learn, 'recorder'): self.learn.recorder.hps,self.learn.recorder.group_hps = self.hps,self.group_hps
-        for k in _fit_state: self.__dict__.pop(k, None)
+        "Save the record in the recorder, if there is one: `hps` (last group) and `group_hps`"
+        f = self.__dict__.pop('_fit', None)
+        if f is None: return
+        self.group_hps = {n: _table(r, ng) for (n,r),ng in zip(f.rec.items(), f.ngroups)}
+        for n,g in self.group_hps.items(): self.hps[n][:] = g[:, -1].tolist()
+        rec = getattr(self.learn, 'recorder', None)
+        if rec is not None: rec.hps,rec.group_hps = self.hps,self.group_hps
+
+    def state_dict(self):
+        "The record of the fit in progress, for `load_state_dict` in a resumed fit"
+        f = getattr(self, '_fit', None)
+        if f is None: return {'rec': {n: [] for n in self.scheds}}
+        return {'rec': {n: [list(v) if type(v) is list else v for v in r] for n,r in f.rec.items()}}
+
+    def load_state_dict(self, d):
+        "Continue the record of `d` (from `state_dict`); call it after the resumed `before_fit`"
+        f = _in_fit(self)
+        if list(d['rec']) != list(f.rec):
+            raise ValueError(f"`d` records {list(d['rec'])}, but this scheduler sets {list(f.rec)}")
+        for n,r in d['rec'].items():
+            f.rec[n][:] = [list(v) if type(v) is list else v for v in r]
+            self.hps[n][:] = [v[-1] if type(v) is list else v for v in r]
 
     def __getstate__(self):
-        "Pickle without the state of a fit in progress (say, one interrupted), which the next `before_fit` rebuilds"
-        return {k:v for k,v in self.__dict__.items() if k not in _fit_state}
+        "Pickle without the state of a fit in progress (say, one interrupted)"
+        return {k: v for k,v in self.__dict__.items() if k != '_fit'}
+
+    def __setstate__(self, d):
+        "Unpickle; one pickled by plain fastai holds its schedules as `scheds`"
+        d = dict(d)
+        if 'scheds' in d: d['_scheds'] = d.pop('scheds')
+        super().__setstate__(d)
 
     def __repr__(self): return f"ParamScheduler({self.scheds!r})"
 
-_fit_state = '_run','_fs','_dst','_ng','_int','_opt','_homef','_home','_nh','_off','_pos','_cols','_rec'
-_chunk = 1024  # batches evaluated at once
+# %% ../nbs/03_callback.ipynb #c007b
+_CHUNK = 1024  # batches evaluated at once
+_MOVED = 1e-6  # `pct_train` this far from the counters' was moved (its sum drifts ~1e-16 a batch)
+
+@dataclass
+class _Fit:
+    "What a `ParamScheduler` holds during a fit"
+    run: dict            # name -> schedule, durations resolved for this fit
+    homes: OptHypers     # where the optimizer's hyper-parameters live
+    attrs: dict          # dotted path -> slots (attributes do not move)
+    ints: list           # per schedule: whether it sets an integer attribute (values rounded)
+    rec: dict            # name -> the values written, one per training batch
+    dst: list = None     # per schedule: (dicts, key, slots) to write to
+    ngroups: list = None # per schedule: how many values it writes
+    off: int = 0         # the batch (`iter`) of the table's first row
+    n: int = 0           # rows in the table
+    pos: list = None     # the positions of its rows
+    cols: list = None    # per schedule: its values from batch `off` on
+    last: list = None    # the values written for the batch in progress
+    custom: bool = False # a subclass has its own `_update_val`: call it every batch
+
+def _sit_out(cb):
+    "Whether `cb` sits this fit out: `lr_find` (another `LRFinder`) or `get_preds` runs it"
+    lf = getattr(cb.learn, 'lr_finder', None)
+    # as fastai's trackers, but not by `run = False`: an error before `after_fit` would keep it off
+    return (lf is not None and lf is not cb) or hasattr(cb.learn, 'gather_preds')
+
+def _in_fit(cb):
+    "`cb`'s state of the fit in progress; a `ValueError` outside a fit"
+    f = getattr(cb, '_fit', None)
+    if f is None:
+        name = type(cb).__name__
+        raise ValueError(f"{name}.load_state_dict must be called in a fit, after `before_fit`")
+    return f
+
+def _check_scheds(scheds):
+    "Check `scheds`, a non-empty dict from name (or dotted path) to schedule; return it"
+    if not isinstance(scheds, dict) or not scheds:
+        raise TypeError(f"`scheds` must be a non-empty dict from hyper-parameter name to schedule, "
+                        f"got {scheds!r}")
+    for n in scheds:
+        if not isinstance(n, str) or not all(n.split('.')):
+            raise TypeError(f"`scheds` keys must be hyper-parameter names or dotted attribute "
+                            f"paths, got {n!r}")
+    return {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
+
+def _resolved(scheds, learn):
+    "`scheds` for this fit of `learn`: durations with units resolved (if the loader has a length)"
+    try: n_iter = len(learn.dls.train)
+    except (TypeError, AttributeError): n_iter = 0
+    if not n_iter: return scheds  # no length: schedules with units refuse to evaluate
+    return {n: s.resolve(learn.n_epoch*n_iter, n_iter) for n,s in scheds.items()}
+
+def _ngroups(s):
+    "How many per-group values schedule `s` gives (`None`: one value for every group)"
+    v0 = s._f(0.)
+    return s.ngroups or (len(v0) if type(v0) is list else None)
+
+def _attr_slots(learn, n, s):
+    "`attr_slots(learn, n)`, refusing per-group values from the schedule `s`"
+    if _ngroups(s) is not None:
+        raise ValueError(f"the schedule for attribute {n!r} has {_ngroups(s)} per-group values; "
+                         "an attribute takes one")
+    return attr_slots(learn, n)
+
+def _opt_slots(opt, n, ngroups):
+    "`hyper_slots(opt, n)`, checked against the schedule's `ngroups[n]`; no tensor requiring grad"
+    slots = hyper_slots(opt, n)
+    ng = ngroups[n]
+    if ng not in (None, len(slots)):
+        raise ValueError(f"the schedule for {n!r} has {ng} per-group values but the optimizer has "
+                         f"{len(slots)} parameter groups")
+    for d,k,i in slots:
+        v = d[k] if i is None else d[k][i]
+        if isinstance(v, torch.Tensor) and v.requires_grad:
+            raise ValueError(f"cannot schedule {n!r}: the optimizer holds it as a tensor that "
+                             "requires grad (a hyper-parameter it learns); detach it to "
+                             "schedule it")
+    return slots
+
+def _check_fit(f, learn):
+    "Check the values at every position of the fit (if the loader has a length), before any write"
+    try: n = learn.n_epoch*len(learn.dls.train)
+    except (TypeError, AttributeError): return
+    if n <= 0: return
+    _values(f, np.arange(n)/n if n <= _CHUNK*64 else np.linspace(0, 1, _CHUNK*64, endpoint=False))
+
+def _values(f, pos):
+    "The values of the schedules of fit `f` at positions `pos` (integers rounded), checked"
+    cols = [_arr(n, s, pos) for n,s in f.run.items()]
+    cols = [np.rint(c) if r else c for c,r in zip(cols, f.ints)]
+    for n,c in zip(f.run, cols): check_hyper_values(n, c, pos)
+    return cols
 
 def _arr(n, s, pos):
     "Schedule `s` of hyper-parameter `n` at positions `pos`; an error evaluating it names `n`"
     try: return s._arr(pos)
     except (ValueError, TypeError, ArithmeticError) as e:
-        raise (TypeError if isinstance(e, TypeError) else ValueError)(f"the schedule of `{n}` cannot be evaluated: {type(e).__name__}: {e}") from None
-
-def _homef(opt):
-    "A getter of the list holding `opt`'s hyper-parameter dicts (torch's `param_groups` or fastai's `hypers`)"
-    t = _torch_opt(opt)
-    return attrgetter('hypers') if t is None else attrgetter('param_groups' if t[0] is opt else 'opt.param_groups')
-
-def _opt_slots(opt, n):
-    "`hyper_slots(opt, n)`, refusing a tensor that requires grad (a hyper-parameter the optimizer learns, which a schedule would overwrite)"
-    slots = hyper_slots(opt, n)
-    for d,k,i in slots:
-        v = d[k] if i is None else d[k][i]
-        if isinstance(v, torch.Tensor) and v.requires_grad:
-            raise ValueError(f"cannot schedule {n!r}: the optimizer holds it as a tensor that requires grad (a hyper-parameter it learns); detach it to schedule it")
-    return slots
+        err = TypeError if isinstance(e, TypeError) else ValueError
+        raise err(f"the schedule of `{n}` cannot be evaluated: {type(e).__name__}: {e}") from None
 
 def _plain(slots):
-    "`(dicts, key)` if every slot holds a number (not a tensor) in a dict under one key, for the fast write; else `(None, None)`"
-    if len({k for _,k,_ in slots}) == 1 and all(i is None and type(d) is dict and not isinstance(d[k], torch.Tensor) for d,k,i in slots):
-        return [d for d,_,_ in slots],slots[0][1]
+    "`(dicts, key)` if every slot holds a number (no tensor) in a dict under one key, else Nones"
+    plain = all(i is None and type(d) is dict and not isinstance(d[k], torch.Tensor)
+                for d,k,i in slots)
+    if len({k for _,k,_ in slots}) == 1 and plain: return [d for d,_,_ in slots],slots[0][1]
     return None,None
 
 def _table(vs, ng):
@@ -213,36 +318,55 @@ def _table(vs, ng):
 
 # %% ../nbs/03_callback.ipynb #i10c002
 class ScaleOnPlateau(Callback):
-    "Multiply the scheduled values of `names` by a scale cut by `factor` when `monitor` stops improving (torch's `ReduceLROnPlateau` over any schedule)"
+    "Multiply the values of `names` by a scale cut by `factor` when `monitor` stops improving"
     order,run_valid = 61,False  # after `ParamScheduler` (60) has set the batch's values
-    _state = 'scale','best','num_bad','cooldown_left'
+    _state = 'scale','best','num_bad','cooldown_left','bases','written'
 
-    def __init__(self, monitor='valid_loss', mode=None, factor=0.1, patience=10, threshold=1e-4, threshold_mode='rel',
-                 cooldown=0, min_lr=0., names=('lr',), reset_on_fit=True):
-        if not isinstance(monitor, str): raise ValueError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
-        self.monitor,self.mode = monitor,check_choice('mode', mode or ('min' if 'loss' in monitor or 'error' in monitor else 'max'), ('min', 'max'))
-        self.factor,self.patience = check_num('factor', factor, 0, 1, lo_open=True, hi_open=True),check_int('patience', patience)
-        self.threshold,self.threshold_mode = check_num('threshold', threshold, lo=0),check_choice('threshold_mode', threshold_mode, ('rel', 'abs'))
-        self.cooldown,self.min_lr = check_int('cooldown', cooldown),check_num('min_lr', min_lr, lo=0)
-        if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
-            raise ValueError(f"`names` must be a non-empty list of hyper-parameter names, got {names!r}")
-        self.names,self.reset_on_fit = list(names),reset_on_fit
+    def __init__(self,
+                 monitor='valid_loss',  # the recorded value judged at the end of each epoch
+                 mode=None,             # 'min' or 'max' (default: 'min' for a loss or an error)
+                 factor=0.1,            # a cut multiplies the scale by it, in (0, 1)
+                 patience=10,           # bad epochs tolerated; one more cuts
+                 threshold=1e-4,        # how much better a value must be to count as better
+                 threshold_mode='rel',  # 'rel': best*(1 -/+ threshold), 'abs': best -/+ threshold
+                 cooldown=0,            # epochs after a cut during which bad epochs are not counted
+                 min_lr=0.,             # a cut never takes a value below it
+                 names=('lr',),         # the hyper-parameters scaled, each once
+                 reset_on_fit=True):    # start each fit afresh (else scale and counters carry on)
+        if not isinstance(monitor, str):
+            raise ValueError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
+        self.monitor = monitor
+        self.mode = check_choice('mode', mode or _default_mode(monitor), ('min', 'max'))
+        self.factor = check_num('factor', factor, 0, 1, lo_open=True, hi_open=True)
+        self.patience = check_int('patience', patience)
+        self.threshold = check_num('threshold', threshold, lo=0)
+        self.threshold_mode = check_choice('threshold_mode', threshold_mode, ('rel', 'abs'))
+        self.cooldown = check_int('cooldown', cooldown)
+        self.min_lr = check_num('min_lr', min_lr, lo=0)
+        self.names = _check_names(names)
+        self.reset_on_fit = reset_on_fit
         self.reset()
 
-    def reset(self): self.scale,self.best,self.num_bad,self.cooldown_left = 1.,None,0,0
-    def state_dict(self): return {k: getattr(self, k) for k in self._state}
-    def load_state_dict(self, d):
-        for k in self._state: setattr(self, k, d[k])
+    def reset(self):
+        "Forget the cuts and the best value (torch's initial state)"
+        self.scale = 1.
+        self.best = _worst(self.mode)
+        self.num_bad = 0
+        self.cooldown_left = 0
+        self.bases = {}    # name -> the values no schedule sets, before any cut
+        self.written = {}  # name -> those values as last written
 
     def is_better(self, v):
-        "Whether `v` improves on the best value (torch's rule)"
-        if self.best is None: return True
-        t = self.threshold if self.threshold_mode == 'abs' else abs(self.best)*self.threshold
-        return v < self.best - t if self.mode == 'min' else v > self.best + t
+        "Whether `v` improves on the best value (torch's rule: a NaN never does)"
+        rel = self.threshold_mode == 'rel'
+        best,t = self.best,self.threshold
+        if self.mode == 'min': return v < (best*(1 - t) if rel else best - t)
+        return v > (best*(1 + t) if rel else best + t)
 
     def step(self, v):
-        "Judge metric value `v` at the end of an epoch; cut the scale on a plateau; return whether it was cut"
-        if self.is_better(v): self.best,self.num_bad = float(v),0
+        "Judge metric `v` at the end of an epoch, as torch; on a plateau cut the scale (`True`)"
+        v = float(v)
+        if self.is_better(v): self.best,self.num_bad = v,0
         else: self.num_bad += 1
         if self.cooldown_left > 0: self.cooldown_left,self.num_bad = self.cooldown_left - 1,0
         if self.num_bad <= self.patience: return False
@@ -251,42 +375,62 @@ class ScaleOnPlateau(Callback):
         return True
 
     def before_fit(self):
-        "Find the monitored column and where each value lives; start afresh if `reset_on_fit`"
-        names = list(self.learn.recorder.metric_names[1:])
-        if self.monitor not in names: raise ValueError(f"`monitor` {self.monitor!r} is not recorded; the recorded values are {', '.join(names)}")
-        self._idx = names.index(self.monitor)
-        scheduled = {n for cb in self.learn.cbs if isinstance(getattr(cb, 'scheds', None), dict) for n in cb.scheds}
-        self._slots = {n: hyper_slots(self.learn.opt, n) for n in self.names}
-        self._sched = [n for n in self.names if n in scheduled]  # scaled every batch, after the schedule sets them
+        "Find the monitored value and where each value lives; start afresh if `reset_on_fit`"
+        self._homes,self._set,self._trained = None,False,False
+        if _sit_out(self): return
+        self._idx = _monitor_index(self.learn, self.monitor)
+        homes = OptHypers(self.learn, self.names)
         if self.reset_on_fit: self.reset()
-        self._scales,self._batches = [],0
+        if self.best is None: self.best = _worst(self.mode)  # pickled before torch's initial best
+        scheds = [getattr(cb, 'scheds', None) for cb in self.learn.cbs]
+        scheds = [s for s in scheds if isinstance(s, dict)]
+        self._sched = [n for n in self.names if any(n in s for s in scheds)]  # scaled every batch
+        self._homes,self._scales = homes,[]
+        self._unscheduled()  # a carried scale applies from the first batch
 
     def _scaled(self, v):
-        "`v` times the scale, never cut below `min_lr` (the schedule's own values are kept)"
+        "`v` times the scale, never cut below `min_lr` (a value already below it is kept)"
         return max(v*self.scale, min(v, self.min_lr))
 
+    def _unscheduled(self):
+        "Set the values no schedule sets to their values before any cut, times the scale"
+        for n in self.names:
+            if n in self._sched: continue
+            slots = self._homes[n]
+            now = read_hyper(slots)
+            if now != self.written.get(n): self.bases[n] = now  # set anew since (`fit` sets lr)
+            write_hyper(slots, [self._scaled(v) for v in self.bases[n]])
+            self.written[n] = read_hyper(slots)
+
     def before_batch(self):
+        "Scale the values the schedules set for this batch (this callback runs after them)"
+        if self._homes is None: return  # sitting this fit out
+        self._set = True
+        if self._homes.stale(): self._unscheduled()  # a new optimizer, with its own values
         if self.scale == 1: return
         for n in self._sched:
-            sl = self._slots[n]
-            write_hyper(sl, [self._scaled(v) for v in read_hyper(sl)])
+            slots = self._homes[n]
+            write_hyper(slots, [self._scaled(v) for v in read_hyper(slots)])
 
-    def after_batch(self): self._scales.append(self.scale); self._batches += 1
-    def before_epoch(self): self._batches = 0
+    def after_batch(self):
+        "Record the scale of this batch (not of one cancelled before this callback ran)"
+        if not self._set: return
+        self._set = False
+        self._scales.append(self.scale)
+
+    def before_train(self): self._trained = True
 
     def after_epoch(self):
-        "Judge the epoch (not one skipped by `start_epoch`); cut values no schedule sets at once"
-        if not self._batches: return
-        old = self.scale
-        if self.step(self.learn.recorder.values[-1][self._idx]):
-            for n in self.names:
-                if n in self._sched: continue
-                sl = self._slots[n]
-                write_hyper(sl, [max(v * self.scale/old, self.min_lr) for v in read_hyper(sl)])
+        "Judge the epoch (not one that did not train: skipped by `start_epoch`, or `validate()`)"
+        trained,self._trained = self._trained,False
+        v = _monitored(self.learn, self._idx) if trained and self._homes is not None else None
+        if v is not None and self.step(v): self._unscheduled()
 
     def after_fit(self):
         "Record the scales, and the values set, cuts included, in the `ParamScheduler`'s record"
+        if getattr(self, '_homes', None) is None: return
         self.scales = self._scales
+        for k in _plateau_fit_state: self.__dict__.pop(k, None)
         rec = getattr(self.learn, 'recorder', None)
         for n in self._sched:
             g = getattr(rec, 'group_hps', {}).get(n)
@@ -295,83 +439,200 @@ class ScaleOnPlateau(Callback):
             rec.group_hps[n] = np.maximum(g*s, np.minimum(g, self.min_lr))
             rec.hps[n] = rec.group_hps[n][:, -1].tolist()
 
-    def __repr__(self): return f"ScaleOnPlateau({self.monitor!r}, {self.mode!r}, factor={self.factor!r}, patience={self.patience!r})"
+    def state_dict(self):
+        "The scale, the plateau counters and, in a fit, the scales so far: for `load_state_dict`"
+        d = {k: copy.deepcopy(getattr(self, k)) for k in self._state}
+        if getattr(self, '_homes', None) is not None: d['scales'] = list(self._scales)
+        return d
+
+    def load_state_dict(self, d):
+        "Restore `d` (from `state_dict`): before a fit (`reset_on_fit=False`) or after `before_fit`"
+        for k in self._state:
+            if k in d: setattr(self, k, copy.deepcopy(d[k]))
+        if self.best is None: self.best = _worst(self.mode)  # saved before torch's initial best
+        if getattr(self, '_homes', None) is None: return
+        self._scales[:] = d.get('scales', [])
+        self._unscheduled()
+
+    def __getstate__(self): return _without_fit_state(self)
+
+    def __setstate__(self, d):
+        "Unpickle; one pickled by an earlier version has no `bases`/`written`"
+        super().__setstate__({'bases': {}, 'written': {}, **d})
+
+    def __repr__(self):
+        args = f"factor={self.factor!r}, patience={self.patience!r}"
+        return f"ScaleOnPlateau({self.monitor!r}, {self.mode!r}, {args})"
+
+# %% ../nbs/03_callback.ipynb #i10c002b
+_plateau_fit_state = '_homes','_scales','_set','_used','_trained'
+
+def _default_mode(monitor):
+    "'min' for a loss or an error, else 'max' (as fastai's trackers)"
+    return 'min' if 'loss' in monitor or 'error' in monitor else 'max'
+
+def _worst(mode): return math.inf if mode == 'min' else -math.inf
+
+def _without_fit_state(cb):
+    "`cb`'s attributes to pickle: without the state of a fit in progress (say, one interrupted)"
+    return {k: v for k,v in cb.__dict__.items() if k not in _plateau_fit_state}
+
+def _check_names(names):
+    "Check `names`, distinct hyper-parameter names (a name twice would be cut twice); return a list"
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names or \
+       not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"`names` must be a non-empty list of distinct hyper-parameter names, "
+                         f"got {names!r}")
+    return list(names)
+
+def _monitor_index(learn, monitor):
+    "Where `monitor` is in the recorder's rows; a `ValueError` unless it is kept every epoch"
+    rec = getattr(learn, 'recorder', None)
+    names = [n for n in getattr(rec, 'metric_names', [])[1:] if n != 'time']  # shown, not kept
+    if monitor not in names:
+        raise ValueError(f"`monitor` must be one of the recorded values {names}, got {monitor!r}")
+    return names.index(monitor)
+
+def _monitored(learn, idx):
+    "The monitored value of the epoch just ended; `None` if it has none (skipped by `start_epoch`)"
+    values = learn.recorder.values
+    row = values[-1] if values else []
+    return row[idx] if idx < len(row) else None
 
 # %% ../nbs/03_callback.ipynb #i11b002
-from fastai.callback.core import CancelFitException, CancelTrainException
-from fastai.callback.tracker import TrackerCallback
-from .schedules import _DECAYS
-
 def _log_cut_epoch(learn):
-    "Call at `after_cancel_train` of a `CancelTrainException` we raised: the `Recorder` logs the cut epoch's training loss, so its columns stay aligned"
+    "At `after_cancel_train` of our `CancelTrainException`: the `Recorder` logs the epoch's loss"
     rec = getattr(learn, 'recorder', None)
     if rec is not None: rec.cancel_train = False
 
 def _cooldown_sched(lr_start, lr_min=0., decay='1-sqrt'):
-    "Schedule from `lr_start` down to `lr_min` (numbers or per-group), `decay` 'linear' (1-p), 'cosine' ((1+cos(pi p))/2) or '1-sqrt' (1-sqrt(p))"
+    "Schedule from `lr_start` down to `lr_min` (numbers or per-group) along `decay`"
     decay = check_choice('decay', decay, tuple(_DECAYS))
-    lr_start,lr_min = check_param('lr_start', lr_start),check_param('lr_min', lr_min)
-    if isinstance(lr_min, list) and len(lr_min) != len(np.atleast_1d(lr_start)):
-        raise ValueError(f"`lr_min` has {len(lr_min)} values but the lr it starts from has {len(np.atleast_1d(lr_start))} (one per parameter group), got lr_min={lr_min!r}")
-    lo,hi = np.broadcast_arrays(np.asarray(lr_min, dtype=np.float64), np.asarray(lr_start, dtype=np.float64))
-    if (lo < 0).any() or (lo > hi).any(): raise ValueError(f"a cooldown goes down: `lr_min` must be >= 0 and <= the lr it starts from, got lr_min={lr_min!r}, lr_start={lr_start!r}")
+    lr_start = check_param('lr_start', lr_start)
+    lr_min = check_param('lr_min', lr_min)
+    n = len(np.atleast_1d(lr_start))
+    if isinstance(lr_min, list) and len(lr_min) != n:
+        raise ValueError(f"`lr_min` has {len(lr_min)} values but the lr it starts from has {n} "
+                         f"(one per parameter group), got lr_min={lr_min!r}")
+    lo,hi = np.broadcast_arrays(np.asarray(lr_min, dtype=float), np.asarray(lr_start, dtype=float))
+    if (lo < 0).any() or (lo > hi).any():
+        raise ValueError(f"a cooldown goes down: `lr_min` must be >= 0 and <= the lr it starts "
+                         f"from, got lr_min={lr_min!r}, lr_start={lr_start!r}")
     return _DECAYS[decay](lr_start, lr_min)
 
 # %% ../nbs/03_callback.ipynb #i11b003
 class CooldownOnPlateau(TrackerCallback):
-    "On a plateau of `monitor` (found as `EarlyStoppingCallback` finds it), cool the lr down to `lr_min` over `duration` along `decay`, then stop the fit"
+    "On a plateau of `monitor` (as `EarlyStoppingCallback` finds it) cool the lr down, then stop"
     order = TrackerCallback.order+3  # after ParamScheduler: from the plateau on, it sets the lr
-    def __init__(self, monitor='valid_loss', comp=None, min_delta=0., patience=1, duration='1ep', decay='1-sqrt', lr_min=0., reset_on_fit=True):
-        if not isinstance(monitor, str): raise TypeError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
-        super().__init__(monitor=monitor, comp=comp, min_delta=check_num('min_delta', min_delta), reset_on_fit=reset_on_fit)
-        self.patience,self.duration = check_int('patience', patience, 0),check_duration('duration', duration)
-        self.decay,self.lr_min = check_choice('decay', decay, tuple(_DECAYS)),check_param('lr_min', lr_min)
-        if min(np.atleast_1d(self.lr_min)) < 0: raise ValueError(f"`lr_min` must be >= 0, got {lr_min!r}")
+    _state = 'best','wait','plateau_epoch','lrs','_start','_i','_n','_used'
+
+    def __init__(self,
+                 monitor='valid_loss',  # the recorded value tracked
+                 comp=None,             # a comparison like `np.less` (default: from the monitor)
+                 min_delta=0.,          # how much better a value must be to count as a new best
+                 patience=1,            # epochs in a row without a new best that make a plateau
+                 duration='1ep',        # the cooldown: a fraction of the fit, '500ba', '1ep'
+                 decay='1-sqrt',        # 'linear' (1-p), 'cosine' ((1+cos(pi p))/2), '1-sqrt'
+                 lr_min=0.,             # the lr it ends at (a number, or one per parameter group)
+                 reset_on_fit=True):    # forget the best value at the start of each fit
+        if not isinstance(monitor, str):
+            raise TypeError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
+        if comp is not None and not callable(comp):
+            raise TypeError(f"`comp` must be a comparison like `np.less`, or None, got {comp!r}")
+        min_delta = check_num('min_delta', min_delta)
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
+        self.patience = check_int('patience', patience, 0)
+        self.duration = check_duration('duration', duration)
+        self.decay = check_choice('decay', decay, tuple(_DECAYS))
+        self.lr_min = check_param('lr_min', lr_min)
+        if min(np.atleast_1d(self.lr_min)) < 0:
+            raise ValueError(f"`lr_min` must be >= 0, got {lr_min!r}")
 
     def before_fit(self):
-        if hasattr(self, 'lr_finder') or hasattr(self, 'gather_preds'): self.run = False; return  # as `TrackerCallback`: not in `lr_find`, `get_preds`
-        names = list(getattr(getattr(self.learn, 'recorder', None), 'metric_names', [])[1:])
-        if self.monitor not in names: raise ValueError(f"`monitor` must be one of the recorded values {names}, got {self.monitor!r}")
+        "Check `monitor`, `duration` and `lr_min` against this fit, before its first batch"
+        self._homes,self._start,self._set,self._trained = None,None,False,False
+        if _sit_out(self): return
+        self._idx = _monitor_index(self.learn, self.monitor)
         n_iter = len(self.dls.train)
         self._len = duration_steps('duration', self.duration, max(self.n_epoch*n_iter, 1), n_iter)
-        self.wait,self.plateau_epoch,self.lrs,self._sched = 0,None,[],None
+        homes = OptHypers(self.learn, ['lr'])
+        n = len(homes['lr'])
+        if isinstance(self.lr_min, list) and len(self.lr_min) != n:
+            raise ValueError(f"`lr_min` has {len(self.lr_min)} values but the optimizer has {n} "
+                             f"parameter groups, got lr_min={self.lr_min!r}")
         super().before_fit()
+        self.wait,self.plateau_epoch,self.lrs = 0,None,[]
+        self._homes,self._start,self._i,self._n,self._used,self._set = homes,None,0,0,[],False
+
+    def _begin(self, lr_start):
+        "Start the cooldown from `lr_start` (per group); a group below `lr_min` keeps its lr"
+        self._start = lr_start
+        lr_min = np.minimum(np.broadcast_to(self.lr_min, (len(lr_start),)), lr_start).tolist()
+        self._sched = _cooldown_sched(lr_start, lr_min, self.decay)
 
     def after_epoch(self):
-        "Track `monitor` as `EarlyStoppingCallback` does; on a plateau, start the cooldown (or stop the fit when it is over)"
+        "Track `monitor` as `EarlyStoppingCallback`; on a plateau start the cooldown, after it stop"
+        trained,self._trained = self._trained,False
+        if not trained or _monitored(self.learn, self._idx) is None: return  # skipped, `validate()`
         super().after_epoch()
-        if self._sched is not None:
+        if self._start is not None:
             if self._i >= self._n: raise CancelFitException()
             return
         self.wait = 0 if self.new_best else self.wait + 1
         if self.new_best or self.wait < self.patience: return
-        self.plateau_epoch,self._slots = self.epoch,hyper_slots(self.learn.opt, 'lr')
+        self.plateau_epoch = self.epoch
         self._n = min(self._len, (self.n_epoch - self.epoch - 1) * len(self.dls.train))
         if self._n == 0: raise CancelFitException()
-        self._sched,self._i = _cooldown_sched(read_hyper(self._slots), self.lr_min, self.decay),0
+        self._begin(read_hyper(self._homes['lr']))
+
+    def before_train(self): self._trained = self._homes is not None
 
     def before_batch(self):
-        if self._sched is None or not self.training: return
-        v = self._sched(self._i / self._n).tolist()
-        write_hyper(self._slots, v)
-        self.lrs.append(v)
+        "From the plateau on, set this batch's lr; record the lr of every training batch"
+        if not self.training or self._homes is None: return
+        slots = self._homes['lr']
+        if self._start is not None:
+            v = self._sched(self._i / self._n).tolist()
+            write_hyper(slots, v)
+            self.lrs.append(v)
+        self._used.append(read_hyper(slots))
+        self._set = True
 
     def after_batch(self):
-        if self._sched is None or not self.training: return
+        "Count the cooldown's batch; after its last, end the epoch's training (validate, then stop)"
+        if not (self.training and self._set): return
+        self._set = False
+        if self._start is None: return
         self._i += 1
-        if self._i >= self._n: raise CancelTrainException()  # validate, then stop at `after_epoch`
+        if self._i >= self._n: raise CancelTrainException()
 
     def after_cancel_train(self):
-        if self._sched is not None: _log_cut_epoch(self.learn)
+        if self._start is not None: _log_cut_epoch(self.learn)
 
     def after_fit(self):
-        "Show the lrs of the cooldown in the record of the `ParamScheduler`s that ran"
+        "Put the lr of every training batch, the cooldown's included, in the recorder's record"
         super().after_fit()
-        k = len(self.lrs)
-        if not k: return
-        for cb in self.learn.cbs:
-            g = getattr(cb, 'group_hps', {}).get('lr') if isinstance(cb, ParamScheduler) else None
-            if g is not None and len(g) >= k:
-                g = cb.group_hps['lr'] = g.copy()  # `recorder.group_hps` is the same dict
-                g[-k:] = self.lrs
-                cb.hps['lr'] = g[:, -1].tolist()
+        used = self.__dict__.pop('_used', None)
+        for k in _plateau_fit_state: self.__dict__.pop(k, None)
+        rec = getattr(self.learn, 'recorder', None)
+        if not used or rec is None: return
+        g = _table(used, len(used[-1]))
+        if not _scheduled(self.learn): rec.hps,rec.group_hps = {},{}  # this fit's record: lr alone
+        if getattr(rec, 'group_hps', None) is None: rec.group_hps = {}
+        rec.hps['lr'] = g[:, -1].tolist()
+        rec.group_hps['lr'] = g
+
+    def state_dict(self):
+        "The best value, the plateau, and the cooldown's progress: for `load_state_dict`"
+        return {k.lstrip('_'): copy.deepcopy(getattr(self, k, None)) for k in self._state}
+
+    def load_state_dict(self, d):
+        "Restore `d` (from `state_dict`); in a resumed fit, call it after `before_fit`"
+        for k in self._state: setattr(self, k, copy.deepcopy(d[k.lstrip('_')]))
+        if self._start is not None: self._begin(self._start)
+
+    def __getstate__(self): return _without_fit_state(self)
+
+def _scheduled(learn):
+    "Whether a `ParamScheduler` (ours or fastai's) is attached: the recorder's `hps` are this fit's"
+    return any(isinstance(getattr(cb, 'scheds', None), dict) for cb in learn.cbs)

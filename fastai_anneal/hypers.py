@@ -7,10 +7,11 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/hypers.html.md"""
 # %% ../nbs/02_hypers.ipynb #c002
 from __future__ import annotations
 import math, numbers
+from operator import attrgetter
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['hyper_ranges', 'valid_hypers', 'hyper_slots', 'read_hyper', 'write_hyper', 'check_hyper_values']
+__all__ = ['hyper_ranges', 'valid_hypers', 'hyper_slots', 'read_hyper', 'write_hyper', 'OptHypers', 'check_hyper_values']
 
 # %% ../nbs/02_hypers.ipynb #c005
 def _is_hyper(v): return (isinstance(v, numbers.Real) and not isinstance(v, bool)) or (isinstance(v, torch.Tensor) and v.numel() == 1)
@@ -81,6 +82,46 @@ def write_hyper(slots, v):
             t = d[k]
             if isinstance(t[i], torch.Tensor): t[i].fill_(x)
             else: d[k] = t[:i] + (x,) + t[i+1:]
+
+# %% ../nbs/02_hypers.ipynb #h1a001
+def _dicts_getter(opt):
+    "A getter of the list of `opt`'s hyper-parameter dicts (fastai's `hypers`, torch's `param_groups`)"
+    t = _torch_opt(opt)
+    if t is None: return attrgetter('hypers')
+    return attrgetter('param_groups' if t[0] is opt else 'opt.param_groups')
+
+class OptHypers:
+    "Where hyper-parameters `names` live in `owner.opt`; found again when the optimizer changes"
+    def __init__(self,
+                 owner,              # what holds the optimizer as `opt` (a `Learner`)
+                 names,              # hyper-parameter names, as `hyper_slots` takes them
+                 find=hyper_slots):  # `find(opt, name)`: the slots of `name` in `opt`
+        self.owner = owner
+        self.names = list(names)
+        self.find = find
+        self.opt = None
+        self.refresh()
+
+    def refresh(self):
+        "Find every name in `owner.opt` as it is now"
+        opt = self.owner.opt
+        get = _dicts_getter(opt)
+        self.slots = {n: self.find(opt, n) for n in self.names}
+        self._get = get
+        self._dicts = get(opt)
+        self._n = len(self._dicts)
+        self.opt = opt  # last: a failed find leaves it stale
+
+    def stale(self):
+        "Whether `owner.opt`, or its list of hyper-parameter dicts, was replaced or grew since"
+        opt = self.owner.opt
+        if opt is not self.opt: return True
+        return self._get(opt) is not self._dicts or len(self._dicts) != self._n
+
+    def __getitem__(self, name):
+        "The slots of `name` in the optimizer as it is now"
+        if self.stale(): self.refresh()
+        return self.slots[name]
 
 # %% ../nbs/02_hypers.ipynb #i9b001
 from .core import check_finite_values

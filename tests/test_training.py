@@ -309,7 +309,7 @@ def test_values_exact_when_pct_train_is_moved_or_tables_are_short(monkeypatch):
             if self.training and self.iter == 2: self.learn.pct_train = 0.9
     s = combined_cos(0.25, np.array([1e-4, 1e-3, 1e-2]), 1e-2, 1e-6)
     ref = learner(n_trn=7); ref.fit(2, cbs=ParamScheduler({'lr': s}))
-    monkeypatch.setattr(fc, '_chunk', 3)
+    monkeypatch.setattr(fc, '_CHUNK', 3)
     short = learner(n_trn=7); short.fit(2, cbs=ParamScheduler({'lr': s}))
     np.testing.assert_allclose(short.recorder.group_hps['lr'], ref.recorder.group_hps['lr'], rtol=1e-12)
     np.testing.assert_allclose(ref.recorder.group_hps['lr'], s(np.arange(14)/14), rtol=1e-12)
