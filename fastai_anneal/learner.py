@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #c002
 from __future__ import annotations
-import collections, math, sys
+import collections, math, numbers, sys, warnings
 from functools import partial
 import numpy as np, torch
 import matplotlib.pyplot as plt
@@ -108,10 +108,26 @@ def _fit_durations(learn, n_epoch, **durs):
     for k,v in durs.items(): duration_steps(k, v, n_epoch*n_iter, n_iter)
 
 # %% ../nbs/04_learner.ipynb #c012
+def _check_sched(learn, sched, n_epoch):
+    "Run the checks of `sched`'s `before_fit` (names, group counts, every value) for `n_epoch` epochs"
+    if learn.opt is None: learn.create_opt()
+    had,n_old = hasattr(learn, 'n_epoch'),getattr(learn, 'n_epoch', None)
+    learn.n_epoch,sched.learn = n_epoch,learn
+    try: ParamScheduler.before_fit(sched)  # the scheduler's own checks, and nothing else of a subclass
+    finally:
+        sched.learn = None
+        if had: learn.n_epoch = n_old
+        else: del learn.n_epoch
+
 def _fit_sched(learn, n_epoch, scheds, cbs, reset_opt, wd, start_epoch):
-    "`learn.fit` with `scheds` (a `ParamScheduler`, a dict, or the schedule of `lr`) and `cbs`; the scheduler is detached whatever happens"
-    sched = scheds if isinstance(scheds, ParamScheduler) else ParamScheduler(scheds if isinstance(scheds, dict) else {'lr': scheds})
-    try: learn.fit(n_epoch, cbs=L(sched)+check_cbs(cbs), reset_opt=check_bool('reset_opt', reset_opt), wd=wd, start_epoch=start_epoch)
+    "`learn.fit` with `scheds` (a `ParamScheduler`, a dict, or the schedule of `lr`) and `cbs`, all checked first"
+    if isinstance(scheds, ParamScheduler): sched = scheds
+    else: sched = ParamScheduler(scheds if isinstance(scheds, dict) else {'lr': scheds})
+    cbs = L(sched) + check_cbs(cbs)
+    reset_opt = check_bool('reset_opt', reset_opt)
+    _check_sched(learn, sched, n_epoch)
+    lr = None if reset_opt else read_hyper(hyper_slots(learn.opt, 'lr'))  # else `fit` writes `learn.lr`
+    try: learn.fit(n_epoch, lr, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
     finally:
         if sched in learn.cbs: learn.remove_cb(sched)
 
@@ -125,7 +141,7 @@ def _check_moms(moms):
 
 def _divided(lr, d, name):
     "`lr/d`, checked finite (a tiny `d` overflows it), naming `d`'s argument `name`"
-    res = lr/d
+    with np.errstate(over='ignore'): res = np.divide(lr, d)  # an overflow is the error below, not a warning
     if not np.isfinite(res).all(): raise ValueError(f"`{name}` is too small: the learning rate divided by it overflows, got {d!r}")
     return res
 
@@ -254,10 +270,13 @@ def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, 
     if bad: raise ValueError(f"`fine_tune` passes only {', '.join(sorted(_one_cycle_kw))} to `fit_one_cycle`, got {', '.join(f'`{k}`' for k in sorted(bad))}")
     check_fit_args(self, epochs + freeze_epochs, start_epoch, kwargs.get('wd'), kwargs.get('cbs'), kwargs.get('reset_opt', False))
     base_lr,lr_mult = check_num('base_lr', base_lr, lo=0, lo_open=True),check_num('lr_mult', lr_mult, lo=0, lo_open=True)
-    pct_start,div = check_num('pct_start', pct_start, 0, 1),check_num('div', div, lo=0, lo_open=True)
+    div = check_num('div', div, lo=0, lo_open=True)  # `pct_start` (a fraction or a duration): by `_one_cycle`
     kw = dict(div_final=kwargs.get('div_final', 1e5), moms=kwargs.get('moms'))
-    if start_epoch < freeze_epochs: _one_cycle(self, freeze_epochs, slice(base_lr), 25., pct_start=0.99, **kw)  # both phases checked before `freeze`
-    _one_cycle(self, epochs, slice(_divided(base_lr/2, lr_mult, 'lr_mult'), base_lr/2), div, pct_start=pct_start, **kw)
+    if start_epoch < freeze_epochs:  # both phases checked before `freeze`
+        frozen = _one_cycle(self, freeze_epochs, slice(base_lr), 25., pct_start=0.99, **kw)
+        _check_sched(self, ParamScheduler(frozen), freeze_epochs)
+    lrs = slice(_divided(base_lr/2, lr_mult, 'lr_mult'), base_lr/2)
+    _check_sched(self, ParamScheduler(_one_cycle(self, epochs, lrs, div, pct_start=pct_start, **kw)), epochs)
     if start_epoch < freeze_epochs:
         self.freeze()
         self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, start_epoch=start_epoch, **kwargs)
@@ -287,8 +306,13 @@ def fit_wsd(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, pct_decay=0.2, d
 
 # %% ../nbs/04_learner.ipynb #c033
 @patch
-def plot_lr_find(self:Recorder, skip_end=5, return_fig=False, suggestions=None, nms=None, **kwargs):
-    "Plot the result of an LR range test, marking `suggestions` (points named `nms`); `kwargs` go to `plt.subplots`; return the figure only if `return_fig`"
+def plot_lr_find(self:Recorder,
+                 skip_end=5,        # leave out the last `skip_end` points
+                 return_fig=True,   # return the figure (fastai's default)
+                 suggestions=None,  # (lr, loss) points to mark
+                 nms=None,          # their names, for the legend
+                 **kwargs):         # passed to `plt.subplots`
+    "Plot the result of an LR range test, marking `suggestions`"
     lrs,losses = np.asarray(self.lrs, dtype=np.float64),np.array([float(o) for o in self.losses])
     if skip_end and len(lrs) - skip_end >= 2: lrs,losses = lrs[:-skip_end],losses[:-skip_end]
     n = _n_finite(losses)
@@ -318,7 +342,7 @@ def _suggest_data(lrs, losses, num_it):
 def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(valley,),
             step_mode='exp', snapshot='disk'):
     "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; `snapshot` says where `keep_state` keeps the copies ('disk', 'cpu' or 'device')"
-    cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode)
+    cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode, snapshot=None)  # `keep_state` restores
     check_bool('show_plot', show_plot)
     funcs = None if suggest_funcs is None else (tuple(suggest_funcs) if is_listy(suggest_funcs) else (suggest_funcs,))
     if funcs is not None:
@@ -331,8 +355,7 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
     n = len(self.dls.train)
     if n == 0: raise ValueError("`lr_find` needs a non-empty training DataLoader, got one with no batches")
     with keep_state(self, snapshot), self.no_logging(): self.fit(num_it//n + 1, cbs=cb)
-    rec = self.recorder
-    rec.lrs,rec.losses = list(cb.lrs),list(cb.losses)
+    rec = self.recorder  # the finder gave it its learning rates and losses
     if funcs is None:
         if show_plot: rec.plot_lr_find()
         return
@@ -367,34 +390,87 @@ def cooldown(self:Learner, n_epoch, lr_min=0., decay='1-sqrt', lr_start=None, mo
     _fit_sched(self, n_epoch, scheds, cbs, False, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #i11l007
+_BudgetEnd = collections.namedtuple('BudgetEnd', 'stopped seconds epochs')  # `fit_budget`'s answer
+
 class _TimeBudget(ParamScheduler):
-    "`ParamScheduler` at the position elapsed time / `seconds` (read from `clock`); stops training when the budget is spent"
-    def __init__(self, scheds, seconds, clock):
+    "`ParamScheduler` at the position elapsed time / `seconds` (read from `clock`); stops when spent"
+    def __init__(self, scheds, seconds, clock, max_epoch):
         super().__init__(scheds)
-        self.seconds,self.clock = seconds,clock
+        self.seconds = seconds
+        self.clock = clock
+        self.max_epoch = max_epoch
+
+    def _now(self):
+        "The time `clock` says, checked: a finite number of seconds, never less than the last one"
+        try: t = self.clock()
+        except Exception as e: raise ValueError(f"`clock` raised {type(e).__name__}: {e}") from e
+        if isinstance(t, bool) or not isinstance(t, numbers.Real):
+            raise TypeError(f"`clock` must return a number of seconds, got {t!r}")
+        t = float(t)
+        if not math.isfinite(t): raise ValueError(f"`clock` must return a finite number of seconds, got {t!r}")
+        if t < self._last:
+            raise ValueError(f"`clock` went backwards, from {self._last!r} to {t!r}: give a monotonic clock")
+        self._last = t
+        return t
+
+    def _elapsed(self): return (self._now() - self._t0) / self.seconds
+
     def before_fit(self):
+        "Check the schedule, then start the clock"
         super().before_fit()
-        self._t0,self._spent = self.clock(),False
-    def _elapsed(self): return max((self.clock() - self._t0) / self.seconds, 0.)
+        self._last = -math.inf
+        self._t0 = self._now()
+        self._spent = False
+        self._epochs = 0
+
     def before_epoch(self):
-        if self._elapsed() >= 1: raise CancelFitException()
+        if self._elapsed() >= 1:
+            self._spent = True
+            raise CancelFitException()
+
     def before_batch(self):
         pos = self._elapsed()
-        if pos >= 1: self._spent = True; raise CancelTrainException()  # validate, then stop at `after_epoch`
+        if pos >= 1:
+            self._spent = True
+            raise CancelTrainException()  # validate, then stop at `after_epoch`
         self._update_val(pos)
+
     def after_cancel_train(self):
         if self._spent: _log_cut_epoch(self.learn)
+
     def after_epoch(self):
+        self._epochs += 1
         if self._spent: raise CancelFitException()
 
+    def after_fit(self):
+        "Say why the fit stopped (in `recorder.budget`), with a warning if `max_epoch` came first"
+        super().after_fit()
+        stop = 'budget' if self._spent else 'max_epoch' if self._epochs >= self.max_epoch else 'cancelled'
+        self.result = _BudgetEnd(stop, self._last - self._t0, self._epochs)
+        if stop == 'max_epoch':
+            warnings.warn(f"`fit_budget` stopped at `max_epoch`={self.max_epoch} after {self.result.seconds:g} "
+                          f"of its {self.seconds:g} seconds: give a larger `max_epoch` to spend the budget")
+        if hasattr(self.learn, 'recorder'): self.learn.recorder.budget = self.result
+
 @patch
-def fit_budget(self:Learner, seconds, lr_max=None, sched=None, wd=None, cbs=None, reset_opt=False, clock=time.monotonic, max_epoch=10_000):
-    "Fit `self.model` for `seconds` of time (read from `clock`), the lr following `sched` (default: linear from `lr_max` to 0) at elapsed time / `seconds`"
-    seconds,max_epoch = check_num('seconds', seconds, lo=0, lo_open=True),check_int('max_epoch', max_epoch, lo=1)
+def fit_budget(self:Learner,
+               seconds,                # the time budget, in the units of `clock`
+               lr_max=None,            # the lr at the start of the default schedule (default `learn.lr`)
+               sched=None,             # the lr in fractions of the budget (instead of `lr_max`)
+               wd=None, cbs=None, reset_opt=False,  # as `fit`
+               clock=time.monotonic,   # a function returning the time in seconds, never going backwards
+               max_epoch=10_000):      # the most epochs to run, whatever the budget left
+    "Fit for `seconds` of time, the lr following `sched` (default: linear from `lr_max` to 0)"
+    seconds = check_num('seconds', seconds, lo=0, lo_open=True)
+    max_epoch = check_int('max_epoch', max_epoch, lo=1)
     check_fit_args(self, max_epoch, 0, wd, cbs, reset_opt)
     if not callable(clock): raise TypeError(f"`clock` must be a function returning the time in seconds, got {clock!r}")
     if sched is None: sched = sched_lin(hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max').tolist(), 0.)
     elif lr_max is not None: raise ValueError(f"give `lr_max` or `sched`, not both: got lr_max={lr_max!r}, sched={sched!r}")
     sched = as_schedule(sched, 'sched')
-    if _units(sched): raise ValueError(f"a time budget has no known number of steps: give `sched` in fractions of the budget, got the durations {', '.join(map(repr, _units(sched)))}")
-    _fit_sched(self, max_epoch, _TimeBudget({'lr': sched}, seconds, clock), cbs, reset_opt, wd, 0)
+    if _units(sched):
+        raise ValueError(f"a time budget has no known number of steps: give `sched` in fractions of the budget, "
+                         f"got the durations {', '.join(map(repr, _units(sched)))}")
+    budget = _TimeBudget({'lr': sched}, seconds, clock, max_epoch)
+    _fit_sched(self, max_epoch, budget, cbs, reset_opt, wd, 0)
+    return budget.result
