@@ -131,12 +131,13 @@ def _fit_sched(learn, n_epoch, scheds, cbs, reset_opt, wd, start_epoch):
     finally:
         if sched in learn.cbs: learn.remove_cb(sched)
 
-def _check_moms(moms):
-    "Check `moms`, 3 momentums (start, middle, end), each a number or one per parameter group, in [0, 1]; return them"
-    if not isinstance(moms, (list, tuple)) or len(moms) != 3: raise ValueError(f"`moms` must be 3 values (start, middle, end), got {moms!r}")
-    try: res = [check_param('moms', m) for m in moms]
-    except (TypeError, ValueError) as e: raise type(e)(f"`moms` must be 3 finite momentums in [0, 1], got {moms!r}") from None
-    if not all(0 <= v <= 1 for m in res for v in L(m)): raise ValueError(f"`moms` must be 3 momentums in [0, 1], got {moms!r}")
+def _check_moms(moms, n=3, name='moms'):
+    "Check `moms`, `n` momentums (each a number or one per parameter group) in [0, 1]; return them"
+    if not isinstance(moms, (list, tuple)) or len(moms) != n:
+        raise ValueError(f"`{name}` must be {n} values ({'start, middle, end' if n == 3 else 'start, end'}), got {moms!r}")
+    try: res = [check_param(name, m) for m in moms]
+    except (TypeError, ValueError) as e: raise type(e)(f"`{name}` must be finite momentums in [0, 1], got {moms!r}") from None
+    if not all(0 <= v <= 1 for m in res for v in L(m)): raise ValueError(f"`{name}` must be momentums in [0, 1], got {moms!r}")
     return res
 
 def _divided(lr, d, name):
@@ -259,30 +260,37 @@ def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=N
     _fit_sched(self, n_epoch, sgdr(n_cycles, cycle_len, lr_max, cycle_mult, lr_min), cbs, reset_opt, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #c028
-_one_cycle_kw = {'div_final', 'wd', 'moms', 'cbs', 'reset_opt'}
-
 @patch
-def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, start_epoch=0, **kwargs):
-    "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`, using discriminative LR."
+def fine_tune(self:Learner,
+              epochs,            # epochs of training unfrozen
+              base_lr=2e-3,      # the lr of the frozen phase; the unfrozen one peaks at `base_lr/2`
+              freeze_epochs=1,   # epochs of training frozen first
+              lr_mult=100,       # the first group's lr is `lr_mult` times smaller than the last one's
+              pct_start=0.3,     # the unfrozen phase's warmup: a fraction of it, or a duration ('1ep', '50ba')
+              div=5.0,           # the unfrozen phase starts at its lr / `div`
+              *,
+              div_final=1e5, wd=None, moms=None, cbs=None, reset_opt=False,  # to both `fit_one_cycle`s
+              start_epoch=0):    # resume at this epoch, counting both phases
+    "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`"
     freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0, max_epochs)
     epochs = check_int('epochs', epochs, 1, max_epochs - freeze_epochs)
-    bad = set(kwargs) - _one_cycle_kw
-    if bad: raise ValueError(f"`fine_tune` passes only {', '.join(sorted(_one_cycle_kw))} to `fit_one_cycle`, got {', '.join(f'`{k}`' for k in sorted(bad))}")
-    check_fit_args(self, epochs + freeze_epochs, start_epoch, kwargs.get('wd'), kwargs.get('cbs'), kwargs.get('reset_opt', False))
-    base_lr,lr_mult = check_num('base_lr', base_lr, lo=0, lo_open=True),check_num('lr_mult', lr_mult, lo=0, lo_open=True)
+    check_fit_args(self, epochs + freeze_epochs, start_epoch, wd, cbs, reset_opt)
+    base_lr = check_num('base_lr', base_lr, lo=0, lo_open=True)
+    lr_mult = check_num('lr_mult', lr_mult, lo=0, lo_open=True)
     div = check_num('div', div, lo=0, lo_open=True)  # `pct_start` (a fraction or a duration): by `_one_cycle`
-    kw = dict(div_final=kwargs.get('div_final', 1e5), moms=kwargs.get('moms'))
+    kw = dict(div_final=div_final, moms=moms)
     if start_epoch < freeze_epochs:  # both phases checked before `freeze`
         frozen = _one_cycle(self, freeze_epochs, slice(base_lr), 25., pct_start=0.99, **kw)
         _check_sched(self, ParamScheduler(frozen), freeze_epochs)
     lrs = slice(_divided(base_lr/2, lr_mult, 'lr_mult'), base_lr/2)
     _check_sched(self, ParamScheduler(_one_cycle(self, epochs, lrs, div, pct_start=pct_start, **kw)), epochs)
+    kw.update(wd=wd, cbs=cbs, reset_opt=reset_opt)
     if start_epoch < freeze_epochs:
         self.freeze()
-        self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, start_epoch=start_epoch, **kwargs)
-    base_lr /= 2
+        self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, start_epoch=start_epoch, **kw)
     self.unfreeze()
-    self.fit_one_cycle(epochs, slice(base_lr/lr_mult, base_lr), pct_start=pct_start, div=div, start_epoch=max(start_epoch-freeze_epochs, 0), **kwargs)
+    resume = max(start_epoch-freeze_epochs, 0)
+    self.fit_one_cycle(epochs, lrs, pct_start=pct_start, div=div, start_epoch=resume, **kw)
 
 # %% ../nbs/04_learner.ipynb #c030
 @patch
@@ -384,9 +392,8 @@ def cooldown(self:Learner, n_epoch, lr_min=0., decay='1-sqrt', lr_start=None, mo
     else: lr_start = hyper_values(self, lr_start, 'lr_start').tolist()
     scheds = {'lr': _cooldown_sched(lr_start, _lr_min(lr_min), decay)}
     if mom is not None:
-        m = list(mom) if is_listy(mom) else [mom, mom]
-        if len(m) != 2: raise ValueError(f"`mom` must be a number or a pair (start, end), got {mom!r}")
-        scheds['mom'] = _DECAYS[decay](check_param('mom', m[0]), check_param('mom', m[1]))
+        m = _check_moms(list(mom) if is_listy(mom) else [mom, mom], 2, 'mom')  # the end too, never reached
+        scheds['mom'] = _DECAYS[decay](*m)
     _fit_sched(self, n_epoch, scheds, cbs, False, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #i11l007
