@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #c002
 from __future__ import annotations
-import collections, math, numbers, sys, warnings
+import collections, contextlib, math, numbers, sys, warnings
 from functools import partial
 import numpy as np, torch
 import matplotlib.pyplot as plt
@@ -336,6 +336,19 @@ def plot_lr_find(self:Recorder,
     if return_fig: return fig
 
 # %% ../nbs/04_learner.ipynb #c035
+_WRITE_LR = ParamScheduler, ScaleOnPlateau, CooldownOnPlateau  # callbacks that would change the test's lr
+
+@contextlib.contextmanager
+def _held_out(learn, kinds):
+    "Take `learn`'s callbacks of `kinds` out for the block, then put them back where they were"
+    cbs = list(learn.cbs)
+    held = [cb for cb in cbs if isinstance(cb, kinds)]
+    learn.remove_cbs(held)
+    try: yield
+    finally:
+        learn.add_cbs(held)
+        learn.cbs = L(cbs)  # in their places
+
 def _func_name(f): return f.func.__name__ if isinstance(f, partial) else getattr(f, '__name__', type(f).__name__)
 
 def _suggest_data(lrs, losses, num_it):
@@ -362,7 +375,8 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
     if cb.end_lr > top: raise ValueError(f"`end_lr` must be at most {top:g}, the largest value the model's parameters can hold, got {end_lr!r}")
     n = len(self.dls.train)
     if n == 0: raise ValueError("`lr_find` needs a non-empty training DataLoader, got one with no batches")
-    with keep_state(self, snapshot), self.no_logging(): self.fit(num_it//n + 1, cbs=cb)
+    with _held_out(self, _WRITE_LR), keep_state(self, snapshot), self.no_logging():
+        self.fit(num_it//n + 1, cbs=cb)  # the ramp alone sets the lr; the Learner's schedulers wait
     rec = self.recorder  # the finder gave it its learning rates and losses
     if funcs is None:
         if show_plot: rec.plot_lr_find()

@@ -272,6 +272,8 @@ class LRFinder(ParamScheduler):
 
     def before_fit(self):
         "Save the Learner's state (unless `snapshot` is None), find the learning rates, start the records"
+        if not hasattr(self.learn, 'recorder'):
+            raise ValueError("`LRFinder` needs the Learner's `Recorder` (it provides the smoothed loss)")
         if self.snapshot is not None:
             keep = keep_state(self.learn, self.snapshot)
             keep.__enter__()

@@ -116,3 +116,27 @@ def test_short_runs_fastai_accepts(num_it):
     res = learn.lr_find(num_it=num_it, show_plot=False)
     assert len(learn.recorder.lrs) == num_it
     assert learn.recorder.lrs[0] <= res.valley <= learn.recorder.lrs[-1]
+
+@pytest.mark.parametrize('make', [lambda: ScaleOnPlateau(patience=0), lambda: CooldownOnPlateau(patience=0),
+                                  lambda: ParamScheduler({'lr': sched_cos(1e-2, 1e-4)})])
+def test_lr_find_with_the_learners_schedulers_attached(make):
+    "They would scale or set the test's lr (ScaleOnPlateau raised IndexError): they wait, and come back in place"
+    cb = make()
+    learn = make_learner(cbs=cb)
+    learn.fit(2)
+    cbs,state = list(learn.cbs),dict(vars(cb))
+    before = full_state(learn)
+    learn.lr_find(num_it=10, show_plot=False)
+    np.testing.assert_allclose(learn.recorder.lrs, [1e-7*1e8**(i/10) for i in range(10)])
+    assert_same(learn, before)
+    assert list(learn.cbs) == cbs and cb.learn is learn
+    assert set(vars(cb)) == set(state)
+    learn.fit(1)
+
+def test_alone_without_a_recorder_is_a_value_error():
+    learn = make_learner()
+    learn.fit(1)
+    learn.remove_cb(learn.recorder)
+    before = full_state(learn)
+    with pytest.raises(ValueError, match='Recorder'): learn.fit(1, cbs=LRFinder(num_it=10))
+    assert_same(learn, before)
