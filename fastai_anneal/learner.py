@@ -109,24 +109,24 @@ def _fit_durations(learn, n_epoch, **durs):
 
 # %% ../nbs/04_learner.ipynb #c012
 def _check_sched(learn, sched, n_epoch):
-    "Run the checks of `sched`'s `before_fit` (names, group counts, every value) for `n_epoch` epochs"
+    "Run `sched`'s checks (names, group counts, every value) for `n_epoch` epochs, before `fit`"
     if learn.opt is None: learn.create_opt()
     had,n_old = hasattr(learn, 'n_epoch'),getattr(learn, 'n_epoch', None)
     learn.n_epoch,sched.learn = n_epoch,learn
-    try: ParamScheduler.before_fit(sched)  # the scheduler's own checks, and nothing else of a subclass
+    try: ParamScheduler.before_fit(sched)  # the base class's checks only, not a subclass's
     finally:
         sched.learn = None
         if had: learn.n_epoch = n_old
         else: del learn.n_epoch
 
 def _fit_sched(learn, n_epoch, scheds, cbs, reset_opt, wd, start_epoch):
-    "`learn.fit` with `scheds` (a `ParamScheduler`, a dict, or the schedule of `lr`) and `cbs`, all checked first"
+    "`learn.fit` with `scheds` (a `ParamScheduler`, a dict, or the lr's schedule) and `cbs`"
     if isinstance(scheds, ParamScheduler): sched = scheds
     else: sched = ParamScheduler(scheds if isinstance(scheds, dict) else {'lr': scheds})
     cbs = L(sched) + check_cbs(cbs)
     reset_opt = check_bool('reset_opt', reset_opt)
     _check_sched(learn, sched, n_epoch)
-    lr = None if reset_opt else read_hyper(hyper_slots(learn.opt, 'lr'))  # else `fit` writes `learn.lr`
+    lr = None if reset_opt else read_hyper(hyper_slots(learn.opt, 'lr'))  # `fit` writes it back
     try: learn.fit(n_epoch, lr, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
     finally:
         if sched in learn.cbs: learn.remove_cb(sched)
@@ -134,15 +134,18 @@ def _fit_sched(learn, n_epoch, scheds, cbs, reset_opt, wd, start_epoch):
 def _check_moms(moms, n=3, name='moms'):
     "Check `moms`, `n` momentums (each a number or one per parameter group) in [0, 1]; return them"
     if not isinstance(moms, (list, tuple)) or len(moms) != n:
-        raise ValueError(f"`{name}` must be {n} values ({'start, middle, end' if n == 3 else 'start, end'}), got {moms!r}")
+        parts = 'start, middle, end' if n == 3 else 'start, end'
+        raise ValueError(f"`{name}` must be {n} values ({parts}), got {moms!r}")
     try: res = [check_param(name, m) for m in moms]
-    except (TypeError, ValueError) as e: raise type(e)(f"`{name}` must be finite momentums in [0, 1], got {moms!r}") from None
-    if not all(0 <= v <= 1 for m in res for v in L(m)): raise ValueError(f"`{name}` must be momentums in [0, 1], got {moms!r}")
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"`{name}` must be finite momentums in [0, 1], got {moms!r}") from None
+    if not all(0 <= v <= 1 for m in res for v in L(m)):
+        raise ValueError(f"`{name}` must be momentums in [0, 1], got {moms!r}")
     return res
 
 def _divided(lr, d, name):
     "`lr/d`, checked finite (a tiny `d` overflows it), naming `d`'s argument `name`"
-    with np.errstate(over='ignore'): res = np.divide(lr, d)  # an overflow is the error below, not a warning
+    with np.errstate(over='ignore'): res = np.divide(lr, d)  # an overflow: the error below
     if not np.isfinite(res).all(): raise ValueError(f"`{name}` is too small: the learning rate divided by it overflows, got {d!r}")
     return res
 
@@ -265,11 +268,11 @@ def fine_tune(self:Learner,
               epochs,            # epochs of training unfrozen
               base_lr=2e-3,      # the lr of the frozen phase; the unfrozen one peaks at `base_lr/2`
               freeze_epochs=1,   # epochs of training frozen first
-              lr_mult=100,       # the first group's lr is `lr_mult` times smaller than the last one's
-              pct_start=0.3,     # the unfrozen phase's warmup: a fraction of it, or a duration ('1ep', '50ba')
+              lr_mult=100,       # the first group's lr is `lr_mult` times smaller than the last's
+              pct_start=0.3,     # the unfrozen phase's warmup: a fraction, or a duration ('1ep')
               div=5.0,           # the unfrozen phase starts at its lr / `div`
               *,
-              div_final=1e5, wd=None, moms=None, cbs=None, reset_opt=False,  # to both `fit_one_cycle`s
+              div_final=1e5, wd=None, moms=None, cbs=None, reset_opt=False,  # to both phases
               start_epoch=0):    # resume at this epoch, counting both phases
     "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`"
     freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0, max_epochs)
@@ -277,17 +280,19 @@ def fine_tune(self:Learner,
     check_fit_args(self, epochs + freeze_epochs, start_epoch, wd, cbs, reset_opt)
     base_lr = check_num('base_lr', base_lr, lo=0, lo_open=True)
     lr_mult = check_num('lr_mult', lr_mult, lo=0, lo_open=True)
-    div = check_num('div', div, lo=0, lo_open=True)  # `pct_start` (a fraction or a duration): by `_one_cycle`
+    div = check_num('div', div, lo=0, lo_open=True)  # `pct_start`: by `_one_cycle`
     kw = dict(div_final=div_final, moms=moms)
     if start_epoch < freeze_epochs:  # both phases checked before `freeze`
         frozen = _one_cycle(self, freeze_epochs, slice(base_lr), 25., pct_start=0.99, **kw)
         _check_sched(self, ParamScheduler(frozen), freeze_epochs)
     lrs = slice(_divided(base_lr/2, lr_mult, 'lr_mult'), base_lr/2)
-    _check_sched(self, ParamScheduler(_one_cycle(self, epochs, lrs, div, pct_start=pct_start, **kw)), epochs)
+    unfrozen = _one_cycle(self, epochs, lrs, div, pct_start=pct_start, **kw)
+    _check_sched(self, ParamScheduler(unfrozen), epochs)
     kw.update(wd=wd, cbs=cbs, reset_opt=reset_opt)
     if start_epoch < freeze_epochs:
         self.freeze()
-        self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, start_epoch=start_epoch, **kw)
+        self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, start_epoch=start_epoch,
+                           **kw)
     self.unfreeze()
     resume = max(start_epoch-freeze_epochs, 0)
     self.fit_one_cycle(epochs, lrs, pct_start=pct_start, div=div, start_epoch=resume, **kw)
@@ -336,7 +341,7 @@ def plot_lr_find(self:Recorder,
     if return_fig: return fig
 
 # %% ../nbs/04_learner.ipynb #c035
-_WRITE_LR = ParamScheduler, ScaleOnPlateau, CooldownOnPlateau  # callbacks that would change the test's lr
+_WRITE_LR = ParamScheduler, ScaleOnPlateau, CooldownOnPlateau  # they would change the test's lr
 
 @contextlib.contextmanager
 def _held_out(learn, kinds):
@@ -363,7 +368,7 @@ def _suggest_data(lrs, losses, num_it):
 def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(valley,),
             step_mode='exp', snapshot='disk'):
     "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; `snapshot` says where `keep_state` keeps the copies ('disk', 'cpu' or 'device')"
-    cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode, snapshot=None)  # `keep_state` restores
+    cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode, snapshot=None)  # see `keep_state`
     check_bool('show_plot', show_plot)
     funcs = None if suggest_funcs is None else (tuple(suggest_funcs) if is_listy(suggest_funcs) else (suggest_funcs,))
     if funcs is not None:
@@ -406,7 +411,7 @@ def cooldown(self:Learner, n_epoch, lr_min=0., decay='1-sqrt', lr_start=None, mo
     else: lr_start = hyper_values(self, lr_start, 'lr_start').tolist()
     scheds = {'lr': _cooldown_sched(lr_start, _lr_min(lr_min), decay)}
     if mom is not None:
-        m = _check_moms(list(mom) if is_listy(mom) else [mom, mom], 2, 'mom')  # the end too, never reached
+        m = _check_moms(list(mom) if is_listy(mom) else [mom, mom], 2, 'mom')  # the end too
         scheds['mom'] = _DECAYS[decay](*m)
     _fit_sched(self, n_epoch, scheds, cbs, False, wd, start_epoch)
 
@@ -414,7 +419,7 @@ def cooldown(self:Learner, n_epoch, lr_min=0., decay='1-sqrt', lr_start=None, mo
 _BudgetEnd = collections.namedtuple('BudgetEnd', 'stopped seconds epochs')  # `fit_budget`'s answer
 
 class _TimeBudget(ParamScheduler):
-    "`ParamScheduler` at the position elapsed time / `seconds` (read from `clock`); stops when spent"
+    "`ParamScheduler` at the position elapsed time / `seconds` (from `clock`); stops when spent"
     def __init__(self, scheds, seconds, clock, max_epoch):
         super().__init__(scheds)
         self.seconds = seconds
@@ -428,9 +433,9 @@ class _TimeBudget(ParamScheduler):
         if isinstance(t, bool) or not isinstance(t, numbers.Real):
             raise TypeError(f"`clock` must return a number of seconds, got {t!r}")
         t = float(t)
-        if not math.isfinite(t): raise ValueError(f"`clock` must return a finite number of seconds, got {t!r}")
+        if not math.isfinite(t): raise ValueError(f"`clock` must return a finite time, got {t!r}")
         if t < self._last:
-            raise ValueError(f"`clock` went backwards, from {self._last!r} to {t!r}: give a monotonic clock")
+            raise ValueError(f"`clock` went backwards, from {self._last!r} to {t!r}")
         self._last = t
         return t
 
@@ -466,20 +471,22 @@ class _TimeBudget(ParamScheduler):
     def after_fit(self):
         "Say why the fit stopped (in `recorder.budget`), with a warning if `max_epoch` came first"
         super().after_fit()
-        stop = 'budget' if self._spent else 'max_epoch' if self._epochs >= self.max_epoch else 'cancelled'
+        if self._spent: stop = 'budget'
+        else: stop = 'max_epoch' if self._epochs >= self.max_epoch else 'cancelled'
         self.result = _BudgetEnd(stop, self._last - self._t0, self._epochs)
         if stop == 'max_epoch':
-            warnings.warn(f"`fit_budget` stopped at `max_epoch`={self.max_epoch} after {self.result.seconds:g} "
-                          f"of its {self.seconds:g} seconds: give a larger `max_epoch` to spend the budget")
+            spent = f"{self.result.seconds:g} of its {self.seconds:g} seconds"
+            warnings.warn(f"`fit_budget` stopped at `max_epoch`={self.max_epoch} after {spent}: "
+                          "give a larger `max_epoch` to spend the budget")
         if hasattr(self.learn, 'recorder'): self.learn.recorder.budget = self.result
 
 @patch
 def fit_budget(self:Learner,
                seconds,                # the time budget, in the units of `clock`
-               lr_max=None,            # the lr at the start of the default schedule (default `learn.lr`)
+               lr_max=None,            # the default schedule's first lr (default `learn.lr`)
                sched=None,             # the lr in fractions of the budget (instead of `lr_max`)
                wd=None, cbs=None, reset_opt=False,  # as `fit`
-               clock=time.monotonic,   # a function returning the time in seconds, never going backwards
+               clock=time.monotonic,   # returns the time in seconds, never going backwards
                max_epoch=10_000):      # the most epochs to run, whatever the budget left
     "Fit for `seconds` of time, the lr following `sched` (default: linear from `lr_max` to 0)"
     seconds = check_num('seconds', seconds, lo=0, lo_open=True)
@@ -490,8 +497,9 @@ def fit_budget(self:Learner,
     elif lr_max is not None: raise ValueError(f"give `lr_max` or `sched`, not both: got lr_max={lr_max!r}, sched={sched!r}")
     sched = as_schedule(sched, 'sched')
     if _units(sched):
-        raise ValueError(f"a time budget has no known number of steps: give `sched` in fractions of the budget, "
-                         f"got the durations {', '.join(map(repr, _units(sched)))}")
+        units = ', '.join(map(repr, _units(sched)))
+        raise ValueError("a time budget has no known number of steps: give `sched` in fractions "
+                         f"of the budget, got the durations {units}")
     budget = _TimeBudget({'lr': sched}, seconds, clock, max_epoch)
     _fit_sched(self, max_epoch, budget, cbs, reset_opt, wd, 0)
     return budget.result

@@ -17,11 +17,11 @@ from .hypers import hyper_slots, write_hyper
 from .callback import ParamScheduler
 
 # %% auto #0
-__all__ = ['SNAPSHOTS', 'keep_state', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'SuggestionMethod']
+__all__ = ['keep_state', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'SuggestionMethod']
 
 # %% ../nbs/05_lr_find.ipynb #c005
 _CHUNK = 1 << 22  # bytes: the host buffer through which tensors go to and come back from disk
-SNAPSHOTS = 'disk', 'cpu', 'device'  # where `keep_state` can keep its copies
+_SNAPSHOTS = 'disk', 'cpu', 'device'  # where `keep_state` can keep its copies
 
 def _on_disk(t):
     "Whether `t` is a dense tensor whose bytes can be written to a file as they are"
@@ -38,7 +38,7 @@ class _Saved:
 class _Store:
     "Copies of tensors on their device (`where='device'`), in host memory ('cpu') or in an anonymous temporary file ('disk')"
     def __init__(self, where='disk'):
-        self.where = check_choice('snapshot', where, SNAPSHOTS)
+        self.where = check_choice('snapshot', where, _SNAPSHOTS)
         self.saved,self.loaded,self.f = {},{},None
         self.size = 0  # bytes written to the file
         if where == 'disk':
@@ -49,7 +49,7 @@ class _Store:
         "Drop the copies; the file goes with them"
         try:
             if self.f is not None: self.f.close()
-        except OSError: pass  # bytes the disk refused, flushed again: the error that says so is on its way
+        except OSError: pass  # the bytes the disk refused, flushed again: already an error
         self.saved,self.loaded = {},{}
 
     def _chunks(self, t):
@@ -73,7 +73,7 @@ class _Store:
         return h
 
     def sync(self):
-        "Make the file copy complete on disk (flushed, fsync'd, its size checked) before anything changes"
+        "Make the file copy complete on disk: flushed, fsync'd, its size checked"
         if self.f is None: return
         self.f.flush()
         fd = self.f.fileno()
@@ -81,14 +81,14 @@ class _Store:
         except OSError as e:  # a file system without fsync: the flushed bytes are all there is
             if e.errno not in (errno.EINVAL, errno.ENOTSUP): raise
         size = os.fstat(fd).st_size
-        if size != self.size: raise OSError(errno.EIO, f"the file holds {size} bytes of {self.size} written")
+        if size != self.size: raise OSError(errno.EIO, f"the file has {size} of {self.size} bytes")
 
     def _read(self, h, into):
         "Fill `into` (contiguous) with the bytes of `h` from disk; return it"
         self.f.seek(h.off)
         for c,n in self._chunks(into):
             got = self.f.readinto(memoryview(self.buf)[:n])
-            if got != n: raise OSError(errno.EIO, f"the snapshot file ended after {got} of {n} bytes")
+            if got != n: raise OSError(errno.EIO, f"the snapshot ended after {got} of {n} bytes")
             c.copy_(self.buf_t[:n])
         return into
 
@@ -210,14 +210,15 @@ def _snapshot_errors():
     "Turn a failure to write the snapshot file into an error saying where, and what to do instead"
     try: yield
     except OSError as e:
-        raise OSError(e.errno, f"`snapshot='disk'`: the copy of the Learner could not be written to the "
-                      f"temporary directory {tempfile.gettempdir()!r} ({e.strerror or e}); nothing was changed. "
-                      "Free space there, set TMPDIR to another directory, or use snapshot='cpu'") from e
+        where = f"the temporary directory {tempfile.gettempdir()!r} ({e.strerror or e})"
+        raise OSError(e.errno, f"`snapshot='disk'`: the copy of the Learner could not be written "
+                      f"to {where}; nothing was changed. Free space there, set TMPDIR to another "
+                      "directory, or use snapshot='cpu'") from e
 
 @contextlib.contextmanager
 def keep_state(learn,
-               snapshot='disk'): # where the copies live: a temporary file ('disk'), host memory ('cpu') or the device
-    "Restore `learn`'s weights, optimizer and random-number state when the block ends, however it ends"
+               snapshot='disk'): # where the copies live: 'disk' (a temporary file), 'cpu', 'device'
+    "Restore `learn`'s weights, optimizer and random state when the block ends, however it ends"
     with _snapshot_errors(): store = _Store(snapshot)
     try:
         with _snapshot_errors():
@@ -251,10 +252,10 @@ class LRFinder(ParamScheduler):
                  num_it=100,       # how many training batches to run
                  stop_div=True,    # stop when the smoothed loss diverges
                  step_mode='exp',  # the ramp: 'exp' (geometric, as fastai) or 'lin'
-                 snapshot='disk'): # where `before_fit` keeps the Learner's state (`SNAPSHOTS`); None: no restore
+                 snapshot='disk'): # where to keep the state, as `keep_state`; None: no restore
         args = _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode)
         self.start_lr,self.end_lr,self.num_it,self.stop_div,self.step_mode = args
-        if snapshot is not None: check_choice('snapshot', snapshot, SNAPSHOTS)
+        if snapshot is not None: check_choice('snapshot', snapshot, _SNAPSHOTS)
         self.snapshot = snapshot
         ramp = sched_exp if step_mode == 'exp' else sched_lin
         super().__init__({'lr': ramp(self.start_lr, self.end_lr)})
@@ -267,13 +268,13 @@ class LRFinder(ParamScheduler):
 
     @learn.setter
     def learn(self, learn):
-        if learn is not self.learn: self._restore()  # detached by a fit that raised before `after_fit`
+        if learn is not self.learn: self._restore()  # detached by a fit that raised
         self.__dict__['_learner'] = learn
 
     def before_fit(self):
-        "Save the Learner's state (unless `snapshot` is None), find the learning rates, start the records"
+        "Save the Learner's state (unless `snapshot` is None), find the lrs, start the records"
         if not hasattr(self.learn, 'recorder'):
-            raise ValueError("`LRFinder` needs the Learner's `Recorder` (it provides the smoothed loss)")
+            raise ValueError("`LRFinder` needs the Learner's `Recorder` (for the smoothed loss)")
         if self.snapshot is not None:
             keep = keep_state(self.learn, self.snapshot)
             keep.__enter__()
@@ -282,12 +283,12 @@ class LRFinder(ParamScheduler):
         self.lrs,self.losses,self.best_loss = [],[],math.inf
 
     def before_batch(self):
-        "Set the learning rate of this batch (fastai's call, which subclasses written for fastai make)"
+        "Set the learning rate of this batch (fastai's call: subclasses written for it make it)"
         self._update_val(self.learn.train_iter/self.num_it)
 
     def after_batch(self):
         "Record the learning rate and smoothed loss; stop at `num_it` batches or at divergence"
-        if len(self._rec) > len(self.lrs):  # else a callback cancelled this batch before its lr was set
+        if len(self._rec) > len(self.lrs):  # else a callback cancelled the batch before its lr
             loss = float(self.learn.smooth_loss)
             self.lrs.append(self._rec[-1][0])
             self.losses.append(loss)
@@ -317,8 +318,9 @@ class LRFinder(ParamScheduler):
     def __getstate__(self): return {k:v for k,v in super().__getstate__().items() if k != '_keep'}
 
     def __repr__(self):
-        return (f"LRFinder(start_lr={self.start_lr!r}, end_lr={self.end_lr!r}, num_it={self.num_it!r}, "
-                f"stop_div={self.stop_div!r}, step_mode={self.step_mode!r}, snapshot={self.snapshot!r})")
+        ends = f"start_lr={self.start_lr!r}, end_lr={self.end_lr!r}"
+        return (f"LRFinder({ends}, num_it={self.num_it!r}, stop_div={self.stop_div!r}, "
+                f"step_mode={self.step_mode!r}, snapshot={self.snapshot!r})")
 
 # %% ../nbs/05_lr_find.ipynb #c014
 def _n_finite(losses):

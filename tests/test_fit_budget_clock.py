@@ -31,7 +31,7 @@ def test_every_fault_of_the_clock_names_clock(clock, kind):
 
 def test_a_clock_going_backwards_says_so():
     learn = synth_learner(n_trn=5)
-    with pytest.raises(ValueError, match='backwards'): learn.fit_budget(100., clock=ticks(10., 5.))
+    with pytest.raises(ValueError, match="backwards"): learn.fit_budget(100., clock=ticks(10., 5.))
 
 def test_max_epoch_first_is_a_warning_and_said():
     learn = synth_learner(n_trn=5)
