@@ -34,6 +34,8 @@ def test_alone_it_restores_weights_and_optimizer(opt):
     assert len(learn.recorder.lrs) == len(learn.recorder.losses) > 0
     fig = learn.recorder.plot_lr_find()
     assert fig is not None
+    import matplotlib.pyplot as plt
+    plt.close('all')  # no figure left for a later test's notebook to show
 
 class Boom(Callback):
     order = 70
