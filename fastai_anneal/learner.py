@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #c002
 from __future__ import annotations
-import collections, math, sys
+import collections, contextlib, math, numbers, sys, warnings
 from functools import partial
 import numpy as np, torch
 import matplotlib.pyplot as plt
@@ -108,25 +108,46 @@ def _fit_durations(learn, n_epoch, **durs):
     for k,v in durs.items(): duration_steps(k, v, n_epoch*n_iter, n_iter)
 
 # %% ../nbs/04_learner.ipynb #c012
+def _check_sched(learn, sched, n_epoch):
+    "Run `sched`'s checks (names, group counts, every value) for `n_epoch` epochs, before `fit`"
+    if learn.opt is None: learn.create_opt()
+    had,n_old = hasattr(learn, 'n_epoch'),getattr(learn, 'n_epoch', None)
+    learn.n_epoch,sched.learn = n_epoch,learn
+    try: ParamScheduler.before_fit(sched)  # the base class's checks only, not a subclass's
+    finally:
+        sched.learn = None
+        if had: learn.n_epoch = n_old
+        else: del learn.n_epoch
+
 def _fit_sched(learn, n_epoch, scheds, cbs, reset_opt, wd, start_epoch):
-    "`learn.fit` with `scheds` (a `ParamScheduler`, a dict, or the schedule of `lr`) and `cbs`; the scheduler is detached whatever happens"
-    sched = scheds if isinstance(scheds, ParamScheduler) else ParamScheduler(scheds if isinstance(scheds, dict) else {'lr': scheds})
-    try: learn.fit(n_epoch, cbs=L(sched)+check_cbs(cbs), reset_opt=check_bool('reset_opt', reset_opt), wd=wd, start_epoch=start_epoch)
+    "`learn.fit` with `scheds` (a `ParamScheduler`, a dict, or the lr's schedule) and `cbs`"
+    if isinstance(scheds, ParamScheduler): sched = scheds
+    else: sched = ParamScheduler(scheds if isinstance(scheds, dict) else {'lr': scheds})
+    cbs = L(sched) + check_cbs(cbs)
+    reset_opt = check_bool('reset_opt', reset_opt)
+    _check_sched(learn, sched, n_epoch)
+    lr = None if reset_opt else read_hyper(hyper_slots(learn.opt, 'lr'))  # `fit` writes it back
+    try: learn.fit(n_epoch, lr, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
     finally:
         if sched in learn.cbs: learn.remove_cb(sched)
 
-def _check_moms(moms):
-    "Check `moms`, 3 momentums (start, middle, end), each a number or one per parameter group, in [0, 1]; return them"
-    if not isinstance(moms, (list, tuple)) or len(moms) != 3: raise ValueError(f"`moms` must be 3 values (start, middle, end), got {moms!r}")
-    try: res = [check_param('moms', m) for m in moms]
-    except (TypeError, ValueError) as e: raise type(e)(f"`moms` must be 3 finite momentums in [0, 1], got {moms!r}") from None
-    if not all(0 <= v <= 1 for m in res for v in L(m)): raise ValueError(f"`moms` must be 3 momentums in [0, 1], got {moms!r}")
+def _check_moms(moms, n=3, name='moms'):
+    "Check `moms`, `n` momentums (each a number or one per parameter group) in [0, 1]; return them"
+    if not isinstance(moms, (list, tuple)) or len(moms) != n:
+        parts = 'start, middle, end' if n == 3 else 'start, end'
+        raise ValueError(f"`{name}` must be {n} values ({parts}), got {moms!r}")
+    try: res = [check_param(name, m) for m in moms]
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"`{name}` must be finite momentums in [0, 1], got {moms!r}") from None
+    if not all(0 <= v <= 1 for m in res for v in L(m)):
+        raise ValueError(f"`{name}` must be momentums in [0, 1], got {moms!r}")
     return res
 
 def _divided(lr, d, name):
-    "`lr/d`, checked finite (a tiny `d` overflows it), naming `d`'s argument `name`"
-    with np.errstate(over='ignore'): res = lr/d  # refused just below, without numpy's warning
-    if not all(math.isfinite(4*float(x)) for x in np.ravel(res)): raise ValueError(f"`{name}` is too small: the learning rate divided by it overflows, got {d!r}")
+    "`lr/d`, refused when it overflows (a tiny `d`), naming `d`'s argument `name`"
+    with np.errstate(over='ignore'): res = np.divide(lr, d)  # an overflow: the error below
+    if not (np.abs(res) <= np.finfo(np.float32).max).all():  # torch steps in float32
+        raise ValueError(f"`{name}` is too small: the learning rate divided by it overflows, got {d!r}")
     return res
 
 def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):
@@ -243,27 +264,39 @@ def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=N
     _fit_sched(self, n_epoch, sgdr(n_cycles, cycle_len, lr_max, cycle_mult, lr_min), cbs, reset_opt, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #c028
-_one_cycle_kw = {'div_final', 'wd', 'moms', 'cbs', 'reset_opt'}
-
 @patch
-def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, start_epoch=0, **kwargs):
-    "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`, using discriminative LR."
+def fine_tune(self:Learner,
+              epochs,            # epochs of training unfrozen
+              base_lr=2e-3,      # the lr of the frozen phase; the unfrozen one peaks at `base_lr/2`
+              freeze_epochs=1,   # epochs of training frozen first
+              lr_mult=100,       # the first group's lr is `lr_mult` times smaller than the last's
+              pct_start=0.3,     # the unfrozen phase's warmup: a fraction, or a duration ('1ep')
+              div=5.0,           # the unfrozen phase starts at its lr / `div`
+              *,
+              div_final=1e5, wd=None, moms=None, cbs=None, reset_opt=False,  # to both phases
+              start_epoch=0):    # resume at this epoch, counting both phases
+    "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`"
     freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0, max_epochs)
     epochs = check_int('epochs', epochs, 1, max_epochs - freeze_epochs)
-    bad = set(kwargs) - _one_cycle_kw
-    if bad: raise ValueError(f"`fine_tune` passes only {', '.join(sorted(_one_cycle_kw))} to `fit_one_cycle`, got {', '.join(f'`{k}`' for k in sorted(bad))}")
-    check_fit_args(self, epochs + freeze_epochs, start_epoch, kwargs.get('wd'), kwargs.get('cbs'), kwargs.get('reset_opt', False))
-    base_lr,lr_mult = check_num('base_lr', base_lr, lo=0, lo_open=True),check_num('lr_mult', lr_mult, lo=0, lo_open=True)
-    pct_start,div = check_num('pct_start', pct_start, 0, 1),check_num('div', div, lo=0, lo_open=True)
-    kw = dict(div_final=kwargs.get('div_final', 1e5), moms=kwargs.get('moms'))
-    if start_epoch < freeze_epochs: _one_cycle(self, freeze_epochs, slice(base_lr), 25., pct_start=0.99, **kw)  # both phases checked before `freeze`
-    _one_cycle(self, epochs, slice(_divided(base_lr/2, lr_mult, 'lr_mult'), base_lr/2), div, pct_start=pct_start, **kw)
+    check_fit_args(self, epochs + freeze_epochs, start_epoch, wd, cbs, reset_opt)
+    base_lr = check_num('base_lr', base_lr, lo=0, lo_open=True)
+    lr_mult = check_num('lr_mult', lr_mult, lo=0, lo_open=True)
+    div = check_num('div', div, lo=0, lo_open=True)  # `pct_start`: by `_one_cycle`
+    kw = dict(div_final=div_final, moms=moms)
+    if start_epoch < freeze_epochs:  # both phases checked before `freeze`
+        frozen = _one_cycle(self, freeze_epochs, slice(base_lr), 25., pct_start=0.99, **kw)
+        _check_sched(self, ParamScheduler(frozen), freeze_epochs)
+    lrs = slice(_divided(base_lr/2, lr_mult, 'lr_mult'), base_lr/2)
+    unfrozen = _one_cycle(self, epochs, lrs, div, pct_start=pct_start, **kw)
+    _check_sched(self, ParamScheduler(unfrozen), epochs)
+    kw.update(wd=wd, cbs=cbs, reset_opt=reset_opt)
     if start_epoch < freeze_epochs:
         self.freeze()
-        self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, start_epoch=start_epoch, **kwargs)
-    base_lr /= 2
+        self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, start_epoch=start_epoch,
+                           **kw)
     self.unfreeze()
-    self.fit_one_cycle(epochs, slice(base_lr/lr_mult, base_lr), pct_start=pct_start, div=div, start_epoch=max(start_epoch-freeze_epochs, 0), **kwargs)
+    resume = max(start_epoch-freeze_epochs, 0)
+    self.fit_one_cycle(epochs, lrs, pct_start=pct_start, div=div, start_epoch=resume, **kw)
 
 # %% ../nbs/04_learner.ipynb #c030
 @patch
@@ -287,8 +320,13 @@ def fit_wsd(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, pct_decay=0.2, d
 
 # %% ../nbs/04_learner.ipynb #c033
 @patch
-def plot_lr_find(self:Recorder, skip_end=5, return_fig=False, suggestions=None, nms=None, **kwargs):
-    "Plot the result of an LR range test, marking `suggestions` (points named `nms`); `kwargs` go to `plt.subplots`; return the figure only if `return_fig`"
+def plot_lr_find(self:Recorder,
+                 skip_end=5,        # leave out the last `skip_end` points
+                 return_fig=True,   # return the figure (fastai's default)
+                 suggestions=None,  # (lr, loss) points to mark
+                 nms=None,          # their names, for the legend
+                 **kwargs):         # passed to `plt.subplots`
+    "Plot the result of an LR range test, marking `suggestions`"
     lrs,losses = np.asarray(self.lrs, dtype=np.float64),np.array([float(o) for o in self.losses])
     if skip_end and len(lrs) - skip_end >= 2: lrs,losses = lrs[:-skip_end],losses[:-skip_end]
     n = _n_finite(losses)
@@ -304,6 +342,19 @@ def plot_lr_find(self:Recorder, skip_end=5, return_fig=False, suggestions=None, 
     if return_fig: return fig
 
 # %% ../nbs/04_learner.ipynb #c035
+_WRITE_LR = ParamScheduler, ScaleOnPlateau, CooldownOnPlateau  # they would change the test's lr
+
+@contextlib.contextmanager
+def _held_out(learn, kinds):
+    "Take `learn`'s callbacks of `kinds` out for the block, then put them back where they were"
+    cbs = list(learn.cbs)
+    held = [cb for cb in cbs if isinstance(cb, kinds)]
+    learn.remove_cbs(held)
+    try: yield
+    finally:
+        learn.add_cbs(held)
+        learn.cbs = L(cbs)  # in their places
+
 def _func_name(f): return f.func.__name__ if isinstance(f, partial) else getattr(f, '__name__', type(f).__name__)
 
 def _suggest_data(lrs, losses, num_it):
@@ -318,7 +369,7 @@ def _suggest_data(lrs, losses, num_it):
 def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(valley,),
             step_mode='exp', snapshot='disk'):
     "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; `snapshot` says where `keep_state` keeps the copies ('disk', 'cpu' or 'device')"
-    cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode)
+    cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode, snapshot=None)  # see `keep_state`
     check_bool('show_plot', show_plot)
     funcs = None if suggest_funcs is None else (tuple(suggest_funcs) if is_listy(suggest_funcs) else (suggest_funcs,))
     if funcs is not None:
@@ -330,9 +381,9 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
     if cb.end_lr > top: raise ValueError(f"`end_lr` must be at most {top:g}, the largest value the model's parameters can hold, got {end_lr!r}")
     n = len(self.dls.train)
     if n == 0: raise ValueError("`lr_find` needs a non-empty training DataLoader, got one with no batches")
-    with keep_state(self, snapshot), self.no_logging(): self.fit(num_it//n + 1, cbs=cb)
-    rec = self.recorder
-    rec.lrs,rec.losses = list(cb.lrs),list(cb.losses)
+    with _held_out(self, _WRITE_LR), keep_state(self, snapshot), self.no_logging():
+        self.fit(num_it//n + 1, cbs=cb)  # the ramp alone sets the lr; the Learner's schedulers wait
+    rec = self.recorder  # the finder gave it its learning rates and losses
     if funcs is None:
         if show_plot: rec.plot_lr_find()
         return
@@ -361,40 +412,95 @@ def cooldown(self:Learner, n_epoch, lr_min=0., decay='1-sqrt', lr_start=None, mo
     else: lr_start = hyper_values(self, lr_start, 'lr_start').tolist()
     scheds = {'lr': _cooldown_sched(lr_start, _lr_min(lr_min), decay)}
     if mom is not None:
-        m = list(mom) if is_listy(mom) else [mom, mom]
-        if len(m) != 2: raise ValueError(f"`mom` must be a number or a pair (start, end), got {mom!r}")
-        scheds['mom'] = _DECAYS[decay](check_param('mom', m[0]), check_param('mom', m[1]))
+        m = _check_moms(list(mom) if is_listy(mom) else [mom, mom], 2, 'mom')  # the end too
+        scheds['mom'] = _DECAYS[decay](*m)
     _fit_sched(self, n_epoch, scheds, cbs, False, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #i11l007
+_BudgetEnd = collections.namedtuple('BudgetEnd', 'stopped seconds epochs')  # `fit_budget`'s answer
+
 class _TimeBudget(ParamScheduler):
-    "`ParamScheduler` at the position elapsed time / `seconds` (read from `clock`); stops training when the budget is spent"
-    def __init__(self, scheds, seconds, clock):
+    "`ParamScheduler` at the position elapsed time / `seconds` (from `clock`); stops when spent"
+    def __init__(self, scheds, seconds, clock, max_epoch):
         super().__init__(scheds)
-        self.seconds,self.clock = seconds,clock
+        self.seconds = seconds
+        self.clock = clock
+        self.max_epoch = max_epoch
+
+    def _now(self):
+        "The time `clock` says, checked: a finite number of seconds, never less than the last one"
+        try: t = self.clock()
+        except Exception as e: raise ValueError(f"`clock` raised {type(e).__name__}: {e}") from e
+        if isinstance(t, bool) or not isinstance(t, numbers.Real):
+            raise TypeError(f"`clock` must return a number of seconds, got {t!r}")
+        t = float(t)
+        if not math.isfinite(t): raise ValueError(f"`clock` must return a finite time, got {t!r}")
+        if t < self._last:
+            raise ValueError(f"`clock` went backwards, from {self._last!r} to {t!r}")
+        self._last = t
+        return t
+
+    def _elapsed(self): return (self._now() - self._t0) / self.seconds
+
     def before_fit(self):
+        "Check the schedule, then start the clock"
         super().before_fit()
-        self._t0,self._spent = self.clock(),False
-    def _elapsed(self): return max((self.clock() - self._t0) / self.seconds, 0.)
+        self._last = -math.inf
+        self._t0 = self._now()
+        self._spent = False
+        self._epochs = 0
+
     def before_epoch(self):
-        if self._elapsed() >= 1: raise CancelFitException()
+        if self._elapsed() >= 1:
+            self._spent = True
+            raise CancelFitException()
+
     def before_batch(self):
         pos = self._elapsed()
-        if pos >= 1: self._spent = True; raise CancelTrainException()  # validate, then stop at `after_epoch`
+        if pos >= 1:
+            self._spent = True
+            raise CancelTrainException()  # validate, then stop at `after_epoch`
         self._update_val(pos)
+
     def after_cancel_train(self):
         if self._spent: _log_cut_epoch(self.learn)
+
     def after_epoch(self):
+        self._epochs += 1
         if self._spent: raise CancelFitException()
 
+    def after_fit(self):
+        "Say why the fit stopped (in `recorder.budget`), with a warning if `max_epoch` came first"
+        super().after_fit()
+        if self._spent: stop = 'budget'
+        else: stop = 'max_epoch' if self._epochs >= self.max_epoch else 'cancelled'
+        self.result = _BudgetEnd(stop, self._last - self._t0, self._epochs)
+        if stop == 'max_epoch':
+            spent = f"{self.result.seconds:g} of its {self.seconds:g} seconds"
+            warnings.warn(f"`fit_budget` stopped at `max_epoch`={self.max_epoch} after {spent}: "
+                          "give a larger `max_epoch` to spend the budget")
+        if hasattr(self.learn, 'recorder'): self.learn.recorder.budget = self.result
+
 @patch
-def fit_budget(self:Learner, seconds, lr_max=None, sched=None, wd=None, cbs=None, reset_opt=False, clock=time.monotonic, max_epoch=10_000):
-    "Fit `self.model` for `seconds` of time (read from `clock`), the lr following `sched` (default: linear from `lr_max` to 0) at elapsed time / `seconds`"
-    seconds,max_epoch = check_num('seconds', seconds, lo=0, lo_open=True),check_int('max_epoch', max_epoch, lo=1)
+def fit_budget(self:Learner,
+               seconds,                # the time budget, in the units of `clock`
+               lr_max=None,            # the default schedule's first lr (default `learn.lr`)
+               sched=None,             # the lr in fractions of the budget (instead of `lr_max`)
+               wd=None, cbs=None, reset_opt=False,  # as `fit`
+               clock=time.monotonic,   # returns the time in seconds, never going backwards
+               max_epoch=10_000):      # the most epochs to run, whatever the budget left
+    "Fit for `seconds` of time, the lr following `sched` (default: linear from `lr_max` to 0)"
+    seconds = check_num('seconds', seconds, lo=0, lo_open=True)
+    max_epoch = check_int('max_epoch', max_epoch, lo=1)
     check_fit_args(self, max_epoch, 0, wd, cbs, reset_opt)
     if not callable(clock): raise TypeError(f"`clock` must be a function returning the time in seconds, got {clock!r}")
     if sched is None: sched = sched_lin(hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max').tolist(), 0.)
     elif lr_max is not None: raise ValueError(f"give `lr_max` or `sched`, not both: got lr_max={lr_max!r}, sched={sched!r}")
     sched = as_schedule(sched, 'sched')
-    if _units(sched): raise ValueError(f"a time budget has no known number of steps: give `sched` in fractions of the budget, got the durations {', '.join(map(repr, _units(sched)))}")
-    _fit_sched(self, max_epoch, _TimeBudget({'lr': sched}, seconds, clock), cbs, reset_opt, wd, 0)
+    if _units(sched):
+        units = ', '.join(map(repr, _units(sched)))
+        raise ValueError("a time budget has no known number of steps: give `sched` in fractions "
+                         f"of the budget, got the durations {units}")
+    budget = _TimeBudget({'lr': sched}, seconds, clock, max_epoch)
+    _fit_sched(self, max_epoch, budget, cbs, reset_opt, wd, 0)
+    return budget.result

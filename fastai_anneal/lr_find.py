@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/lr_find.html.md"""
 
 # %% ../nbs/05_lr_find.ipynb #c002
 from __future__ import annotations
-import bisect, contextlib, copy, math, random, signal, tempfile, threading, weakref
+import bisect, contextlib, copy, errno, math, os, random, signal, tempfile, threading, weakref
 import numpy as np, torch
 from torch import nn
 from fastcore.foundation import L
@@ -14,12 +14,14 @@ from fastai.callback.core import Callback, CancelFitException, CancelValidExcept
 from fastai.optimizer import Optimizer, OptimWrapper
 from .core import *
 from .hypers import hyper_slots, write_hyper
+from .callback import ParamScheduler
 
 # %% auto #0
 __all__ = ['keep_state', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'SuggestionMethod']
 
 # %% ../nbs/05_lr_find.ipynb #c005
 _CHUNK = 1 << 22  # bytes: the host buffer through which tensors go to and come back from disk
+_SNAPSHOTS = 'disk', 'cpu', 'device'  # where `keep_state` can keep its copies
 
 def _on_disk(t):
     "Whether `t` is a dense tensor whose bytes can be written to a file as they are"
@@ -36,14 +38,18 @@ class _Saved:
 class _Store:
     "Copies of tensors on their device (`where='device'`), in host memory ('cpu') or in an anonymous temporary file ('disk')"
     def __init__(self, where='disk'):
-        self.where = check_choice('snapshot', where, ('disk', 'cpu', 'device'))
+        self.where = check_choice('snapshot', where, _SNAPSHOTS)
         self.saved,self.loaded,self.f = {},{},None
+        self.size = 0  # bytes written to the file
         if where == 'disk':
             self.f,self.buf = tempfile.TemporaryFile(),bytearray(_CHUNK)
             self.buf_t = torch.frombuffer(self.buf, dtype=torch.uint8)
 
     def close(self):
-        if self.f is not None: self.f.close()
+        "Drop the copies; the file goes with them"
+        try:
+            if self.f is not None: self.f.close()
+        except OSError: pass  # the bytes the disk refused, flushed again: already an error
         self.saved,self.loaded = {},{}
 
     def _chunks(self, t):
@@ -55,21 +61,34 @@ class _Store:
         "Save a copy of `t` (once per tensor object)"
         if id(t) in self.saved: return self.saved[id(t)]
         if self.where == 'disk' and _on_disk(t):
-            h = _Saved(t, off=self.f.tell())
+            h = _Saved(t, off=self.size)
             for c,n in self._chunks(t):
                 self.buf_t[:n].copy_(c)
                 self.f.write(memoryview(self.buf)[:n])
+                self.size += n
         else:  # in memory: on the device, or on the host for 'cpu' and for what cannot go to disk as bytes
             dev = t.device if self.where == 'device' or t.device.type == 'meta' else 'cpu'
             h = _Saved(t, data=t.detach().to(dev, copy=True))
         self.saved[id(t)] = h
         return h
 
+    def sync(self):
+        "Make the file copy complete on disk: flushed, fsync'd, its size checked"
+        if self.f is None: return
+        self.f.flush()
+        fd = self.f.fileno()
+        try: os.fsync(fd)
+        except OSError as e:  # a file system without fsync: the flushed bytes are all there is
+            if e.errno not in (errno.EINVAL, errno.ENOTSUP): raise
+        size = os.fstat(fd).st_size
+        if size != self.size: raise OSError(errno.EIO, f"the file has {size} of {self.size} bytes")
+
     def _read(self, h, into):
         "Fill `into` (contiguous) with the bytes of `h` from disk; return it"
         self.f.seek(h.off)
         for c,n in self._chunks(into):
-            self.f.readinto(memoryview(self.buf)[:n])
+            got = self.f.readinto(memoryview(self.buf)[:n])
+            if got != n: raise OSError(errno.EIO, f"the snapshot ended after {got} of {n} bytes")
             c.copy_(self.buf_t[:n])
         return into
 
@@ -187,11 +206,24 @@ def _hold_interrupt():
         if hits: raise KeyboardInterrupt
 
 @contextlib.contextmanager
-def keep_state(learn, snapshot='disk'):
-    "Restore `learn`'s weights, optimizer and random-number state when the block ends, however it ends; the copies live in a temporary file (`snapshot='disk'`), host memory ('cpu') or on the model's device ('device')"
-    store = _Store(snapshot)
+def _snapshot_errors():
+    "Turn a failure to write the snapshot file into an error saying where, and what to do instead"
+    try: yield
+    except OSError as e:
+        where = f"the temporary directory {tempfile.gettempdir()!r} ({e.strerror or e})"
+        raise OSError(e.errno, f"`snapshot='disk'`: the copy of the Learner could not be written "
+                      f"to {where}; nothing was changed. Free space there, set TMPDIR to another "
+                      "directory, or use snapshot='cpu'") from e
+
+@contextlib.contextmanager
+def keep_state(learn,
+               snapshot='disk'): # where the copies live: 'disk' (a temporary file), 'cpu', 'device'
+    "Restore `learn`'s weights, optimizer and random state when the block ends, however it ends"
+    with _snapshot_errors(): store = _Store(snapshot)
     try:
-        s = _snapshot(learn, store)
+        with _snapshot_errors():
+            s = _snapshot(learn, store)
+            store.sync()  # the whole copy is on disk before the block changes anything
         try: yield
         finally:
             with _hold_interrupt(): _restore(learn, s, store)
@@ -203,7 +235,7 @@ def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode):
     start_lr = check_num('start_lr', start_lr, lo=0, lo_open=True)
     end_lr = check_num('end_lr', end_lr, lo=0, lo_open=True)
     if start_lr >= end_lr: raise ValueError(f"`start_lr` must be smaller than `end_lr`, got start_lr={start_lr!r}, end_lr={end_lr!r}")
-    check_int('num_it', num_it, lo=6)
+    check_int('num_it', num_it, lo=1)  # fastai takes any count (and runs at least 6 batches)
     check_bool('stop_div', stop_div)
     check_choice('step_mode', step_mode, ('exp', 'lin'))
     if step_mode == 'exp' and not math.isfinite(end_lr/start_lr):  # the ramp start*(end/start)**pos would be inf from batch 1
@@ -211,39 +243,84 @@ def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode):
     return start_lr,end_lr,int(num_it),bool(stop_div),step_mode
 
 # %% ../nbs/05_lr_find.ipynb #c012
-class LRFinder(Callback):
-    "Train with a learning rate growing from `start_lr` to `end_lr` over `num_it` batches (`step_mode` 'exp' or 'lin'); with `stop_div`, stop when the loss diverges"
+class LRFinder(ParamScheduler):
+    "Train with a learning rate growing from `start_lr` to `end_lr`, then put the Learner back"
     order,run_valid = 60,False
-    def __init__(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, step_mode='exp'):
-        self.start_lr,self.end_lr,self.num_it,self.stop_div,self.step_mode = _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode)
-        self.sched = (sched_exp if step_mode == 'exp' else sched_lin)(self.start_lr, self.end_lr)
+    def __init__(self,
+                 start_lr=1e-7,    # the learning rate of the first batch
+                 end_lr=10,        # the learning rate reached after `num_it` batches
+                 num_it=100,       # how many training batches to run
+                 stop_div=True,    # stop when the smoothed loss diverges
+                 step_mode='exp',  # the ramp: 'exp' (geometric, as fastai) or 'lin'
+                 snapshot='disk'): # where to keep the state, as `keep_state`; None: no restore
+        args = _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode)
+        self.start_lr,self.end_lr,self.num_it,self.stop_div,self.step_mode = args
+        if snapshot is not None: check_choice('snapshot', snapshot, _SNAPSHOTS)
+        self.snapshot = snapshot
+        ramp = sched_exp if step_mode == 'exp' else sched_lin
+        super().__init__({'lr': ramp(self.start_lr, self.end_lr)})
         self.lrs,self.losses = [],[]
 
+    @property
+    def learn(self):
+        "The `Learner` this callback is attached to"
+        return self.__dict__.get('_learner')
+
+    @learn.setter
+    def learn(self, learn):
+        if learn is not self.learn: self._restore()  # detached by a fit that raised
+        self.__dict__['_learner'] = learn
+
     def before_fit(self):
-        "Find the learning rates in the optimizer and start the records"
-        self._slots = hyper_slots(self.learn.opt, 'lr')
-        self.lrs,self.losses,self.best_loss,self._lr = [],[],math.inf,None
+        "Save the Learner's state (unless `snapshot` is None), find the lrs, start the records"
+        if not hasattr(self.learn, 'recorder'):
+            raise ValueError("`LRFinder` needs the Learner's `Recorder` (for the smoothed loss)")
+        if self.snapshot is not None:
+            keep = keep_state(self.learn, self.snapshot)
+            keep.__enter__()
+            self._keep = keep
+        super().before_fit()
+        self.lrs,self.losses,self.best_loss = [],[],math.inf
 
     def before_batch(self):
-        "Set the learning rate of this batch"
-        self._lr = self.sched(self.learn.train_iter/self.num_it)
-        write_hyper(self._slots, self._lr)
+        "Set the learning rate of this batch (fastai's call: subclasses written for it make it)"
+        self._update_val(self.learn.train_iter/self.num_it)
 
     def after_batch(self):
         "Record the learning rate and smoothed loss; stop at `num_it` batches or at divergence"
-        lr,self._lr = self._lr,None
-        if lr is not None:  # else a callback cancelled this batch before its learning rate was set: nothing to record
+        if len(self._rec) > len(self.lrs):  # else a callback cancelled the batch before its lr
             loss = float(self.learn.smooth_loss)
-            self.lrs.append(lr); self.losses.append(loss)
-            if loss < self.best_loss: self.best_loss = loss
-            if self.stop_div and (not math.isfinite(loss) or loss - self.best_loss > 3*abs(self.best_loss)): raise CancelFitException()
+            self.lrs.append(self._rec[-1][0])
+            self.losses.append(loss)
+            self.best_loss = min(self.best_loss, loss)
+            diverged = not math.isfinite(loss) or loss - self.best_loss > 3*abs(self.best_loss)
+            if self.stop_div and diverged: raise CancelFitException()
         if self.learn.train_iter >= self.num_it: raise CancelFitException()
 
     def before_validate(self):
         "Skip validation"
         raise CancelValidException()
 
-    def __repr__(self): return f"LRFinder(start_lr={self.start_lr!r}, end_lr={self.end_lr!r}, num_it={self.num_it!r}, stop_div={self.stop_div!r}, step_mode={self.step_mode!r})"
+    def after_fit(self):
+        "Give the `Recorder` the learning rates and losses of the test (as fastai's), then restore"
+        super().after_fit()
+        rec = getattr(self.learn, 'recorder', None)
+        if rec is not None:
+            rec.lrs = list(self.lrs)
+            rec.losses = list(self.losses)
+        self._restore()
+
+    def _restore(self):
+        "Put the Learner back as `before_fit` found it (once)"
+        keep = self.__dict__.pop('_keep', None)
+        if keep is not None: keep.__exit__(None, None, None)
+
+    def __getstate__(self): return {k:v for k,v in super().__getstate__().items() if k != '_keep'}
+
+    def __repr__(self):
+        ends = f"start_lr={self.start_lr!r}, end_lr={self.end_lr!r}"
+        return (f"LRFinder({ends}, num_it={self.num_it!r}, stop_div={self.stop_div!r}, "
+                f"step_mode={self.step_mode!r}, snapshot={self.snapshot!r})")
 
 # %% ../nbs/05_lr_find.ipynb #c014
 def _n_finite(losses):

@@ -5,7 +5,7 @@ import order gives ours). `fs` is a frozen copy of that module taken before, who
 methods) look their globals up in the copy, so they stay fastai's own code on fastai's own objects."""
 import sys, types, functools
 assert 'fastai_anneal' not in sys.modules, "fastai_oracle must be imported before fastai_anneal"
-from fastai.learner import Learner
+from fastai.learner import Learner, Recorder
 import fastai.callback.schedule as _fs
 
 fs = types.ModuleType(_fs.__name__, _fs.__doc__)
@@ -27,3 +27,4 @@ fastai_fine_tune = _frozen(Learner.fine_tune)
 fastai_lr_find = _frozen(Learner.lr_find)
 # fastai's methods as they are, looking names up in fastai's live module (where ours are installed)
 fastai_live = {n: getattr(Learner, n) for n in ('fit_one_cycle', 'fit_flat_cos', 'fit_sgdr', 'lr_find')}
+fastai_recorder = {n: getattr(Recorder, n) for n in ('plot_sched', 'plot_lr_find')}  # fastai's, before ours

@@ -17,7 +17,9 @@ PLOTS = {  # cell source: number of images Jupyter shows
     'plot_training(learn)': 1,
     'learn.lr_find(num_it=20)': 1,
     'learn.lr_find(num_it=20, suggest_funcs=None)': 1,
-    'learn.recorder.plot_lr_find()': 1,
+    'learn.recorder.plot_lr_find();': 1,  # it returns the figure (fastai's default): `;` shows it once
+    'fig = learn.recorder.plot_lr_find()': 1,
+    'learn.recorder.plot_lr_find(return_fig=False)': 1,
 }
 
 def n_images(cell): return sum('image/png' in o.get('data', {}) for o in cell.outputs)
