@@ -174,6 +174,22 @@ if DistributedDL is not None:
         n = -(-n//self.world_size)
         return n//bs + (0 if self.dl.drop_last or n%bs == 0 else 1)
 
+# %% ../nbs/04_learner.ipynb #dd001
+if torch.distributed.is_available():
+    # DDP imports torch.distributed.nn.functional, whose functions take `group=group.WORLD` as a default: imported
+    # while a process group exists, they hold that group for good, so a gloo group and its threads outlived
+    # `destroy_process_group` (fastai's `teardown_distrib`) and were torn down as the interpreter shut down, where
+    # they could abort the process ('terminate called without an active exception'). Imported here, before any
+    # group exists, the defaults hold None (the default group at call time).
+    import atexit, torch.distributed.nn.functional
+
+    def _destroy_gloo_group():
+        "Destroy a gloo process group left at exit (fastai's `distrib_ctx` leaves it), while threads can be joined"
+        dist = torch.distributed
+        if dist.is_initialized() and dist.get_backend() == 'gloo': dist.destroy_process_group()
+
+    atexit.register(_destroy_gloo_group)
+
 # %% ../nbs/04_learner.ipynb #c022
 def _check_keys(keys, hps):
     "`keys` (a name, or a non-empty list of names, of the recorded `hps`; `None`: all) as a list"

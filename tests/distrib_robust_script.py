@@ -1,4 +1,4 @@
-"""One rank of the two-process tests in `test_robust_learner.py` (issue 9, F8 and F17), started by `torch.distributed.run`
+"""One rank of the two-process tests in `test_robust_learner.py`, started by `torch.distributed.run`
 on CPU (gloo). `MODE` 'drop_last': 120 samples in batches of 16 with `drop_last` (each rank runs 3 batches an epoch);
 'uneven': rank 1 has fewer samples than rank 0. Writes what happened to `OUT_DIR/rank{RANK}.json`."""
 import json, os, sys
@@ -35,7 +35,5 @@ if __name__ == '__main__':
         res = dict(**learn.counted, lr=[float(v) for v in learn.recorder.hps['lr']])
     except Exception as e: res = dict(error=f'{type(e).__name__}: {e}')
     with open(os.path.join(out, f'rank{rank}.json'), 'w') as f: json.dump(res, f)
-    torch.distributed.barrier()  # both ranks done (and past any failed collective) before either tears the group down: a rank leaving early can abort the other
+    torch.distributed.barrier()  # both ranks past any failed collective before either tears the group down
     teardown_distrib()
-    sys.stdout.flush(); sys.stderr.flush()
-    os._exit(0)  # skip interpreter-exit destructors: a gloo thread destroyed there can abort ('terminate called without an active exception') under load

@@ -24,6 +24,4 @@ if __name__ == '__main__':
     res = dict(world=int(os.environ['WORLD_SIZE']), n_global=len(learn.dls.train), **learn.probe,
                hps={k: [float(x) for x in v] for k,v in r.hps.items()}, group_hps={k: v.tolist() for k,v in r.group_hps.items()})
     with open(os.path.join(out, f"rank{os.environ['RANK']}.json"), 'w') as f: json.dump(res, f)
-    teardown_distrib()  # destroy the process group: leaving it to interpreter exit can abort ("terminate called ...")
-    sys.stdout.flush(); sys.stderr.flush()
-    os._exit(0)  # skip interpreter-exit destructors: a gloo thread destroyed there can still abort under load
+    teardown_distrib()
