@@ -176,19 +176,19 @@ if DistributedDL is not None:
 
 # %% ../nbs/04_learner.ipynb #dd001
 if torch.distributed.is_available():
-    # DDP imports torch.distributed.nn.functional, whose functions take `group=group.WORLD` as a default: imported
-    # while a process group exists, they hold that group for good, so a gloo group and its threads outlived
-    # `destroy_process_group` (fastai's `teardown_distrib`) and were torn down as the interpreter shut down, where
-    # they could abort the process ('terminate called without an active exception'). Imported here, before any
-    # group exists, the defaults hold None (the default group at call time).
+    # DDP imports torch.distributed.nn.functional, whose functions default to `group=group.WORLD`:
+    # imported while a process group exists, they hold it for good, so a gloo group and its
+    # threads outlived `destroy_process_group` (fastai's `teardown_distrib`) and were torn down
+    # as the interpreter shut down, where they could abort the process ('terminate called
+    # without an active exception'). Imported first, the defaults hold None (the default group).
     import atexit, torch.distributed.nn.functional
 
     def _destroy_gloo_group():
-        "Destroy a gloo process group left at exit (fastai's `distrib_ctx` leaves it), while threads can be joined"
+        "Destroy a gloo process group still open at exit, while its threads can be joined"
         dist = torch.distributed
         if dist.is_initialized() and dist.get_backend() == 'gloo': dist.destroy_process_group()
 
-    atexit.register(_destroy_gloo_group)
+    atexit.register(_destroy_gloo_group)  # fastai's `distrib_ctx` leaves the group open
 
 # %% ../nbs/04_learner.ipynb #c022
 def _check_keys(keys, hps):

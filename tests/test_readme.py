@@ -1,11 +1,11 @@
-"""Every ```python block of README.md runs as written, in order, in one fresh Python process, as a reader who pastes
-them one after the other runs them (in an empty directory, with matplotlib's Agg backend)."""
+"""Every ```python block of README.md runs as written, in order, in one fresh Python process, as a
+reader who pastes them one after the other runs them (in an empty directory, matplotlib's Agg)."""
 import json, os, re, subprocess, sys
 from pathlib import Path
 
 root = Path(__file__).parent.parent
 
-# Shorter runs of the same calls, so that the suite stays quick; each one must still match the README.
+# Shorter runs of the same calls, so that the suite stays quick; each must still match the README.
 SHORTER = {'learn.fit_budget(5.)': 'learn.fit_budget(1.)'}
 
 RUNNER = '''import json, sys, traceback
