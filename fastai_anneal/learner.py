@@ -176,11 +176,13 @@ if DistributedDL is not None:
 
 # %% ../nbs/04_learner.ipynb #dd001
 if torch.distributed.is_available():
-    # DDP imports torch.distributed.nn.functional, whose functions default to `group=group.WORLD`:
-    # imported while a process group exists, they hold it for good, so a gloo group and its
-    # threads outlived `destroy_process_group` (fastai's `teardown_distrib`) and were torn down
-    # as the interpreter shut down, where they could abort the process ('terminate called
-    # without an active exception'). Imported first, the defaults hold None (the default group).
+    # A gloo worker thread that frees a finished collective frees its tensors, which takes the GIL;
+    # while Python shuts down, CPython ends such a thread with pthread_exit, whose unwinding through
+    # a noexcept destructor calls std::terminate ('terminate called without an active exception').
+    # So a gloo group must end before that: DDP imports torch.distributed.nn.functional, whose
+    # defaults (`group=group.WORLD`) held the group alive past `destroy_process_group` when first
+    # imported under a group (imported here, before any, they hold None), and `distrib_ctx` leaves
+    # the group open, so it is destroyed at exit, before the shutdown.
     import atexit, torch.distributed.nn.functional
 
     def _destroy_gloo_group():
@@ -188,7 +190,7 @@ if torch.distributed.is_available():
         dist = torch.distributed
         if dist.is_initialized() and dist.get_backend() == 'gloo': dist.destroy_process_group()
 
-    atexit.register(_destroy_gloo_group)  # fastai's `distrib_ctx` leaves the group open
+    atexit.register(_destroy_gloo_group)
 
 # %% ../nbs/04_learner.ipynb #c022
 def _check_keys(keys, hps):
