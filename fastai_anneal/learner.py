@@ -195,6 +195,24 @@ if DistributedDL is not None:
         n = -(-n//self.world_size)
         return n//bs + (0 if self.dl.drop_last or n%bs == 0 else 1)
 
+# %% ../nbs/04_learner.ipynb #dd001
+if torch.distributed.is_available():
+    # A gloo worker thread that frees a finished collective frees its tensors, which takes the GIL;
+    # while Python shuts down, CPython ends such a thread with pthread_exit, whose unwinding through
+    # a noexcept destructor calls std::terminate ('terminate called without an active exception').
+    # So a gloo group must end before that: DDP imports torch.distributed.nn.functional, whose
+    # defaults (`group=group.WORLD`) held the group alive past `destroy_process_group` when first
+    # imported under a group (imported here, before any, they hold None), and `distrib_ctx` leaves
+    # the group open, so it is destroyed at exit, before the shutdown.
+    import atexit, torch.distributed.nn.functional
+
+    def _destroy_gloo_group():
+        "Destroy a gloo process group still open at exit, while its threads can be joined"
+        dist = torch.distributed
+        if dist.is_initialized() and dist.get_backend() == 'gloo': dist.destroy_process_group()
+
+    atexit.register(_destroy_gloo_group)
+
 # %% ../nbs/04_learner.ipynb #c022
 def _check_keys(keys, hps):
     "`keys` (a name, or a non-empty list of names, of the recorded `hps`; `None`: all) as a list"

@@ -1,6 +1,7 @@
-"""One rank of the two-process test in `test_distributed.py`, started by `torch.distributed.run` on CPU (gloo):
-fits a `synth_learner` with two parameter groups under fastai's `distrib_ctx` and writes what this rank's
-`ParamScheduler` recorded, with what it trained on, to `OUT_DIR/rank{RANK}.json`."""
+"""One rank of the two-process test in `test_distributed.py`, started by `torch.distributed.run` on
+CPU (gloo): fits a `synth_learner` with two parameter groups under fastai's `distrib_ctx` and writes
+what this rank's `ParamScheduler` recorded, with what it trained on, to
+`OUT_DIR/rank{RANK}.json`."""
 import json, os, sys
 import torch
 from fastai.callback.core import Callback
@@ -10,7 +11,8 @@ from fastai_anneal.all import *
 
 class Probe(Callback):
     "Record the model's class, the local number of training batches and the first batch's inputs"
-    def before_train(self): self.learn.probe = dict(model=type(self.model).__name__, n_local=len(self.dl))
+    def before_train(self):
+        self.learn.probe = dict(model=type(self.model).__name__, n_local=len(self.dl))
     def before_batch(self):
         if 'x0' not in self.learn.probe: self.learn.probe['x0'] = self.x[:2].flatten().tolist()
 
@@ -22,8 +24,7 @@ if __name__ == '__main__':
         learn.fit_one_cycle(2, slice(1e-3, 1e-2))
     r = learn.recorder
     res = dict(world=int(os.environ['WORLD_SIZE']), n_global=len(learn.dls.train), **learn.probe,
-               hps={k: [float(x) for x in v] for k,v in r.hps.items()}, group_hps={k: v.tolist() for k,v in r.group_hps.items()})
+               hps={k: [float(x) for x in v] for k,v in r.hps.items()},
+               group_hps={k: v.tolist() for k,v in r.group_hps.items()})
     with open(os.path.join(out, f"rank{os.environ['RANK']}.json"), 'w') as f: json.dump(res, f)
-    teardown_distrib()  # destroy the process group: leaving it to interpreter exit can abort ("terminate called ...")
-    sys.stdout.flush(); sys.stderr.flush()
-    os._exit(0)  # skip interpreter-exit destructors: a gloo thread destroyed there can still abort under load
+    teardown_distrib()
