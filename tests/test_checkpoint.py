@@ -219,3 +219,25 @@ def test_fit_budget_carries_the_time_spent(tmp_path):
     assert learn.train_iter == 30  # 30 batches of one tick each, 8 before the checkpoint and 22 after
     lrs = learn.recorder.hps['lr']
     assert len(lrs) == 30 and lrs[8] < lrs[7] < lrs[0]
+
+def test_two_processes_each_rank_resumes_exactly(tmp_path):
+    "Under `distrib_ctx` (2 CPU processes, gloo) both ranks die; the re-run ends bit-identical on each"
+    pytest.importorskip('accelerate')
+    from test_distributed import free_port
+    def launch(out, kill):
+        out.mkdir(exist_ok=True)
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_addr=127.0.0.1',
+               f'--master_port={free_port()}', str(Path(__file__).parent/'checkpoint_distrib_script.py'),
+               str(out), str(kill)]
+        env = {**ENV, 'ACCELERATE_USE_CPU': 'true'}
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    r = launch(tmp_path/'ref', 0)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert launch(tmp_path/'run', 5).returncode != 0  # both ranks died after batch 5
+    assert not (tmp_path/'run'/'rank0.pt').exists()
+    r = launch(tmp_path/'run', 0)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for rank in (0, 1):
+        assert_same(result_rank(tmp_path/'run', rank), result_rank(tmp_path/'ref', rank))
+
+def result_rank(out, rank): return torch.load(out/f'rank{rank}.pt', weights_only=False)
