@@ -1,7 +1,7 @@
-"""Time, file size and peak memory of a `Checkpoint` save against `learn.save(with_opt=True)`, on the
-25M-parameter model of `bench_lr_find_memory.py` with Adam state, each variant in a fresh subprocess.
-Run: `python benchmarks/bench_checkpoint.py [--params 25e6] [--reps 3]` (prints a markdown table).
-The peak RSS growth during a save says how many extra copies of the weights saving holds (1.0 = one)."""
+"""Time, file size and peak memory of a `Checkpoint` save against `learn.save(with_opt=True)`,
+on the 25M-parameter model of `bench_lr_find_memory.py` with Adam state, each variant in a fresh
+subprocess. Run: `python benchmarks/bench_checkpoint.py [--params 25e6] [--reps 3]` (prints a
+markdown table). The peak RSS growth during a save, in copies of the weights, is the last column."""
 import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
@@ -22,7 +22,8 @@ def learner(n_params):
     width = 2048
     ds = list(zip(torch.randn(256, width), torch.randn(256, 1)))
     dls = DataLoaders.from_dsets(ds, ds[:32], bs=32, device='cpu')
-    learn = Learner(dls, model(n_params, width), loss_func=nn.MSELoss(), opt_func=Adam, path=tempfile.mkdtemp())
+    learn = Learner(dls, model(n_params, width), loss_func=nn.MSELoss(), opt_func=Adam,
+                    path=tempfile.mkdtemp())
     learn.remove_cb(ProgressCallback)
     with learn.no_logging(): learn.fit(1, 1e-4)
     return learn
@@ -53,7 +54,8 @@ def run(variant, n_params):
                 res['m'].__exit__(None, None, None)
     cb = Checkpoint(every='1ba', fname='ckpt')
     with learn.no_logging(): learn.fit(1, 1e-4, cbs=[cb, Around(True), Around(False)])
-    return dict(secs=res['secs'], size=os.path.getsize(learn.path/learn.model_dir/'ckpt.pth'), rss=res['m'].growth, weights=weights)
+    size = os.path.getsize(learn.path/learn.model_dir/'ckpt.pth')
+    return dict(secs=res['secs'], size=size, rss=res['m'].growth, weights=weights)
 
 def main():
     p = argparse.ArgumentParser()
@@ -65,14 +67,16 @@ def main():
         print(json.dumps(run(a.variant, a.params)))
         return
     root = Path(__file__).parent.parent
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(root), os.environ.get('PYTHONPATH', '')])}
-    print(f"| {a.params/1e6:g}M parameters, Adam | save (s) | file (MB) | peak RSS growth (MB) | x weights |")
+    path = os.pathsep.join([str(root), os.environ.get('PYTHONPATH', '')])
+    env = {**os.environ, 'PYTHONPATH': path}
+    print(f"| {a.params/1e6:g}M parameters, Adam | save (s) | file (MB) | peak RSS growth (MB) "
+          "| x weights |")
     print("|---|---|---|---|---|")
     for v in ['learn.save', 'Checkpoint']:
         rs = []
         for _ in range(a.reps):
-            out = subprocess.run([sys.executable, __file__, '--variant', v, '--params', str(a.params)],
-                                 env=env, capture_output=True, text=True, check=True).stdout
+            cmd = [sys.executable, __file__, '--variant', v, '--params', str(a.params)]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
             rs.append(json.loads(out.strip().splitlines()[-1]))
         med = {k: float(np.median([r[k] for r in rs])) for k in rs[0]}
         print(f"| {v} | {med['secs']:.2f} | {med['size']/1e6:.1f} | {med['rss']/1e6:.1f} | "

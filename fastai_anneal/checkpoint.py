@@ -27,7 +27,8 @@ __all__ = ['rng_states', 'set_rng_states', 'fit_identity', 'save_atomic', 'Check
 def _check_every(v):
     "Check that `v` is a duration of at least one unit, `'Nba'` or `'Nep'`; return it"
     if not is_duration(v) or int(v[:-2]) < 1:
-        raise ValueError(f"`every` must be a duration like '500ba' (batches) or '1ep' (epochs), got {v!r}")
+        raise ValueError(f"`every` must be a duration like '500ba' (batches) or '1ep' (epochs), "
+                         f"got {v!r}")
     return v
 
 def _check_fname(v):
@@ -37,7 +38,7 @@ def _check_fname(v):
     return str(v)
 
 def _every_batches(every, n_iter):
-    "The number of training batches `every` (`'Nba'` or `'Nep'`) lasts in epochs of `n_iter` batches"
+    "How many training batches `every` (`'Nba'` or `'Nep'`) lasts in epochs of `n_iter` batches"
     n = int(every[:-2])
     return n if every.endswith('ba') else n*max(n_iter, 1)
 
@@ -45,7 +46,8 @@ def _every_batches(every, n_iter):
 def rng_states():
     "The global random states: Python's `random`, numpy's, torch's and, once initialised, CUDA's"
     d = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
-    if torch.cuda.is_available() and torch.cuda.is_initialized(): d['cuda'] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        d['cuda'] = torch.cuda.get_rng_state_all()
     return d
 
 def set_rng_states(d):
@@ -57,10 +59,10 @@ def set_rng_states(d):
 
 # %% ../nbs/09_checkpoint.ipynb #k011
 def _dl_rngs(dl):
-    "The `random.Random`s that order `dl`'s epochs: fastai's `DataLoader.rng`, and those of loaders it wraps"
+    "The `random.Random`s that order `dl`'s epochs: fastai's `DataLoader.rng`, and wrapped loaders'"
     res = []
     while dl is not None:
-        d = getattr(dl, '__dict__', {})  # not `getattr`: a fastai `DataLoader` delegates to its dataset
+        d = getattr(dl, '__dict__', {})  # not `getattr`: a `DataLoader` delegates to its dataset
         if isinstance(d.get('rng'), random.Random): res.append(d['rng'])
         dl = d.get('dl')
     return res
@@ -76,7 +78,7 @@ def _set_loader_states(dls, states):
 
 # %% ../nbs/09_checkpoint.ipynb #k014
 class _Tail:
-    "The indices `idxs` from the `n`-th on; the random states `rngs` are restored when iteration starts"
+    "The indices `idxs` from the `n`-th on; the random states `rngs` restored as iteration starts"
     def __init__(self, idxs, n, rngs):
         self.idxs,self.n,self.rngs = idxs,n,rngs
     def __iter__(self):
@@ -89,12 +91,12 @@ def _unset(o, name, old):
     else: o.__dict__[name] = old
 
 def _batches_from(dl, k, rngs):
-    "Iterate fastai's `dl` from its batch `k` on, without loading the batches before; `rngs` restored first"
+    "Iterate fastai's `dl` from batch `k` on, loading none of the batches before; `rngs` restored"
     old,get = dl.__dict__.get('get_idxs'),dl.get_idxs
     workers = getattr(getattr(dl, 'fake_l', None), 'num_workers', 0)
     def tail():
         _unset(dl, 'get_idxs', old)
-        if workers and rngs is not None: set_rng_states(rngs)  # the workers load: restore here instead
+        if workers and rngs is not None: set_rng_states(rngs)  # the workers load: restore here
         return _Tail(get(), k*(dl.bs or 1), None if workers else rngs)
     dl.get_idxs = tail
     try: yield from dl
@@ -124,51 +126,52 @@ def _world():
 
 # %% ../nbs/09_checkpoint.ipynb #k018
 def fit_identity(learn):
-    "What tells the fit `learn` is starting from another: calls, epochs, data, schedules, model and `wd`"
+    "What tells the fit `learn` starts from another: calls, epochs, data, schedules, model and `wd`"
     scheds = {f'{type(cb).__name__}.{n}': _sched_config(s) for cb in learn.cbs
               if isinstance(getattr(cb, 'scheds', None), dict) for n,s in cb.scheds.items()}
     skip = [cb._skip_to for cb in learn.cbs if type(cb).__name__ == 'SkipToEpoch']
-    ps = list(learn.model.parameters())
+    shapes = {k: tuple(v.shape) for k,v in learn.model.state_dict().items()}  # params and buffers
     return dict(calls=_fit_calls(learn), n_epoch=learn.n_epoch, start_epoch=skip[0] if skip else 0,
-                n_iter=len(learn.dls.train), scheds=scheds, shapes=[tuple(p.shape) for p in ps],
-                trainable=[p.requires_grad for p in ps], wd=[h.get('wd') for h in learn.opt.hypers],
-                world_size=_world()[1])
+                n_iter=len(learn.dls.train), scheds=scheds, shapes=shapes,
+                trainable=[p.requires_grad for p in learn.model.parameters()],
+                wd=[h.get('wd') for h in learn.opt.hypers], world_size=_world()[1])
 
 # %% ../nbs/09_checkpoint.ipynb #k021
 def _calls_str(calls): return ' > '.join(f'{n}+{i}' for n,i in calls) or 'fit'
 
 def _later_phase(saved, now):
-    "Whether the fit `saved` comes after the fit `now` in one call (the second `fit` of `fine_tune`)"
+    "Whether the fit `saved` comes after the fit `now` in one call (the second fit of `fine_tune`)"
     a,b = saved['calls'],now['calls']
     return len(a) > 1 and len(b) > 1 and a[0][0] == b[0][0] and a > b
 
 def _check_same_fit(saved, now, path):
     "Check that the checkpoint's fit `saved` is the fit `now`; the error says what differs"
     show = lambda k,v: _calls_str(v) if k == 'calls' else repr(v)
-    bad = [f"`{k}` {show(k, saved.get(k))} there, {show(k, v)} here" for k,v in now.items() if saved.get(k) != v]
-    if bad: raise ValueError(f"the checkpoint {str(path)!r} was written by another fit (delete it, or give "
-                             f"`fname` another name): {'; '.join(bad)}")
+    bad = [f"`{k}` {show(k, saved.get(k))} there, {show(k, v)} here"
+           for k,v in now.items() if saved.get(k) != v]
+    if bad: raise ValueError(f"the checkpoint {str(path)!r} was written by another fit (delete it, "
+                             f"or give `fname` another name): {'; '.join(bad)}")
 
 # %% ../nbs/09_checkpoint.ipynb #k024
-# Used only for a class without `state_dict`/`load_state_dict`: the attributes holding its state mid-fit
+# Only for a class without `state_dict`/`load_state_dict`: the attributes holding its state mid-fit
 _FALLBACK = {ParamScheduler: ('_rec',),
              CooldownOnPlateau: ('best', 'wait', 'plateau_epoch', 'lrs', '_sched', '_i', '_n'),
              GradientAccumulation: ('count',),
              TrackerCallback: ('best', 'wait')}
 
 def _has_state(cb):
-    "Whether `cb`'s class defines both `state_dict` and `load_state_dict` (not found through its Learner)"
+    "Whether `cb`'s class has `state_dict` and `load_state_dict` (not found through its Learner)"
     t = type(cb)
-    return callable(getattr(t, 'state_dict', None)) and callable(getattr(t, 'load_state_dict', None))
+    return all(callable(getattr(t, n, None)) for n in ('state_dict', 'load_state_dict'))
 
 def _fallback(cb): return next((a for t,a in _FALLBACK.items() if isinstance(cb, t)), None)
 
 # %% ../nbs/09_checkpoint.ipynb #k025
 def _cb_state(cb):
-    "The state of callback `cb` in the middle of a fit: its `state_dict()`, or the table's attributes"
+    "The state of callback `cb` mid-fit: its `state_dict()`, or the table's attributes"
     if _has_state(cb): return cb.state_dict()
     d = {a: cb.__dict__[a] for a in _fallback(cb) if a in cb.__dict__}
-    if '_t0' in cb.__dict__: d['elapsed'] = cb.clock() - cb._t0  # `fit_budget`: the time spent goes on
+    if '_t0' in cb.__dict__: d['elapsed'] = cb.clock() - cb._t0  # `fit_budget`: the time spent
     return d
 
 def _load_cb_state(cb, d):
@@ -177,12 +180,14 @@ def _load_cb_state(cb, d):
     for a,v in d.items():
         if a != 'elapsed': setattr(cb, a, v)
     if 'elapsed' in d: cb._t0 = cb.clock() - d['elapsed']
-    if isinstance(cb, CooldownOnPlateau) and cb._sched is not None: cb._slots = hyper_slots(cb.learn.opt, 'lr')
+    if isinstance(cb, CooldownOnPlateau) and cb._sched is not None:
+        cb._slots = hyper_slots(cb.learn.opt, 'lr')
 
 def _stateful(learn, me):
-    "The callbacks of `learn` (but `me`) whose state a checkpoint keeps, by a key the same in every run"
+    "The callbacks of `learn` (but `me`) whose state a checkpoint keeps, by a key stable in runs"
     cbs = [cb for cb in learn.cbs.sorted('order') if cb is not me]
-    return {f'{i}.{type(cb).__name__}': cb for i,cb in enumerate(cbs) if _has_state(cb) or _fallback(cb)}
+    return {f'{i}.{type(cb).__name__}': cb for i,cb in enumerate(cbs)
+            if _has_state(cb) or _fallback(cb)}
 
 # %% ../nbs/09_checkpoint.ipynb #k028
 def _recorder_state(rec):
@@ -200,7 +205,7 @@ def _load_recorder_state(rec, d):
 
 # %% ../nbs/09_checkpoint.ipynb #k030
 def save_atomic(obj, path):
-    "`torch.save` `obj` to `path` atomically: to a temp file in its folder, synced, then renamed over it"
+    "`torch.save` `obj` to `path` atomically: to a temp file in its folder, synced, then renamed"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd,tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
@@ -213,7 +218,7 @@ def save_atomic(obj, path):
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
         raise
-    if hasattr(os, 'O_DIRECTORY'):  # the rename itself survives a power cut once the folder is synced
+    if hasattr(os, 'O_DIRECTORY'):  # the rename survives a power cut once the folder is synced
         dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try: os.fsync(dfd)
         finally: os.close(dfd)
@@ -227,7 +232,7 @@ def _gather(obj, world):
     return res
 
 def _rank_state(learn, me, dls_states):
-    "What differs between processes: the random states, the loaders', the `Recorder` and the callbacks"
+    "What differs between processes: the random states, the loaders', `Recorder` and callbacks"
     return dict(rngs=rng_states(), dls=dls_states,
                 recorder=_recorder_state(learn.recorder) if hasattr(learn, 'recorder') else None,
                 cbs={k: _cb_state(cb) for k,cb in _stateful(learn, me).items()})
@@ -242,7 +247,7 @@ def _weights_state(learn):
 
 # %% ../nbs/09_checkpoint.ipynb #k034
 def _hyper_dicts(opt):
-    "The list of `opt`'s hyper-parameter dicts: torch's `param_groups`, or a fastai `Optimizer`'s `hypers`"
+    "The list of `opt`'s hyper-parameter dicts: torch's `param_groups`, or fastai's `hypers`"
     t = getattr(opt, 'opt', opt)
     return t.param_groups if isinstance(t, torch.optim.Optimizer) else opt.hypers
 
@@ -256,7 +261,7 @@ def _load_opt(opt, sd):
         new[i] = o
 
 def _restore(learn, ck, me):
-    "Load checkpoint `ck`'s weights, optimizer, history and callbacks into `learn`, set up by `before_fit`"
+    "Load `ck`'s weights, optimizer, history and callbacks into `learn` (after its `before_fit`)"
     mine = ck['ranks'][_world()[0]]
     learn.model.load_state_dict(ck['model'])
     _load_opt(learn.opt, ck['opt'])
@@ -269,7 +274,7 @@ def _restore(learn, ck, me):
     learn.train_iter = ck['train_iter']
 
 def _resumed_batches(learn, k, rngs):
-    "`Learner.all_batches` for the epoch a fit resumes in: from batch `k`, the one after the last saved"
+    "`Learner.all_batches` for the epoch a fit resumes in: from batch `k`, after the last saved"
     del learn.all_batches  # set for this one call
     if not learn.training or learn.dl is not learn.dls.train: return learn.all_batches()
     learn.n_iter = len(learn.dl)
@@ -290,7 +295,7 @@ class Checkpoint(Callback):
         self.every = _check_every(every)
         self.fname = _check_fname(fname)
         self.resume = check_bool('resume', resume)
-        self._plan,self._paused,self._finished = None,[],True  # no fit yet: nothing to save at `after_fit`
+        self._plan,self._paused,self._finished = None,[],True  # no fit yet: nothing to save
 
     @property
     def file(self):
@@ -300,12 +305,14 @@ class Checkpoint(Callback):
     def before_fit(self):
         "Identify the fit; with `resume`, restore its checkpoint (every other `before_fit` has run)"
         self._plan,self._paused,self._finished = None,[],False
-        if hasattr(self.learn, 'lr_finder') or hasattr(self.learn, 'gather_preds'):
-            self.run = False  # not in `lr_find` or `get_preds`
+        if hasattr(self.learn, 'lr_finder') or 'fit' not in [n for n,_ in _fit_calls(self.learn)]:
+            self.run = False  # not in `lr_find`, nor in `validate` or `get_preds` (no `fit` called)
             return
-        self._every_n = _every_batches(self.every, len(self.dls.train))
         self._ident = fit_identity(self.learn)
-        ck = torch.load(self.file, weights_only=False) if self.resume and self.file.exists() else None
+        self._every_n = _every_batches(self.every, len(self.dls.train))
+        self._mid = callable(getattr(self.dls.train, 'get_idxs', None))  # skips batches unloaded
+        found = self.resume and self.file.exists()
+        ck = torch.load(self.file, weights_only=False) if found else None
         if ck is None or ck['finished']: return
         if _later_phase(ck['ident'], self._ident):
             self._finished = True  # a later fit of this call restores all: this one does nothing
@@ -331,7 +338,8 @@ class Checkpoint(Callback):
         p = self._plan
         if p is None: return
         if self.epoch < p['epoch']: raise CancelEpochException()
-        if p['it']: self.learn.all_batches = partial(_resumed_batches, self.learn, p['it'], p['rngs'])
+        if p['it']: self.learn.all_batches = partial(_resumed_batches, self.learn, p['it'],
+                                                     p['rngs'])
 
     def before_train(self):
         "Note the loaders' random states at the epoch's start (its checkpoints resume from them)"
@@ -343,11 +351,11 @@ class Checkpoint(Callback):
 
     def after_batch(self):
         "Save every `every` training batches (after the last of an epoch: at the epoch's end)"
-        if self.train_iter % self._every_n or self.iter + 1 == self.n_iter: return
+        if not self._mid or self.train_iter % self._every_n or self.iter + 1 == self.n_iter: return
         self._save(self.epoch, self.iter + 1)
 
     def after_epoch(self):
-        "Save at the epoch's end; after the epochs skipped, put back the states the next starts from"
+        "Save at the epoch's end; after the epochs skipped, put back the states the next starts at"
         p = self._plan
         if p is not None and self.epoch < p['epoch']:
             if self.epoch < p['epoch'] - 1: return

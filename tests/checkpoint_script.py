@@ -1,7 +1,8 @@
-"""One run of a fit with a `Checkpoint`, for `test_checkpoint.py`: `python checkpoint_script.py OUT FIT KILL`
-fits a small model with dropout, batch norm and a validation set in folder OUT; with KILL > 0 the process
-dies by `os._exit` (no cleanup) once KILL training batches are done, else it writes the weights and the
-recorder's `hps` and `values` to OUT/result.pt. FIT names the `Learner` method (see `FITS`)."""
+"""One run of a fit with a `Checkpoint`, for `test_checkpoint.py`:
+`python checkpoint_script.py OUT FIT KILL` fits a small model with dropout, batch norm and a
+validation set in folder OUT; with KILL > 0 the process dies by `os._exit` (no cleanup) once KILL
+training batches are done, else it writes the weights and the recorder's `hps` and `values` to
+OUT/result.pt. FIT names the `Learner` method (see `FITS`)."""
 import os, sys
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from fastai_anneal.all import *
 from fastai_anneal.checkpoint import Checkpoint
 
 class Kill(Callback):
-    "Die like a killed process, with no cleanup, once `k` training batches are done (after `Checkpoint` saved)"
+    "Die like a killed process, no cleanup, once `k` training batches are done (`Checkpoint` saved)"
     order = Checkpoint.order + 1
     def __init__(self, k): self.k = k
     def after_batch(self):
@@ -33,7 +34,8 @@ def split(m): return [list(m[:3].parameters()), list(m[3:].parameters())]
 
 def learner(path):
     set_seed(0)
-    model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2))
+    model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3),
+                          nn.Linear(16, 2))
     return Learner(data(60), model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy, path=path,
                    splitter=split)
 
@@ -56,5 +58,6 @@ if __name__ == '__main__':
     cbs = [Checkpoint(every='4ba', fname='ckpt')] + ([Kill(kill)] if kill > 0 else [])
     with learn.no_bar(), learn.no_logging(): FITS[fit](learn, cbs)
     r = learn.recorder
-    torch.save(dict(weights=learn.model.state_dict(), hps=r.hps, values=[list(v) for v in r.values],
-                    losses=[float(x) for x in r.losses], lrs=list(r.lrs)), os.path.join(out, 'result.pt'))
+    res = dict(weights=learn.model.state_dict(), hps=r.hps, values=[list(v) for v in r.values],
+               losses=[float(x) for x in r.losses], lrs=list(r.lrs))
+    torch.save(res, os.path.join(out, 'result.pt'))

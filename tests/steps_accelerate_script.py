@@ -1,8 +1,8 @@
 """One process of the Accelerate test in `test_steps.py`, started by `torch.distributed.run` on CPU:
-trains with `AnnealLR` prepared by `accelerator.prepare` (which steps it once per process and only on
-synchronised steps) and `total_steps` set the documented way, the optimizer steps of ONE process over the
-whole data: `epochs * len(train_dl) // gradient_accumulation_steps`, `train_dl` before `prepare`. Writes
-the lr of each optimizer step to OUT/rank{RANK}.json."""
+trains with `AnnealLR` prepared by `accelerator.prepare` (which steps it once per process and
+only on synchronised steps) and `total_steps` set the documented way, the optimizer steps of ONE
+process over the whole data: `epochs * len(train_dl) // gradient_accumulation_steps`, `train_dl`
+before `prepare`. Writes the lr of each optimizer step to OUT/rank{RANK}.json."""
 import json, os, sys
 import torch
 from accelerate import Accelerator

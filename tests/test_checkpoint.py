@@ -1,4 +1,4 @@
-"`Checkpoint`: a fit killed after any batch and run again ends bit-identical to the uninterrupted fit"
+"`Checkpoint`: a fit killed after any batch and run again ends bit-identical to the whole fit"
 import os, pickle, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
@@ -13,8 +13,8 @@ ENV = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('P
        'OMP_NUM_THREADS': '1'}
 
 def run_script(out, fit, kill=0):
-    r = subprocess.run([sys.executable, str(SCRIPT), str(out), fit, str(kill)], env=ENV, capture_output=True,
-                       text=True, timeout=300)
+    cmd = [sys.executable, str(SCRIPT), str(out), fit, str(kill)]
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     return r.returncode, r.stderr[-3000:]
 
 def result(out): return torch.load(Path(out)/'result.pt', weights_only=False)
@@ -44,7 +44,7 @@ def reference(tmp_path_factory):
 @pytest.mark.parametrize('fit,kill', [
     ('one_cycle', 5),    # mid-epoch: resumes after batch 4
     ('one_cycle', 7),    # just after an epoch's end: resumes at the start of the second epoch
-    ('one_cycle', 12),   # after the last batch of an epoch, before its end was saved: resumes after batch 8
+    ('one_cycle', 12),   # after an epoch's last batch, before its end was saved: resumes after 8
     ('one_cycle', 17),   # in the last epoch
     ('fine_tune', 9),    # in the second (unfrozen) fit of `fine_tune`
     ('acc', 7),          # gradients accumulated but not stepped when the epoch's end was saved
@@ -62,7 +62,7 @@ def test_killed_and_rerun_is_bit_identical(tmp_path, reference, fit, kill):
         assert_same(result(tmp_path), reference(fit))
 
 class Crash(Callback):
-    "Fail after `k` training batches, after `Checkpoint` saved (an exception: in-process, cheaper than a kill)"
+    "Fail after `k` training batches, after `Checkpoint` saved (in-process: cheaper than a kill)"
     order = Checkpoint.order + 1
     def __init__(self, k): self.k = k
     def after_batch(self):
@@ -78,7 +78,8 @@ def fit_once(path, fit, crash=None, every='4ba'):
                 losses=[float(x) for x in r.losses])
 
 @pytest.mark.parametrize('fit,crash', [('flat_cos', 5), ('sgdr', 9), ('warmup_cos', 2), ('wsd', 15),
-                                       ('cooldown', 11), ('fit_sched', 8), ('fine_tune', 3), ('acc', 9)])
+                                       ('cooldown', 11), ('fit_sched', 8), ('fine_tune', 3),
+                                       ('acc', 9)])
 def test_every_fit_resumes_exactly(tmp_path, fit, crash):
     ref = fit_once(tmp_path/'ref', fit)
     with pytest.raises(RuntimeError, match='crash'): fit_once(tmp_path/'run', fit, crash)
@@ -102,7 +103,7 @@ def test_bad_fname_and_resume():
     with pytest.raises(TypeError, match='`resume`'): Checkpoint(resume='yes')
 
 def crashed(path, n_epoch=3, k=5):
-    "A learner in `path` whose `fit_one_cycle(n_epoch)` crashed after batch `k`, leaving its checkpoint"
+    "A learner in `path` whose `fit_one_cycle(n_epoch)` crashed after batch `k`, checkpoint left"
     learn = learner(path)
     with pytest.raises(RuntimeError), learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(n_epoch, 1e-2, cbs=[Checkpoint(every='4ba', fname='ckpt'), Crash(k)])
@@ -118,8 +119,8 @@ def test_another_fit_is_refused_before_any_change(tmp_path, call, what):
     learn = crashed(tmp_path)
     w = {k: v.clone() for k,v in learn.model.state_dict().items()}
     cb = Checkpoint(every='4ba', fname='ckpt')
-    with pytest.raises(ValueError, match='written by another fit') as e, learn.no_bar(), learn.no_logging():
-        call(learn, cb)
+    with learn.no_bar(), learn.no_logging():
+        with pytest.raises(ValueError, match='written by another fit') as e: call(learn, cb)
     assert what in str(e.value)
     assert all(torch.equal(w[k], v) for k,v in learn.model.state_dict().items())
     assert cb not in learn.cbs and 'all_batches' not in learn.__dict__
@@ -138,7 +139,8 @@ def test_resume_false_trains_afresh(tmp_path):
     ref = fit_once(tmp_path/'ref', 'one_cycle')
     learn = learner(tmp_path)
     with learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(4, 1e-2, cbs=Checkpoint(every='4ba', fname='ckpt', resume=False))  # no refusal
+        cb = Checkpoint(every='4ba', fname='ckpt', resume=False)
+        learn.fit_one_cycle(4, 1e-2, cbs=cb)  # no refusal
     assert len(learn.recorder.values) == 4
     assert ref['hps']['lr'][0] == learn.recorder.hps['lr'][0]
 
@@ -158,7 +160,7 @@ def test_lr_find_get_preds_and_export_with_checkpoint(tmp_path):
         assert not (tmp_path/'models'/'ckpt.pth').exists()  # neither saves nor resumes
         learn.fit_one_cycle(1, 1e-2)
     assert torch.load(tmp_path/'models'/'ckpt.pth', weights_only=False)['finished']
-    assert isinstance(pickle.loads(pickle.dumps(learn)).checkpoint, Checkpoint)  # pickles (`export`)
+    assert isinstance(pickle.loads(pickle.dumps(learn)).checkpoint, Checkpoint)  # as `export` does
 
 def test_start_epoch(tmp_path):
     "A fit started at `start_epoch` resumes too (its skipped epochs stay skipped)"
@@ -198,8 +200,8 @@ def test_scale_on_plateau_resumes(tmp_path):
     assert all(torch.equal(ref['weights'][k], v) for k,v in res['weights'].items())
     assert res['values'] == ref['values'] and res['losses'] == ref['losses']
     if set(cb().state_dict()) == {'scale', 'best', 'num_bad', 'cooldown_left'}:
-        pytest.xfail("ScaleOnPlateau.state_dict() lacks the scales of the batches done: its `after_fit` "
-                     "then leaves the recorded lrs unscaled")
+        pytest.xfail("ScaleOnPlateau.state_dict() lacks the scales of the batches done: "
+                     "its `after_fit` then leaves the recorded lrs unscaled")
     assert res['hps'] == ref['hps']
 
 def test_fit_budget_carries_the_time_spent(tmp_path):
@@ -216,19 +218,20 @@ def test_fit_budget_carries_the_time_spent(tmp_path):
     with pytest.raises(RuntimeError): fit(10)
     t[0] = 1000.  # another clock, far on: only the time spent counts
     learn = fit()
-    assert learn.train_iter == 30  # 30 batches of one tick each, 8 before the checkpoint and 22 after
+    assert learn.train_iter == 30  # a tick a batch: 8 before the checkpoint and 22 after
     lrs = learn.recorder.hps['lr']
     assert len(lrs) == 30 and lrs[8] < lrs[7] < lrs[0]
 
 def test_two_processes_each_rank_resumes_exactly(tmp_path):
-    "Under `distrib_ctx` (2 CPU processes, gloo) both ranks die; the re-run ends bit-identical on each"
+    "Under `distrib_ctx` (2 CPU processes, gloo) both ranks die; the re-run ends bit-identical"
     pytest.importorskip('accelerate')
     from test_distributed import free_port
     def launch(out, kill):
         out.mkdir(exist_ok=True)
-        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_addr=127.0.0.1',
-               f'--master_port={free_port()}', str(Path(__file__).parent/'checkpoint_distrib_script.py'),
-               str(out), str(kill)]
+        script = Path(__file__).parent/'checkpoint_distrib_script.py'
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+               '--master_addr=127.0.0.1', f'--master_port={free_port()}', str(script), str(out),
+               str(kill)]
         env = {**ENV, 'ACCELERATE_USE_CPU': 'true'}
         return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     r = launch(tmp_path/'ref', 0)
@@ -241,3 +244,24 @@ def test_two_processes_each_rank_resumes_exactly(tmp_path):
         assert_same(result_rank(tmp_path/'run', rank), result_rank(tmp_path/'ref', rank))
 
 def result_rank(out, rank): return torch.load(out/f'rank{rank}.pt', weights_only=False)
+
+def test_validate_neither_saves_nor_resumes(tmp_path):
+    "`validate` runs `before_fit` and `after_fit` too: no fit, so nothing is written or loaded"
+    learn = crashed(tmp_path)
+    f = tmp_path/'models'/'ckpt.pth'
+    before = f.read_bytes()
+    w = {k: v.clone() for k,v in learn.model.state_dict().items()}
+    learn.add_cb(Checkpoint(every='1ba', fname='ckpt'))
+    with learn.no_bar(): learn.validate()
+    assert f.read_bytes() == before
+    assert all(torch.equal(w[k], v) for k,v in learn.model.state_dict().items())
+
+def test_buffers_are_part_of_the_identity(tmp_path):
+    "A model whose buffers differ (not its parameters) is refused before any weight is loaded"
+    crashed(tmp_path)
+    learn = learner(tmp_path)
+    learn.model[1] = torch.nn.BatchNorm1d(16, track_running_stats=False)
+    w = {k: v.clone() for k,v in learn.model.state_dict().items()}
+    with pytest.raises(ValueError, match='`shapes`'), learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(3, 1e-2, cbs=Checkpoint(every='4ba', fname='ckpt'))
+    assert all(torch.equal(w[k], v) for k,v in learn.model.state_dict().items())

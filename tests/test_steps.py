@@ -1,4 +1,4 @@
-"The schedule is right however steps are counted: gradient accumulation, skipped AMP steps, two processes"
+"The schedule is right however steps are counted: accumulation, skipped AMP steps, two processes"
 import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
@@ -21,7 +21,8 @@ class Steps(Callback):
 def test_accumulation_steps_use_the_values_of_their_batch():
     "Under `GradientAccumulation`, a step uses the schedule's values at the batch it steps on"
     learn = synth_learner(n_trn=10, cbs=Steps())  # 10 batches of 16 an epoch
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(3, 1e-2, cbs=GradientAccumulation(48))
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(3, 1e-2, cbs=GradientAccumulation(48))
     rows,hps = learn.steps.rows,learn.recorder.hps
     n = len(hps['lr'])
     assert n == 30 and len(rows) == 10  # a step every 3 batches
@@ -32,18 +33,19 @@ def test_accumulation_steps_use_the_values_of_their_batch():
     np.testing.assert_allclose([lr for _,lr,_ in rows], [lr(i/n) for i,_,_ in rows], rtol=1e-12)
 
 def test_batch_durations_count_loader_batches_under_accumulation():
-    "'Nba' counts the loader's batches (fastai's `train_iter`); a warmup of N steps every k batches: N*k"
+    "'Nba' counts the loader's batches (fastai's `train_iter`): N steps every k batches is N*k"
     learn = synth_learner(n_trn=10, cbs=Steps())
     n_acc,bs,N = 32,16,4
     with learn.no_bar(), learn.no_logging():
-        learn.fit_warmup_cos(2, 1e-2, pct_warmup=f'{N*(n_acc//bs)}ba', cbs=GradientAccumulation(n_acc))
+        warm = f'{N*(n_acc//bs)}ba'
+        learn.fit_warmup_cos(2, 1e-2, pct_warmup=warm, cbs=GradientAccumulation(n_acc))
     lrs = learn.recorder.hps['lr']
     assert int(np.argmax(lrs)) == N*(n_acc//bs)  # the top at batch 8: after 8 batches, 4 steps
     steps = [lr for _,lr,_ in learn.steps.rows]
     assert steps[:N] == sorted(steps[:N]) and steps[N-1] < 1e-2 and steps[N] < 1e-2
 
 class CPUScaler(MixedPrecision):
-    "fastai's `MixedPrecision` with torch's CPU `GradScaler`: it skips the steps whose gradients are not finite"
+    "fastai's `MixedPrecision` with torch's CPU `GradScaler`: skips steps with non-finite gradients"
     def before_fit(self):
         super().before_fit()
         self.learn.scaler = torch.amp.GradScaler('cpu', init_scale=2.**8)
@@ -64,7 +66,7 @@ def amp_fit(at):
 
 @pytest.mark.filterwarnings('ignore::UserWarning')
 def test_skipped_amp_steps_do_not_shift_the_schedule():
-    "A step the scaler skips does not move later values: the schedule follows the data, not the steps"
+    "A step the scaler skips moves no later value: the schedule follows the data, not the steps"
     clean,skip = amp_fit([]),amp_fit([3, 4, 11])
     assert skip.inf_grads.skipped == [3, 4, 11] and clean.inf_grads.skipped == []
     assert len(skip.steps.rows) == len(clean.steps.rows) - 3
@@ -88,8 +90,9 @@ def test_anneal_lr_under_accelerate_two_processes(tmp_path, n_acc):
     root = Path(__file__).parent.parent
     env = {**os.environ, 'ACCELERATE_USE_CPU': 'true', 'OMP_NUM_THREADS': '1',
            'PYTHONPATH': os.pathsep.join([str(root), os.environ.get('PYTHONPATH', '')])}
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_addr=127.0.0.1',
-           f'--master_port={free_port()}', str(root/'tests'/'steps_accelerate_script.py'), str(tmp_path),
+    script = root/'tests'/'steps_accelerate_script.py'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+           '--master_addr=127.0.0.1', f'--master_port={free_port()}', str(script), str(tmp_path),
            str(n_acc)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -99,4 +102,4 @@ def test_anneal_lr_under_accelerate_two_processes(tmp_path, n_acc):
     assert total == 32//n_acc and len(r0['lrs']) == total//2
     s = combined_cos(0.25, 0.004, 0.1, 1e-6)
     one = s(np.arange(total)/total)  # the lr of each step of one process over the whole data
-    np.testing.assert_allclose(r0['lrs'], one[::2], rtol=1e-12)  # each step of 2 processes: 2 of one
+    np.testing.assert_allclose(r0['lrs'], one[::2], rtol=1e-12)  # a step of 2 processes: 2 of one
