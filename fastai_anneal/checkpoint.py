@@ -93,14 +93,18 @@ def _unset(o, name, old):
 def _batches_from(dl, k, rngs):
     "Iterate fastai's `dl` from batch `k` on, loading none of the batches before; `rngs` restored"
     old,get = dl.__dict__.get('get_idxs'),dl.get_idxs
-    workers = getattr(getattr(dl, 'fake_l', None), 'num_workers', 0)
+    fake = dl.fake_l
+    workers = fake.num_workers
     def tail():
         _unset(dl, 'get_idxs', old)
         if workers and rngs is not None: set_rng_states(rngs)  # the workers load: restore here
         return _Tail(get(), k*(dl.bs or 1), None if workers else rngs)
     dl.get_idxs = tail
+    fake.generator = torch.Generator()  # the workers' seed is drawn from it, not from torch's global
     try: yield from dl
-    finally: _unset(dl, 'get_idxs', old)
+    finally:
+        _unset(dl, 'get_idxs', old)
+        _unset(fake, 'generator', None)
 
 # %% ../nbs/09_checkpoint.ipynb #k017
 def _fit_calls(learn):

@@ -2,7 +2,7 @@
 `python checkpoint_script.py OUT FIT KILL` fits a small model with dropout, batch norm and a
 validation set in folder OUT; with KILL > 0 the process dies by `os._exit` (no cleanup) once KILL
 training batches are done, else it writes the weights and the recorder's `hps` and `values` to
-OUT/result.pt. FIT names the `Learner` method (see `FITS`)."""
+OUT/result.pt. FIT names the `Learner` method (see `FITS`); a fifth argument: loader workers."""
 import os, sys
 import torch
 from torch import nn
@@ -22,21 +22,21 @@ class Kill(Callback):
     def after_batch(self):
         if self.training and self.train_iter == self.k: os._exit(3)
 
-def data(n, bs=8):
+def data(n, bs=8, workers=0):
     "A shuffled training loader and a validation loader of a 2-class problem"
     x = torch.randn(n, 4)
     y = (x[:, 0] + 0.5*x[:, 1] > 0).long()
     items = list(zip(x, y))
-    return DataLoaders(DataLoader(items[:n - 16], bs=bs, shuffle=True, drop_last=False),
-                       DataLoader(items[n - 16:], bs=bs), device='cpu')
+    return DataLoaders(DataLoader(items[:n - 16], bs=bs, shuffle=True, num_workers=workers),
+                       DataLoader(items[n - 16:], bs=bs, num_workers=workers), device='cpu')
 
 def split(m): return [list(m[:3].parameters()), list(m[3:].parameters())]
 
-def learner(path):
+def learner(path, workers=0):
     set_seed(0)
     model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3),
                           nn.Linear(16, 2))
-    return Learner(data(60), model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy, path=path,
+    return Learner(data(60, workers=workers), model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy, path=path,
                    splitter=split)
 
 FITS = {
@@ -53,8 +53,9 @@ FITS = {
 
 if __name__ == '__main__':
     out,fit,kill = sys.argv[1],sys.argv[2],int(sys.argv[3])
+    workers = int(sys.argv[4]) if len(sys.argv) > 4 else 0  # loader processes
     torch.set_num_threads(1)
-    learn = learner(out)
+    learn = learner(out, workers)
     cbs = [Checkpoint(every='4ba', fname='ckpt')] + ([Kill(kill)] if kill > 0 else [])
     with learn.no_bar(), learn.no_logging(): FITS[fit](learn, cbs)
     r = learn.recorder

@@ -12,8 +12,8 @@ SCRIPT = Path(__file__).parent/'checkpoint_script.py'
 ENV = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]),
        'OMP_NUM_THREADS': '1'}
 
-def run_script(out, fit, kill=0):
-    cmd = [sys.executable, str(SCRIPT), str(out), fit, str(kill)]
+def run_script(out, fit, kill=0, workers=0):
+    cmd = [sys.executable, str(SCRIPT), str(out), fit, str(kill), str(workers)]
     r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     return r.returncode, r.stderr[-3000:]
 
@@ -31,31 +31,32 @@ def assert_same(a, b):
 def reference(tmp_path_factory):
     "The uninterrupted run of each fit, made once"
     done = {}
-    def get(fit):
-        if fit not in done:
+    def get(fit, workers=0):
+        if (fit, workers) not in done:
             out = tmp_path_factory.mktemp(f'ref_{fit}')
-            rc,err = run_script(out, fit)
+            rc,err = run_script(out, fit, workers=workers)
             assert rc == 0, err
-            done[fit] = result(out)
-        return done[fit]
+            done[fit, workers] = result(out)
+        return done[fit, workers]
     return get
 
 # 6 batches an epoch, 3 epochs, a checkpoint every 4 batches and at each epoch's end
-@pytest.mark.parametrize('fit,kill', [
-    ('one_cycle', 5),    # mid-epoch: resumes after batch 4
-    ('one_cycle', 7),    # just after an epoch's end: resumes at the start of the second epoch
-    ('one_cycle', 12),   # after an epoch's last batch, before its end was saved: resumes after 8
-    ('one_cycle', 17),   # in the last epoch
-    ('fine_tune', 9),    # in the second (unfrozen) fit of `fine_tune`
-    ('acc', 7),          # gradients accumulated but not stepped when the epoch's end was saved
+@pytest.mark.parametrize('fit,kill,workers', [
+    ('one_cycle', 5, 0),    # mid-epoch: resumes after batch 4
+    ('one_cycle', 7, 0),    # just after an epoch's end: resumes at the start of the second epoch
+    ('one_cycle', 12, 0),   # after an epoch's last batch, before its end was saved: resumes after 8
+    ('one_cycle', 17, 0),   # in the last epoch
+    ('fine_tune', 9, 0),    # in the second (unfrozen) fit of `fine_tune`
+    ('acc', 7, 0),          # gradients accumulated but not stepped when the epoch's end was saved
+    ('one_cycle', 5, 2),    # two loader processes (which draw no random numbers here)
 ])
-def test_killed_and_rerun_is_bit_identical(tmp_path, reference, fit, kill):
-    rc,err = run_script(tmp_path, fit, kill)
+def test_killed_and_rerun_is_bit_identical(tmp_path, reference, fit, kill, workers):
+    rc,err = run_script(tmp_path, fit, kill, workers)
     assert rc == 3, err  # died where asked
     assert (tmp_path/'models'/'ckpt.pth').exists() and not (tmp_path/'result.pt').exists()
-    rc,err = run_script(tmp_path, fit)
+    rc,err = run_script(tmp_path, fit, workers=workers)
     assert rc == 0, err
-    assert_same(result(tmp_path), reference(fit))
+    assert_same(result(tmp_path), reference(fit, workers))
     if kill == 5:  # the checkpoint now says finished: one more run trains afresh, to the same end
         rc,err = run_script(tmp_path, fit)
         assert rc == 0, err
