@@ -13,6 +13,7 @@ import numpy as np, torch
 from torch.utils.data import get_worker_info
 from fastcore.foundation import L
 from fastai.callback.core import Callback, CancelEpochException, CancelFitException
+from fastai.callback.progress import ProgressCallback
 from fastai.callback.training import GradientAccumulation
 from fastai.callback.tracker import TrackerCallback
 from fastai.learner import Learner
@@ -188,10 +189,10 @@ def _load_cb_state(cb, d):
         cb._slots = hyper_slots(cb.learn.opt, 'lr')
 
 def _stateful(learn, me):
-    "The callbacks of `learn` (but `me`) whose state a checkpoint keeps, by a key stable in runs"
-    cbs = [cb for cb in learn.cbs.sorted('order') if cb is not me]
-    return {f'{i}.{type(cb).__name__}': cb for i,cb in enumerate(cbs)
-            if _has_state(cb) or _fallback(cb)}
+    "The callbacks of `learn` (but `me`) whose state a checkpoint keeps, by class name and rank"
+    cbs = [cb for cb in learn.cbs.sorted('order') if cb is not me and (_has_state(cb) or _fallback(cb))]
+    names = [type(cb).__name__ for cb in cbs]
+    return {f'{n}.{names[:i].count(n)}': cb for i,(n,cb) in enumerate(zip(names, cbs))}
 
 # %% ../nbs/09_checkpoint.ipynb #k028
 def _recorder_state(rec):
@@ -329,8 +330,9 @@ class Checkpoint(Callback):
         if ck['epoch'] > 0: self._pause()
 
     def _pause(self):
-        "Switch the other callbacks off: the epochs before the one the fit resumes in are skipped"
-        self._paused = [(cb, cb.run) for cb in self.learn.cbs if cb is not self]
+        "Switch the other callbacks off (the progress bar counts on): the epochs done are skipped"
+        others = [cb for cb in self.learn.cbs if cb is not self and not isinstance(cb, ProgressCallback)]
+        self._paused = [(cb, cb.run) for cb in others]
         for cb,_ in self._paused: cb.run = False
 
     def _wake(self):

@@ -16,8 +16,7 @@ from fastai_anneal.all import *
 from fastai_anneal.checkpoint import Checkpoint
 
 class Kill(Callback):
-    "Die like a killed process, no cleanup, once `k` training batches are done (`Checkpoint` saved)"
-    order = Checkpoint.order + 1
+    "Die like a killed process, no cleanup, once `k` training batches are done (before they are saved)"
     def __init__(self, k): self.k = k
     def after_batch(self):
         if self.training and self.train_iter == self.k: os._exit(3)

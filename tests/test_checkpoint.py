@@ -65,15 +65,19 @@ def test_killed_and_rerun_is_bit_identical(tmp_path, reference, fit, kill, worke
 class Crash(Callback):
     "Fail after `k` training batches, after `Checkpoint` saved (in-process: cheaper than a kill)"
     order = Checkpoint.order + 1
-    def __init__(self, k): self.k = k
+    def __init__(self, k, order=None):
+        self.k = k
+        if order is not None: self.order = order
     def after_batch(self):
         if self.training and self.train_iter == self.k: raise RuntimeError('crash')
 
-def fit_once(path, fit, crash=None, every='4ba'):
+def fit_once(path, fit, crash=None, every='4ba', bar=False):
     "Fit `fit` of `checkpoint_script` in folder `path`; return what `assert_same` compares"
     learn = learner(path)
     cbs = [Checkpoint(every=every, fname='ckpt')] + ([Crash(crash)] if crash else [])
-    with learn.no_bar(), learn.no_logging(): FITS[fit](learn, cbs)
+    if bar: FITS[fit](learn, cbs)
+    else:
+        with learn.no_bar(), learn.no_logging(): FITS[fit](learn, cbs)
     r = learn.recorder
     return dict(weights=learn.model.state_dict(), hps=r.hps, values=[list(v) for v in r.values],
                 losses=[float(x) for x in r.losses])
@@ -85,6 +89,21 @@ def test_every_fit_resumes_exactly(tmp_path, fit, crash):
     ref = fit_once(tmp_path/'ref', fit)
     with pytest.raises(RuntimeError, match='crash'): fit_once(tmp_path/'run', fit, crash)
     assert_same(fit_once(tmp_path/'run', fit), ref)
+
+@pytest.mark.parametrize('crash', [5, 9])
+def test_resume_with_the_progress_bar_and_logs(tmp_path, crash):
+    "fastai's default progress bar and logs: the bar counts the skipped epochs on"
+    ref = fit_once(tmp_path/'ref', 'one_cycle', bar=True)
+    with pytest.raises(RuntimeError): fit_once(tmp_path/'run', 'one_cycle', crash, bar=True)
+    assert_same(fit_once(tmp_path/'run', 'one_cycle', bar=True), ref)
+
+def test_a_callback_only_the_crashed_run_had(tmp_path):
+    "The killed run had one more callback, ordered before the schedulers: their states still match up"
+    ref = fit_once(tmp_path/'ref', 'one_cycle')
+    learn = learner(tmp_path/'run')
+    with learn.no_bar(), learn.no_logging(), pytest.raises(RuntimeError):
+        learn.fit_one_cycle(3, 1e-2, cbs=[Checkpoint(every='4ba', fname='ckpt'), Crash(9, order=0)])
+    assert_same(fit_once(tmp_path/'run', 'one_cycle'), ref)
 
 def test_every_epoch(tmp_path):
     "every='1ep': only the epochs' ends are saved"
