@@ -6,3 +6,4 @@ from .callback import *
 from .lr_find import *
 from .learner import *
 from .torch_sched import *
+from .checkpoint import *
