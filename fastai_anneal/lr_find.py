@@ -288,9 +288,10 @@ class LRFinder(ParamScheduler):
 
     def after_batch(self):
         "Record the learning rate and smoothed loss; stop at `num_it` batches or at divergence"
-        if len(self._rec) > len(self.lrs):  # else a callback cancelled the batch before its lr
+        super().after_batch()  # records the lr in `hps`, if this batch had one
+        if len(self.hps['lr']) > len(self.lrs):  # else a callback cancelled the batch before it
             loss = float(self.learn.smooth_loss)
-            self.lrs.append(self._rec[-1][0])
+            self.lrs.append(self.hps['lr'][-1])
             self.losses.append(loss)
             self.best_loss = min(self.best_loss, loss)
             diverged = not math.isfinite(loss) or loss - self.best_loss > 3*abs(self.best_loss)
