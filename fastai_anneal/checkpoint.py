@@ -159,9 +159,7 @@ def _check_same_fit(saved, now, path):
 
 # %% ../nbs/09_checkpoint.ipynb #k024
 # Only for a class without `state_dict`/`load_state_dict`: the attributes holding its state mid-fit
-_FALLBACK = {ParamScheduler: ('_rec',),
-             CooldownOnPlateau: ('best', 'wait', 'plateau_epoch', 'lrs', '_sched', '_i', '_n'),
-             GradientAccumulation: ('count',),
+_FALLBACK = {GradientAccumulation: ('count',),
              TrackerCallback: ('best', 'wait')}
 
 def _has_state(cb):
@@ -175,18 +173,12 @@ def _fallback(cb): return next((a for t,a in _FALLBACK.items() if isinstance(cb,
 def _cb_state(cb):
     "The state of callback `cb` mid-fit: its `state_dict()`, or the table's attributes"
     if _has_state(cb): return cb.state_dict()
-    d = {a: cb.__dict__[a] for a in _fallback(cb) if a in cb.__dict__}
-    if '_t0' in cb.__dict__: d['elapsed'] = cb.clock() - cb._t0  # `fit_budget`: the time spent
-    return d
+    return {a: cb.__dict__[a] for a in _fallback(cb) if a in cb.__dict__}
 
 def _load_cb_state(cb, d):
     "Restore the state `d` (from `_cb_state`) into `cb`, which this fit's `before_fit` set up"
     if _has_state(cb): return cb.load_state_dict(d)
-    for a,v in d.items():
-        if a != 'elapsed': setattr(cb, a, v)
-    if 'elapsed' in d: cb._t0 = cb.clock() - d['elapsed']
-    if isinstance(cb, CooldownOnPlateau) and cb._sched is not None:
-        cb._slots = hyper_slots(cb.learn.opt, 'lr')
+    for a,v in d.items(): setattr(cb, a, v)
 
 def _stateful(learn, me):
     "The callbacks of `learn` (but `me`) whose state a checkpoint keeps, by class name and rank"

@@ -6,9 +6,11 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #c002
 from __future__ import annotations
-import collections, contextlib, math, numbers, sys, warnings
+import atexit, collections, contextlib, math, numbers, sys, warnings
 from functools import partial
 import numpy as np, torch
+if torch.distributed.is_available():  # before any process group: see `_destroy_gloo_group`
+    import torch.distributed.nn.functional
 import matplotlib.pyplot as plt
 from fastcore.basics import patch, even_mults
 from fastcore.xtras import is_listy
@@ -196,22 +198,20 @@ if DistributedDL is not None:
         return n//bs + (0 if self.dl.drop_last or n%bs == 0 else 1)
 
 # %% ../nbs/04_learner.ipynb #dd001
-if torch.distributed.is_available():
-    # A gloo worker thread that frees a finished collective frees its tensors, which takes the GIL;
-    # while Python shuts down, CPython ends such a thread with pthread_exit, whose unwinding through
-    # a noexcept destructor calls std::terminate ('terminate called without an active exception').
-    # So a gloo group must end before that: DDP imports torch.distributed.nn.functional, whose
-    # defaults (`group=group.WORLD`) held the group alive past `destroy_process_group` when first
-    # imported under a group (imported here, before any, they hold None), and `distrib_ctx` leaves
-    # the group open, so it is destroyed at exit, before the shutdown.
-    import atexit, torch.distributed.nn.functional
+# A gloo worker thread that frees a finished collective frees its tensors, which takes the GIL;
+# while Python shuts down, CPython ends such a thread with pthread_exit, whose unwinding through
+# a noexcept destructor calls std::terminate ('terminate called without an active exception').
+# So a gloo group must end before that: DDP imports torch.distributed.nn.functional, whose
+# defaults (`group=group.WORLD`) held the group alive past `destroy_process_group` when first
+# imported under a group (imported in the first cell, before any, they hold None), and
+# `distrib_ctx` leaves the group open, so it is destroyed at exit, before the shutdown.
+def _destroy_gloo_group():
+    "Destroy a gloo process group still open at exit, while its threads can be joined"
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_backend() == 'gloo':
+        dist.destroy_process_group()
 
-    def _destroy_gloo_group():
-        "Destroy a gloo process group still open at exit, while its threads can be joined"
-        dist = torch.distributed
-        if dist.is_initialized() and dist.get_backend() == 'gloo': dist.destroy_process_group()
-
-    atexit.register(_destroy_gloo_group)
+atexit.register(_destroy_gloo_group)
 
 # %% ../nbs/04_learner.ipynb #c022
 def _check_keys(keys, hps):
@@ -486,6 +486,16 @@ class _TimeBudget(ParamScheduler):
     def after_epoch(self):
         self._epochs += 1
         if self._spent: raise CancelFitException()
+
+    def state_dict(self):
+        "The record, the time spent and the epochs done: for `load_state_dict` in a resumed fit"
+        return {**super().state_dict(), 'elapsed': self._now() - self._t0, 'epochs': self._epochs}
+
+    def load_state_dict(self, d):
+        "Continue `d` (from `state_dict`) after `before_fit`: the budget goes on from the time spent"
+        super().load_state_dict(d)
+        self._t0 = self._now() - d['elapsed']
+        self._epochs = d['epochs']
 
     def after_fit(self):
         "Say why the fit stopped (in `recorder.budget`), with a warning if `max_epoch` came first"
