@@ -347,6 +347,10 @@ def test_new_fit_methods(fit, sched):
 
 def weights(learn): return [p.detach().clone() for p in learn.model.parameters()]
 
+def test_fine_tune_takes_no_lr_max():
+    "fine_tune's lrs come from `base_lr` (fastai's signature): `lr_max` is refused, as fastai refuses it"
+    with pytest.raises(TypeError, match='lr_max'): two_groups().fine_tune(1, lr_max=1.)
+
 @pytest.mark.parametrize('method,kwargs,name', [
     ('fit_flat_cos', dict(n_epoch=0), 'n_epoch'), ('fit_flat_cos', dict(n_epoch=2, lr=-1.), 'lr'),
     ('fit_flat_cos', dict(n_epoch=2, pct_start=2.), 'pct_start'), ('fit_flat_cos', dict(n_epoch=2, div_final=0), 'div_final'),
@@ -357,7 +361,7 @@ def weights(learn): return [p.detach().clone() for p in learn.model.parameters()
     ('fine_tune', dict(epochs=0), 'epochs'), ('fine_tune', dict(epochs=1, base_lr=0), 'base_lr'), ('fine_tune', dict(epochs=1, freeze_epochs=-1), 'freeze_epochs'),
     ('fine_tune', dict(epochs=1, lr_mult=0), 'lr_mult'), ('fine_tune', dict(epochs=1, pct_start=-1), 'pct_start'), ('fine_tune', dict(epochs=1, div=0), 'div'),
     ('fine_tune', dict(epochs=1, moms=(0.9,)), 'moms'), ('fine_tune', dict(epochs=1, wd=-1), 'wd'), ('fine_tune', dict(epochs=1, start_epoch=2), 'start_epoch'),
-    ('fine_tune', dict(epochs=1, div_final=0), 'div_final'), ('fine_tune', dict(epochs=1, lr_max=1.), 'lr_max'),
+    ('fine_tune', dict(epochs=1, div_final=0), 'div_final'),
     ('fit_warmup_cos', dict(n_epoch=2, pct_warmup=1.), 'pct_warmup'), ('fit_warmup_cos', dict(n_epoch=2, lr_max=slice(0, 1)), 'lr_max.start'),
     ('fit_warmup_cos', dict(n_epoch=2, lr_min=-1), 'lr_min'), ('fit_wsd', dict(n_epoch=2, pct_decay=0.95), 'pct_decay'),
     ('fit_wsd', dict(n_epoch=2, decay='exp'), 'decay'), ('fit_wsd', dict(n_epoch=2, lr_max=[1e-3, 1e-2, 1e-1]), 'lr_max'),

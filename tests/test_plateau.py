@@ -2,6 +2,7 @@
 (`start_epoch`, `reset_on_fit=False`, `state_dict` mid-epoch), lr_find/get_preds, arguments refused before any
 batch, and the record `plot_sched` draws."""
 import math, pickle, warnings
+import matplotlib.pyplot as plt
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
 from fastai.callback.core import Callback, CancelBatchException
@@ -183,7 +184,7 @@ def test_cooldown_in_a_plain_fit_is_recorded_for_plot_sched():
     assert list(learn.recorder.hps) == ['lr'] and learn.recorder.group_hps['lr'].shape == (15, 1)
     np.testing.assert_allclose(learn.recorder.hps['lr'], [1e-2]*10 + [1e-2*(1 - i/5) for i in range(5)])
     np.testing.assert_allclose(learn.recorder.hps['lr'], learn.recorder.lrs)
-    learn.recorder.plot_sched()
+    plt.close(learn.recorder.plot_sched(return_fig=True))
 
 # ---------------------------------------------------------------- state_dict mid-epoch: resume ends as an uninterrupted fit
 

@@ -26,6 +26,8 @@ def n_images(cell): return sum('image/png' in o.get('data', {}) for o in cell.ou
 
 @pytest.fixture(scope='module')
 def executed():
+    import matplotlib.pyplot as plt
+    plt.close('all')  # figures other tests left open would show with the first plot
     nb = new_nb([mk_cell(SETUP)] + [mk_cell(s) for s in PLOTS])
     CaptureShell().run_all(nb, exc_stop=True)
     return nb
