@@ -1,5 +1,5 @@
 """Phase edges: a position on an edge, as users compute positions (k/n, step/total, fastai's running pct_train), belongs
-to the later phase, in nested compositions too, the scalar path equal to the vectorised one (issue 10)"""
+to the later phase, in nested compositions too, the scalar path equal to the vectorised one"""
 import math, warnings
 from fractions import Fraction
 import numpy as np, pytest, torch

@@ -1,4 +1,4 @@
-"""GPU paths (issue 12): each test needs CUDA and skips cleanly without it, except the gloo half of the broadcast test,
+"""GPU paths: each test needs CUDA and skips cleanly without it, except the gloo half of the broadcast test,
 which runs on the CPU. Tensor hypers on CUDA filled in place, fused and capturable AdamW, a compiled optimizer step that
 does not recompile while lr and betas change every batch, CUDA RNG restored by keep_state, to_fp16 with one-cycle, and
 the distributed broadcast on CUDA only for nccl."""

@@ -77,9 +77,6 @@ def test_standard_nbdev_workflows():
 # Words about how the project is run, not about the library: a reader has no use for them.
 ORG_WORDS = re.compile(r"\bissues? #?\d+|\bsessions?\b|\blent\b|\bseed tutorial|\bhelpers?\b"
                        r"|\bthe bar of\b|\bthis project's\b", re.I)
-# Cells of other notebooks that still have such words: reword them, then remove them from here.
-ORG_WORDS_KNOWN = {('00_core.ipynb', 'c017'), ('00_core.ipynb', 'c021'),
-                   ('01_schedules.ipynb', 'c041'), ('07_gallery.ipynb', 'c003')}
 
 def test_readme_speaks_to_users():
     found = [m.group(0) for m in ORG_WORDS.finditer((root/'README.md').read_text())]
@@ -89,7 +86,7 @@ def test_notebook_prose_speaks_to_users():
     found = []
     for path in notebooks:
         for c in nbformat.read(path, as_version=4).cells:
-            if c.cell_type != 'markdown' or (path.name, c.id) in ORG_WORDS_KNOWN: continue
+            if c.cell_type != 'markdown': continue
             words = [m.group(0) for m in ORG_WORDS.finditer(c.source)]
             found += [f'{path.name} cell {c.id}: {w!r}' for w in words]
     assert not found, found
@@ -113,9 +110,6 @@ def stream_faults(text):
             faults.append(f'empty table {line.strip()!r}')
     return faults
 
-# Outputs stored before tools/run_nbs.py dropped bars and empty headers: re-run, then empty this.
-NOT_RERUN = {'03_callback.ipynb', '04_learner.ipynb', '05_lr_find.ipynb'}
-
 def streams(path):
     "(cell id, text) of each stream output stored in the notebook at `path`"
     cells = nbformat.read(path, as_version=4).cells
@@ -124,7 +118,6 @@ def streams(path):
 
 @pytest.mark.parametrize('path', notebooks, ids=lambda p: p.name)
 def test_stored_outputs_show_no_frozen_bars_or_empty_tables(path):
-    if path.name in NOT_RERUN: pytest.xfail('stored before tools/run_nbs.py tidied outputs')
     faults = [f'cell {id}: {f}' for id,text in streams(path) for f in stream_faults(text)]
     assert not faults, f'{path.name}: {faults} (run tools/run_nbs.py)'
 

@@ -1,6 +1,6 @@
 """A table-driven sweep of ParamScheduler and every public Learner method fastai_anneal defines (fit_one_cycle,
 fit_flat_cos, fit_sgdr, fine_tune, fit_warmup_cos, fit_wsd, Recorder.plot_sched; lr_find is swept in its own file)
-with bad inputs and injected faults (issue 9).
+with bad inputs and injected faults.
 
 Bad input: a ValueError/TypeError naming the argument; weights, optimizer hyper-parameters and freeze state unchanged;
 no `ParamScheduler` left attached; a plain `fit` works afterwards, unscheduled.

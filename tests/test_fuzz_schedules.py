@@ -1,4 +1,4 @@
-"""Issue 9: a table-driven fuzz of every public schedule constructor, of schedule evaluation, of JSON configs and of
+"""A table-driven fuzz of every public schedule constructor, of schedule evaluation, of JSON configs and of
 `AnnealLR`. Each bad input must be refused with a ValueError/TypeError naming the argument, or accepted with only finite
 values coming out (scalar and vectorised paths agreeing); each injected fault must leave the optimizer untouched.
 Run with `-s` to see the counts (inputs tried / handled well, faults injected / survived)."""

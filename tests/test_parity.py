@@ -1,4 +1,4 @@
-"Our values against fastai's own functions, the oracle, and the seed tutorial's formulas"
+"Our values against fastai's own functions, the oracle, and the fastai course's formulas"
 import math, pickle
 import numpy as np, pytest, torch
 from fastai_oracle import fs  # fastai's schedule module as it was before fastai_anneal installed its names

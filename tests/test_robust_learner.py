@@ -1,5 +1,5 @@
-"""Issue 9, ParamScheduler and Learner methods: one or more regression tests per finding (F2 F3 F4 F5 F7 F8 F9 F11 F13
-F16 F17 F18 F19 F21-F24). Each checks the behaviour the issue asks for: bad input is a ValueError/TypeError naming
+"""ParamScheduler and Learner methods: one or more regression tests per finding (F2 F3 F4 F5 F7 F8 F9 F11 F13
+F16 F17 F18 F19 F21-F24). Each checks the behaviour a user expects: bad input is a ValueError/TypeError naming
 the argument before any weight, optimizer or freeze state changes; no NaN/inf reaches the optimizer; our callbacks
 are detached after any exception; state changed mid-fit is respected."""
 import dataclasses, json, math, os, socket, subprocess, sys

@@ -1,4 +1,4 @@
-"Regression tests for lr_find/keep_state (issue 9: F1, F10, F14, F18; issue 12: snapshots off the device, restored bit for bit)"
+"Regression tests for lr_find/keep_state (snapshots on disk, on the CPU or the device, restored bit for bit)"
 import copy, os, signal, threading
 import numpy as np, pytest, torch
 from torch import nn

@@ -1,5 +1,5 @@
 """Every upstream scheduler option against its library (torch; transformers and timm when installed, else skipped) or,
-for optax (not installed), its published formula; values at the positions k/T of steps k = 0..T-1 (issue 10)"""
+for optax (not installed), its published formula; values at the positions k/T of steps k = 0..T-1"""
 import json, math, pickle, warnings
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
