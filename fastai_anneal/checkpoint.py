@@ -14,8 +14,6 @@ from torch.utils.data import get_worker_info
 from fastcore.foundation import L
 from fastai.callback.core import Callback, CancelEpochException, CancelFitException
 from fastai.callback.progress import ProgressCallback
-from fastai.callback.training import GradientAccumulation
-from fastai.callback.tracker import TrackerCallback
 from fastai.learner import Learner
 from .core import *
 from .hypers import *
@@ -119,9 +117,12 @@ def _fit_calls(learn):
     return res[::-1]
 
 def _sched_config(s):
-    "`s.to_dict()`, or `repr(s)` for a schedule that has none (a plain callable)"
+    "`s.to_dict()`, or the values at 0, 1/16, ... 15/16 of a schedule without one (a function)"
     try: return s.to_dict()
-    except (ValueError, AttributeError): return repr(s)
+    except (ValueError, AttributeError): pass
+    try: return {'values': [np.asarray(s(k/16), dtype=float).tolist() for k in range(16)]}
+    except (ValueError, TypeError, ArithmeticError, IndexError, RuntimeError):
+        return type(s).__name__  # a function that cannot be sampled: known by its type
 
 def _world():
     "This process's rank and the number of processes (0 and 1 outside `torch.distributed`)"
@@ -159,15 +160,20 @@ def _check_same_fit(saved, now, path):
 
 # %% ../nbs/09_checkpoint.ipynb #k024
 # Only for a class without `state_dict`/`load_state_dict`: the attributes holding its state mid-fit
-_FALLBACK = {GradientAccumulation: ('count',),
-             TrackerCallback: ('best', 'wait')}
+# (fastai's `ParamScheduler`, by its module: while the plugin is on, fastai's names are ours)
+_FALLBACK = {'fastai.callback.training.GradientAccumulation': ('count',),
+             'fastai.callback.tracker.TrackerCallback': ('best', 'wait'),
+             'fastai.callback.schedule.ParamScheduler': ('hps',)}
 
 def _has_state(cb):
     "Whether `cb`'s class has `state_dict` and `load_state_dict` (not found through its Learner)"
     t = type(cb)
     return all(callable(getattr(t, n, None)) for n in ('state_dict', 'load_state_dict'))
 
-def _fallback(cb): return next((a for t,a in _FALLBACK.items() if isinstance(cb, t)), None)
+def _fallback(cb):
+    "The attributes `_FALLBACK` lists for `cb`'s class or the nearest of its bases, or None"
+    names = (f'{t.__module__}.{t.__qualname__}' for t in type(cb).__mro__)
+    return next((_FALLBACK[n] for n in names if n in _FALLBACK), None)
 
 # %% ../nbs/09_checkpoint.ipynb #k025
 def _cb_state(cb):

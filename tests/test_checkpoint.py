@@ -62,6 +62,21 @@ def test_killed_and_rerun_is_bit_identical(tmp_path, reference, fit, kill, worke
         assert rc == 0, err
         assert_same(result(tmp_path), reference(fit))
 
+def test_fastai_schedules_without_the_plugin(tmp_path):
+    "Only `Checkpoint` imported: fastai's own `fit_one_cycle` (closures, `hps` lists) resumes exactly"
+    script = Path(__file__).parent/'checkpoint_fastai_script.py'
+    def run(out, kill=0):
+        r = subprocess.run([sys.executable, str(script), str(out), str(kill)], env=ENV,
+                           capture_output=True, text=True, timeout=300)
+        return r.returncode, r.stderr[-3000:]
+    ref,out = tmp_path/'ref',tmp_path/'run'
+    for args,want in [((ref,), 0), ((out, 5), 3), ((out,), 0)]:  # the run killed after batch 5 of 12
+        rc,err = run(*args)
+        assert rc == want, err
+    a,b = result(ref),result(out)
+    for k in a['weights']: assert torch.equal(a['weights'][k], b['weights'][k]), k
+    assert len(a['lr']) == 12 and (a['lr'], a['mom'], a['values']) == (b['lr'], b['mom'], b['values'])
+
 class Crash(Callback):
     "Fail after `k` training batches, after `Checkpoint` saved (in-process: cheaper than a kill)"
     order = Checkpoint.order + 1
