@@ -98,7 +98,10 @@ class ParamScheduler(Callback):
         _check_fit(fit, self.learn)
         self._fit = fit
         self._targets()
-        self.hps = {n: [] for n in run}
+        # `hps` keeps the last group's values: for a one-value schedule, the record itself
+        self.hps = {n: r if _ngroups(run[n]) is None else [] for n,r in fit.rec.items()}
+        fit.logs = [(r.append, None if self.hps[n] is r else self.hps[n].append)
+                    for n,r in fit.rec.items()]
 
     def _targets(self):
         "Where each schedule writes, in the optimizer as it is now (plain dicts: a fast write)"
@@ -121,7 +124,7 @@ class ParamScheduler(Callback):
         "Set this batch's values: the schedules at (epoch*n_iter + iter) / (n_epoch*n_iter)"
         f = self._fit
         if f is None: return  # sitting this fit out
-        self._follow()
+        if f.homes.stale(): self._follow()
         learn = self.learn
         j = learn.iter - f.off
         if not 0 <= j < f.n: j = self._table()
@@ -163,9 +166,9 @@ class ParamScheduler(Callback):
         if f is None: return
         vals,f.last = f.last,None
         if vals is None: return  # cancelled before this callback wrote anything
-        for (n,rec),v in zip(f.rec.items(), vals):
-            rec.append(v)
-            self.hps[n].append(v[-1] if type(v) is list else v)
+        for (rec,last),v in zip(f.logs, vals):
+            rec(v)
+            if last is not None: last(v[-1] if type(v) is list else v)
 
     def after_fit(self):
         "Save the record in the recorder, if there is one: `hps` (last group) and `group_hps`"
@@ -223,6 +226,7 @@ class _Fit:
     cols: list = None    # per schedule: its values from batch `off` on
     last: list = None    # the values written for the batch in progress
     custom: bool = False # a subclass has its own `_update_val`: call it every batch
+    logs: list = None    # per schedule: append to its record, and to `hps` (None: the same list)
 
 def _sit_out(cb):
     "Whether `cb` sits this fit out: `lr_find` (another `LRFinder`) or `get_preds` runs it"
