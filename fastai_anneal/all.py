@@ -6,4 +6,4 @@ from .callback import *
 from .lr_find import *
 from .learner import *
 from .torch_sched import *
-from .checkpoint import *
+from .checkpoint import Checkpoint  # its helpers (rng_states, ...) stay in fastai_anneal.checkpoint
