@@ -22,8 +22,9 @@ __all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'EDGE_TOL
 _shower = reprlib.Repr()
 _shower.maxlevel,_shower.maxstring,_shower.maxother,_shower.maxlong = 3,80,120,40
 
+# a value nested thousands deep, or a huge one, must not break the message
 def _show(v):
-    "`repr(v)` for an error message, bounded: a value nested thousands deep or huge must not break the message"
+    "`repr(v)` for an error message, bounded"
     return _shower.repr(v)
 
 # %% ../nbs/00_core.ipynb #c005
@@ -37,10 +38,13 @@ def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {_show(v)}")
     try: v = float(v)
-    except OverflowError: raise ValueError(f"`{name}` must be finite, got {_show(v)}") from None  # an int too large for a float
+    except OverflowError:  # an int too large for a float
+        raise ValueError(f"`{name}` must be finite, got {_show(v)}") from None
     if not math.isfinite(v): raise ValueError(f"`{name}` must be finite, got {_show(v)}")
     if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
-        raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, got {_show(v)}")
+        opening = '(' if lo_open else '['
+        closing = ')' if hi_open else ']'
+        raise ValueError(f"`{name}` must be in {opening}{lo}, {hi}{closing}, got {_show(v)}")
     return v
 
 # %% ../nbs/00_core.ipynb #c006
@@ -55,33 +59,43 @@ def check_int(name, v, lo=0, hi=None):
 
 def check_choice(name, v, choices):
     "Check that `v` is one of the strings `choices`; return it"
-    if not isinstance(v, str) or v not in choices: raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {_show(v)}")
+    if not isinstance(v, str) or v not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {_show(v)}")
     return v
 
 # %% ../nbs/00_core.ipynb #c007
+# returns a float, or a list of floats for one value per parameter group
 def check_param(name, v):
-    "Check that `v` is a finite number or a 1-d array of them (one per parameter group); return a float or a list of floats"
+    "Check that `v` is a finite number or a 1-d array of them (one per parameter group)"
     if isinstance(v, torch.Tensor): v = v.detach().cpu().numpy()
     if isinstance(v, np.ndarray): v = v.tolist()  # then each element is checked as a Python number
     if isinstance(v, (list, tuple)):
         if len(v) == 0 or any(isinstance(x, (list, tuple)) for x in v):
             raise ValueError(f"`{name}` must be a number or a non-empty 1-d array, got {_show(v)}")
         v = [_number(x) for x in v]  # a list of 0-d tensors, as `[lr.item() ...]` would give
-        for x in v:  # the same numbers `check_num` takes: no strings, bytes, bools or complex numbers
-            if isinstance(x, bool) or not isinstance(x, numbers.Real): raise TypeError(f"`{name}` must be a number or a 1-d array of real numbers, got {_show(v)}")
+        # the same numbers `check_num` takes: no strings, bytes, bools or complex numbers
+        for x in v:
+            if isinstance(x, bool) or not isinstance(x, numbers.Real):
+                raise TypeError(f"`{name}` must be a number or a 1-d array of real numbers, "
+                                f"got {_show(v)}")
         return [check_num(name, x) for x in v]
     return check_num(name, v)
 
 # %% ../nbs/00_core.ipynb #i9a001
+# `vals` is a number, array, tensor or list, checked before it is written
 def check_finite_values(name, vals, pos=None, sched=None):
-    "Check that the values `vals` (a number, array, tensor or list) of hyper-parameter `name` are all finite before they are written; return `vals`"
-    if type(vals) is float and vals - vals == 0: return vals  # the per-batch path: NaN and inf give NaN
+    "Check that the values `vals` of hyper-parameter `name` are all finite; return `vals`"
+    # the per-batch path: NaN and inf give NaN
+    if type(vals) is float and vals - vals == 0: return vals
     if isinstance(vals, torch.Tensor): vals = vals.detach().cpu().numpy()
     try: a = np.asarray(vals, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError): raise TypeError(f"the values of `{name}` must be numbers, got {_show(vals)}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"the values of `{name}` must be numbers, got {_show(vals)}") from None
     if np.isfinite(a).all(): return vals
-    at = ('' if pos is None else f' at pos={pos!r}') + ('' if sched is None else f' (schedule {sched!r})')
-    raise ValueError(f"`{name}` must be finite{at}, got {_show(vals)}: a NaN or inf must never reach the optimizer")
+    at = (('' if pos is None else f' at pos={pos!r}')
+          + ('' if sched is None else f' (schedule {sched!r})'))
+    raise ValueError(f"`{name}` must be finite{at}, got {_show(vals)}: "
+                     "a NaN or inf must never reach the optimizer")
 
 # %% ../nbs/00_core.ipynb #i11c002
 _DURATION = re.compile(r'(0|[1-9][0-9]*)(ba|ep)')
@@ -91,36 +105,43 @@ def is_duration(v):
     return isinstance(v, str) and _DURATION.fullmatch(v) is not None
 
 def check_duration(name, v, lo=0., hi=1., hi_open=False):
-    "Check that `v` is a fraction of training in [`lo`, `hi`] or a duration with a unit (`'500ba'`, `'2ep'`); return it"
+    "Check that `v` is a fraction of training in [`lo`, `hi`] or a duration (`'500ba'`, `'2ep'`)"
     if isinstance(v, str):
-        if not is_duration(v): raise ValueError(f"`{name}` must be a fraction of training or a duration like '500ba' (batches) or '2ep' (epochs), got {v!r}")
+        if not is_duration(v):
+            raise ValueError(f"`{name}` must be a fraction of training or a duration like '500ba' "
+                             f"(batches) or '2ep' (epochs), got {v!r}")
         return v
     return check_num(name, v, lo, hi, hi_open=hi_open)
 
+# durations in epochs ('2ep') need `steps_per_epoch`, the length of an epoch
 def duration_steps(name, v, n_steps, steps_per_epoch=None):
-    "Number of steps that `v` (a fraction of training or a duration with a unit) lasts in a run of `n_steps` steps (epochs of `steps_per_epoch`)"
+    "Steps that `v` (a fraction of training or a duration with a unit) lasts in a run of `n_steps`"
     v = check_duration(name, v, hi=math.inf)
     if not isinstance(v, str): k = round(v*n_steps)
     else:
         n,unit = _DURATION.fullmatch(v).groups()
-        if unit == 'ep' and steps_per_epoch is None: raise ValueError(f"`{name}` = {v!r} is in epochs but the length of an epoch is unknown: give `steps_per_epoch`")
+        if unit == 'ep' and steps_per_epoch is None:
+            raise ValueError(f"`{name}` = {v!r} is in epochs but the length of an epoch "
+                             "is unknown: give `steps_per_epoch`")
         k = int(n) * (1 if unit == 'ba' else steps_per_epoch)
     if k > n_steps * (1 + 1e-9):  # a phase of 0.3 of 10 steps spans 2.9999999999999996
         raise ValueError(f"`{name}` = {v!r} ({k} steps) is longer than the run "
                          f"({n_steps:.10g} steps)")
     return k
 
+# durations with units converted; fractions and `None` as they are
 def _pct(name, v, n_steps, steps_per_epoch):
-    "`v` as a fraction of a run of `n_steps` steps: durations with units converted, fractions and `None` as they are"
+    "`v` as a fraction of a run of `n_steps` steps"
     if not is_duration(v): return v
     k = duration_steps(name, v, n_steps, steps_per_epoch)
     return k / n_steps if n_steps else 0.  # '0ba' in a phase of no steps
 
 # %% ../nbs/00_core.ipynb #i9b003
 def check_bool(name, v):
-    "Check that `v` is `True` or `False` (a numpy bool too, not a string or a number); return it as a bool"
+    "Check that `v` is `True` or `False` (a numpy bool too, not a string or number); return a bool"
     v = _number(v)
-    if not isinstance(v, (bool, np.bool_)): raise TypeError(f"`{name}` must be True or False, got {_show(v)}")
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, got {_show(v)}")
     return bool(v)
 
 # %% ../nbs/00_core.ipynb #c010
@@ -128,7 +149,8 @@ def _is_group(v): return isinstance(v, list)
 
 def _fmt(v):
     "Python source for argument `v`"
-    if isinstance(v, float): return repr(int(v)) + '.' if v.is_integer() and abs(v) < 1e16 else repr(v)
+    if isinstance(v, float):
+        return repr(int(v)) + '.' if v.is_integer() and abs(v) < 1e16 else repr(v)
     if isinstance(v, (list, tuple)):
         s = ', '.join(_fmt(o) for o in v)
         return f'[{s}]' if isinstance(v, list) else f'({s}{"," if len(v)==1 else ""})'
@@ -139,19 +161,22 @@ def _fmt(v):
 class Schedule:
     "Base class of schedules: a pure, picklable function of training progress `pos` in [0, 1]"
     _args = ()
-    ngroups = None  # number of parameter groups the values are for; `None`: one value for every group
+    # number of parameter groups the values are for; `None`: one value for every group
+    ngroups = None
 
     def _f(self, pos): raise NotImplementedError
     def _arr(self, pos):
         "Values at the positions in the float64 array `pos`: shape `pos.shape` (+ `(ngroups,)`)"
-        return np.array([self._f(p) for p in pos.ravel().tolist()], dtype=np.float64).reshape(pos.shape + self._gshape)
+        vals = [self._f(p) for p in pos.ravel().tolist()]
+        return np.array(vals, dtype=np.float64).reshape(pos.shape + self._gshape)
 
     @property
     def _gshape(self): return () if self.ngroups is None else (self.ngroups,)
 
     def __call__(self, pos):
         if type(pos) is float:  # the per-batch path: no conversions
-            if pos != pos: raise ValueError(f"`pos` must not be NaN, got {pos!r}")  # +-inf are clipped by the shapes
+            if pos != pos:  # +-inf are clipped by the shapes
+                raise ValueError(f"`pos` must not be NaN, got {pos!r}")
             return _out(self._f(pos))
         return _eval(self, pos)
 
@@ -170,8 +195,9 @@ class Schedule:
         "A short name for legends and titles: the name of the shape"
         return type(self).__name__
 
+    # `__setstate__` re-runs `__init__`, which derives the rest
     def __getstate__(self):
-        "Pickle the constructor arguments only: `__setstate__` re-runs `__init__`, which derives the rest"
+        "Pickle the constructor arguments only"
         return {a: getattr(self, a) for a in self._args} if self._args else self.__dict__
     def __setstate__(self, d):
         if self._args: self.__init__(**d)
@@ -182,9 +208,11 @@ class Schedule:
         if not cls.__name__.startswith('_'): _schedules[cls.__name__] = cls  # for `sched_from_dict`
 
     def to_dict(self):
-        "A JSON-safe dict `{'type': name, **args}` that `sched_from_dict` turns back into this schedule"
-        if not self._args: raise ValueError(f"{self!r} cannot be serialised: {type(self).__name__} has no `_args`")
-        return {'type': type(self).__name__, **{a: _to_json(getattr(self, a), a) for a in self._args}}
+        "A JSON-safe `{'type': name, **args}` that `sched_from_dict` turns back into this schedule"
+        if not self._args:
+            raise ValueError(f"{self!r} cannot be serialised: {type(self).__name__} has no `_args`")
+        args = {a: _to_json(getattr(self, a), a) for a in self._args}
+        return {'type': type(self).__name__, **args}
 
     def resolve(self,
                 n_steps,               # steps in the run (batches, or optimizer steps)
@@ -215,7 +243,8 @@ def _out(v): return np.array(v) if _is_group(v) else v
 def _eval(s, pos):
     "Evaluate schedule `s` at `pos`: a number, 0-d tensor, array or tensor"
     if isinstance(pos, torch.Tensor):
-        if pos.dtype == torch.bool or pos.is_complex(): raise TypeError(f"`pos` must hold real numbers, got {_show(pos)}")
+        if pos.dtype == torch.bool or pos.is_complex():
+            raise TypeError(f"`pos` must hold real numbers, got {_show(pos)}")
         if pos.ndim == 0: return s(float(pos))
         res = _eval(s, pos.detach().cpu().double().numpy())
         dtype = pos.dtype if pos.is_floating_point() else torch.get_default_dtype()
@@ -223,32 +252,40 @@ def _eval(s, pos):
     if isinstance(pos, numbers.Real) and not isinstance(pos, bool): return s(float(pos))
     try: a = np.asarray(pos)
     except (TypeError, ValueError): a = None  # ragged
-    if a is None or a.dtype.kind not in 'fiu':  # the same numbers as `check_num`: no None, strings, bytes, bools or complex numbers
-        raise TypeError(f"`pos` must be a real number, an array or a tensor of them, got {_show(pos)}")
+    # the same numbers as `check_num`: no None, strings, bytes, bools or complex numbers
+    if a is None or a.dtype.kind not in 'fiu':
+        raise TypeError("`pos` must be a real number, an array or a tensor of them, "
+                        f"got {_show(pos)}")
     a = a.astype(np.float64)
     if a.ndim == 0: return s(float(a))
     if np.isnan(a).any(): raise ValueError(f"`pos` must not contain NaN, got {_show(pos)}")
     return s._arr(a)
 
 # %% ../nbs/00_core.ipynb #c014
+# called with `(start, end)` it gives an `Annealer` schedule, with `(start, end, pos)` the value
 class Formula:
-    "A formula `f(start, end, pos)` decorated by `annealer`: `(start, end)` gives an `Annealer` schedule, `(start, end, pos)` the value"
+    "A formula `f(start, end, pos)` decorated by `annealer`"
     def __init__(self, f, check=None):
         self.f,self.check = f,check
         functools.update_wrapper(self, f)
+    # with `pos`, fastai's functional form `sched_lin(start, end, pos)`
     def __call__(self, start, end, pos=None):
-        "The schedule from `start` to `end`; with `pos`, its value there (fastai's functional form `sched_lin(start, end, pos)`)"
+        "The schedule from `start` to `end`; with `pos`, its value there"
         return Annealer(self, start, end) if pos is None else self.f(start, end, pos)
-    def __reduce__(self): return self.__qualname__  # pickled by reference, like the function it wraps
+    # pickled by reference, like the function it wraps
+    def __reduce__(self): return self.__qualname__
     def __repr__(self): return self.__name__
 
+# `check(start, end)`, if given, validates the arguments
 def annealer(f=None, *, check=None):
-    "Decorator turning `f(start, end, pos)` into `f(start, end)`, a schedule factory; `check(start, end)` validates arguments"
+    "Decorator turning `f(start, end, pos)` into `f(start, end)`, a schedule factory"
     if f is None: return functools.partial(annealer, check=check)
-    if not callable(f): raise TypeError(f"`annealer` decorates a function f(start, end, pos), got {f!r}")
+    if not callable(f):
+        raise TypeError(f"`annealer` decorates a function f(start, end, pos), got {f!r}")
     res = Formula(f, check)
     old = _formulas.get(res.__name__)
-    if old is None or old.__module__ == res.__module__: _formulas[res.__name__] = res  # by name, for `sched_from_dict`
+    if old is None or old.__module__ == res.__module__:
+        _formulas[res.__name__] = res  # by name, for `sched_from_dict`
     return res
 
 _formulas = {}  # formulas made by `annealer`, by name
@@ -267,24 +304,34 @@ class Annealer(Schedule):
     "Schedule `formula(start, end, pos)`; `start` and `end` are numbers or per-group arrays"
     def __init__(self, formula, start, end):
         if not isinstance(formula, Formula): formula = Formula(formula)
-        self.formula,self.start,self.end = formula,check_param('start', start),check_param('end', end)
+        self.formula = formula
+        self.start = check_param('start', start)
+        self.end = check_param('end', end)
         self.ngroups = _groups(self.start, self.end)
         if formula.check: formula.check(self.start, self.end)
-        if self.ngroups: self._pairs = list(zip(_bcast(self.start, self.ngroups), _bcast(self.end, self.ngroups)))
+        if self.ngroups:
+            self._pairs = list(zip(_bcast(self.start, self.ngroups),
+                                   _bcast(self.end, self.ngroups)))
 
     def _f(self, pos):
         f = self.formula.f
-        try: return [f(s, e, pos) for s,e in self._pairs] if self.ngroups else f(self.start, self.end, pos)
-        except ArithmeticError as e: raise ValueError(f"{self!r} cannot be evaluated at pos={pos!r}: {e!r}") from None  # not ZeroDivisionError at batch 0
+        try:
+            if self.ngroups: return [f(s, e, pos) for s,e in self._pairs]
+            return f(self.start, self.end, pos)
+        except ArithmeticError as e:  # not ZeroDivisionError at batch 0
+            raise ValueError(f"{self!r} cannot be evaluated at pos={pos!r}: {e!r}") from None
 
     def _arr(self, pos):
         s,e = self.start,self.end
         x = pos[..., None] if self.ngroups else pos
         try:
-            with np.errstate(all='ignore'): res = np.asarray(self.formula.f(np.asarray(s), np.asarray(e), x), dtype=np.float64)
+            with np.errstate(all='ignore'):
+                res = np.asarray(self.formula.f(np.asarray(s), np.asarray(e), x), dtype=np.float64)
             res = np.broadcast_to(res, pos.shape + self._gshape).copy()
-        except Exception: return super()._arr(pos)  # a formula written for floats only (`if p < .5`, `math.cos`): its errors, if any, are the scalar path's
-        return res if np.isfinite(res).all() else super()._arr(pos)  # where numpy gives inf or NaN, the scalar path decides: the two agree
+        except Exception:  # a formula written for floats only (`if p < .5`, `math.cos`):
+            return super()._arr(pos)  # its errors, if any, are the scalar path's
+        # where numpy gives inf or NaN, the scalar path decides: the two agree
+        return res if np.isfinite(res).all() else super()._arr(pos)
 
     def __repr__(self): return f"{self.formula!r}({_fmt(self.start)}, {_fmt(self.end)})"
     @property
@@ -292,7 +339,8 @@ class Annealer(Schedule):
     def to_dict(self):
         name = self.formula.__name__
         if _formulas.get(name) is not self.formula:
-            raise ValueError(f"{self!r} cannot be serialised: its formula {name!r} was not made by `@annealer` at module level (or another formula has that name)")
+            raise ValueError(f"{self!r} cannot be serialised: its formula {name!r} was not made by "
+                             "`@annealer` at module level (or another formula has that name)")
         return {'type': name, 'start': self.start, 'end': self.end}
     def __getstate__(self): return {'formula': self.formula, 'start': self.start, 'end': self.end}
     def __setstate__(self, d): self.__init__(d['formula'], d['start'], d['end'])
@@ -300,17 +348,23 @@ class Annealer(Schedule):
 # %% ../nbs/00_core.ipynb #c018
 def _cos(x): return math.cos(x) if type(x) is float else np.cos(x)
 
+# `names`: the arguments that gave `start` and `end`
 def _check_span(start, end, names=('start', 'end')):
-    "`end - start` (twice, for the cosine) must be a float, or the values overflow to inf and NaN; `names`: the arguments that gave `start` and `end`"
+    "`end - start` (twice, for the cosine) must be a float, or the values overflow to inf and NaN"
     for s,e in np.broadcast(start, end):
-        if not math.isfinite(2*(float(e) - float(s))): raise ValueError(f"`{names[1]}` - `{names[0]}` is too large for a float, got {names[0]}={start!r}, {names[1]}={end!r}")
+        if not math.isfinite(2*(float(e) - float(s))):
+            raise ValueError(f"`{names[1]}` - `{names[0]}` is too large for a float, "
+                             f"got {names[0]}={start!r}, {names[1]}={end!r}")
 
 def _check_exp(start, end):
     for s,e in np.broadcast(start, end):
         if s == 0 or e == 0 or (s > 0) != (e > 0):
-            raise ValueError(f"sched_exp needs a non-zero `start` and `end` of the same sign, got start={start!r}, end={end!r}")
+            raise ValueError("sched_exp needs a non-zero `start` and `end` of the same sign, "
+                             f"got start={start!r}, end={end!r}")
         r = float(e)/float(s)
-        if not (math.isfinite(r) and r != 0): raise ValueError(f"`end`/`start` is too large or too small for a float, got start={start!r}, end={end!r}")
+        if not (math.isfinite(r) and r != 0):
+            raise ValueError("`end`/`start` is too large or too small for a float, "
+                             f"got start={start!r}, end={end!r}")
 
 # %% ../nbs/00_core.ipynb #c019
 @annealer(check=_check_span)
@@ -355,13 +409,16 @@ class _Fn(Schedule):
     def __init__(self, fn, name='sched'): self.fn,self.name = fn,name
     def _f(self, pos):
         try: r = self.fn(pos)
-        except ArithmeticError as e: raise ValueError(f"`{self.name}` = {self.fn!r} cannot be evaluated at pos={pos!r}: {e!r}") from None
+        except ArithmeticError as e:
+            msg = f"`{self.name}` = {self.fn!r} cannot be evaluated at pos={pos!r}: {e!r}"
+            raise ValueError(msg) from None
         if isinstance(r, torch.Tensor): r = r.detach().cpu().numpy()
         if isinstance(r, numbers.Real) and not isinstance(r, bool): return float(r)
         try: a = np.asarray(r) if isinstance(r, (list, tuple, np.ndarray)) else None
         except ValueError: a = None  # ragged
         if a is None or a.dtype.kind not in 'fiu' or a.ndim > 1:
-            raise TypeError(f"`{self.name}` = {self.fn!r} must return a real number (or one per parameter group), got {_show(r)} at pos={pos!r}")
+            raise TypeError(f"`{self.name}` = {self.fn!r} must return a real number "
+                            f"(or one per parameter group), got {_show(r)} at pos={pos!r}")
         return float(a) if a.ndim == 0 else a.astype(np.float64).tolist()
     def _arr(self, pos):
         rs = [self._f(p) for p in pos.ravel().tolist()]
@@ -369,17 +426,23 @@ class _Fn(Schedule):
     def __repr__(self): return repr(self.fn)
     @property
     def label(self): return getattr(self.fn, '__name__', type(self.fn).__name__)
-    def to_dict(self): raise ValueError(f"{self.fn!r} cannot be serialised: it is a plain callable, not a `Schedule`")
+    def to_dict(self):
+        raise ValueError(f"{self.fn!r} cannot be serialised: it is a plain callable, "
+                         "not a `Schedule`")
 
 def as_schedule(f, name='sched'):
     "`f` as a `Schedule`: schedules are returned as they are, other callables of `pos` are wrapped"
     if isinstance(f, Schedule): return check_nesting(name, f)
-    if isinstance(f, Formula): raise TypeError(f"`{name}` must be a schedule: call {f!r} with (start, end) first, got {f!r}")
-    if not callable(f): raise TypeError(f"`{name}` must be a schedule or a callable of `pos`, got {_show(f)}")
+    if isinstance(f, Formula):
+        raise TypeError(f"`{name}` must be a schedule: call {f!r} with (start, end) first, "
+                        f"got {f!r}")
+    if not callable(f):
+        raise TypeError(f"`{name}` must be a schedule or a callable of `pos`, got {_show(f)}")
     return _Fn(f, name)
 
 # %% ../nbs/00_core.ipynb #i9a003
-MAX_DEPTH = 100  # schedules nest at most this deep: `repr`, pickle, JSON and evaluation recurse through them
+# schedules nest at most this deep: `repr`, pickle, JSON and evaluation recurse through them
+MAX_DEPTH = 100
 
 def _inner(s):
     "The schedules held by the arguments of schedule `s`"
@@ -414,14 +477,16 @@ def check_nesting(name, s):
 
 # %% ../nbs/00_core.ipynb #i11c003
 def _units(v):
-    "The durations with units in `v`: an argument of a schedule, or a schedule (through its arguments)"
+    "The durations with units in `v`: a schedule's argument, or a schedule (through its arguments)"
     if is_duration(v): return [v]
     if isinstance(v, (list, tuple)): return [u for o in v for u in _units(o)]
     if isinstance(v, Schedule): return [u for a in v._args for u in _units(getattr(v, a))]
     return []
 
 def _refuse(s, pos):
-    raise ValueError(f"{s!r} has durations with units ({', '.join(map(repr, _units(s)))}): resolve it for a run first with `.resolve(n_steps, steps_per_epoch)` (`ParamScheduler` and `AnnealLR` do)")
+    raise ValueError(f"{s!r} has durations with units ({', '.join(map(repr, _units(s)))}): "
+                     "resolve it for a run first with `.resolve(n_steps, steps_per_epoch)` "
+                     "(`ParamScheduler` and `AnnealLR` do)")
 
 def _unresolved(s):
     "If schedule `s` has durations with units, make it refuse to be evaluated, and return True"
@@ -429,33 +494,46 @@ def _unresolved(s):
     s._f = s._arr = functools.partial(_refuse, s)
     return True
 
+# the phase given as `None` or 'rest' takes the rest of the run, filled in when there are no units
 def _check_pcts(pcts):
-    "`pcts` checked: fractions >= 0 or durations with units, at most one `None`/'rest' (the rest of the run), filled in when there are no units"
-    ps = [None if p is None or (isinstance(p, str) and p == 'rest') else check_duration(f'pcts[{i}]', p, hi=math.inf) for i,p in enumerate(pcts)]
-    if ps.count(None) > 1: raise ValueError(f"only one phase can take the rest of the run (`None` or 'rest'), got pcts={pcts!r}")
+    "`pcts` checked: fractions >= 0 or durations with units, at most one `None`/'rest'"
+    ps = [None if p is None or (isinstance(p, str) and p == 'rest')
+          else check_duration(f'pcts[{i}]', p, hi=math.inf) for i,p in enumerate(pcts)]
+    if ps.count(None) > 1:
+        raise ValueError("only one phase can take the rest of the run (`None` or 'rest'), "
+                         f"got pcts={pcts!r}")
     return ps if _units(ps) else _fill_rest(ps, pcts)
 
 def _fill_rest(ps, given):
     "Fractions `ps` with their `None` phase (if any) given the rest of the run; they must sum to 1"
     total = math.fsum(p for p in ps if p is not None)
     if None not in ps:
-        if abs(total - 1) > 1e-9: raise ValueError(f"`pcts` must sum to 1, got {given!r} (sum {total!r})")
+        if abs(total - 1) > 1e-9:
+            raise ValueError(f"`pcts` must sum to 1, got {given!r} (sum {total!r})")
         return ps
-    if total > 1 + 1e-9: raise ValueError(f"`pcts` must sum to at most 1 besides the phase that takes the rest, got {given!r} (sum {total!r})")
+    if total > 1 + 1e-9:
+        raise ValueError("`pcts` must sum to at most 1 besides the phase that takes the rest, "
+                         f"got {given!r} (sum {total!r})")
     return [max(1 - total, 0.) if p is None else p for p in ps]
 
 # %% ../nbs/00_core.ipynb #c033
-EDGE_TOL = 1e-10  # positions closer than this to a phase edge are on it (float positions like k/n or a running sum of 1/n miss edges by far less)
+# positions closer than this to a phase edge are on it
+# (float positions like k/n or a running sum of 1/n miss edges by far less)
+EDGE_TOL = 1e-10
 
+# exact rational sums of the floats, normalised, rounded once
 def phase_edges(pcts):
-    "Edges `[0, ..., 1]` of phases lasting the fractions `pcts` of training: exact rational sums of the floats, normalised, rounded once"
+    "Edges `[0, ..., 1]` of phases lasting the fractions `pcts` of training"
     fr = [Fraction(p) for p in pcts]
     total = sum(fr)
     return [float(c / total) for c in itertools.accumulate([Fraction(0)] + fr)]
 
+# where each phase starts is its edge less the tolerance; a position in a phase that close to
+# 0 or 1 snaps to it
 def phase_cuts(los, ws):
-    "For phases starting at `los` of widths `ws`: where each starts (its edge less the tolerance), and how close to 0 or 1 an in-phase position snaps to it"
-    tols = [min(EDGE_TOL, w/4) for w in ws]  # a phase shorter than the tolerance keeps most of itself
+    "Where phases at `los` of widths `ws` start, and how close to an edge a position in each snaps"
+    # a phase shorter than the tolerance keeps most of itself
+    tols = [min(EDGE_TOL, w/4) for w in ws]
     cuts = [lo - min(t, tp) for lo,t,tp in zip(los, tols, [math.inf] + tols)]
     return cuts,[t/w for t,w in zip(tols, ws)]
 
@@ -467,15 +545,21 @@ class CombineScheds(Schedule):
                  scheds):  # one schedule per phase
         pcts,scheds = _as_list('pcts', pcts),_as_list('scheds', scheds)
         if len(pcts) == 0: raise ValueError(f"`pcts` must not be empty, got {pcts!r}")
-        if len(pcts) != len(scheds): raise ValueError(f"`pcts` and `scheds` must have the same length, got {len(pcts)} pcts and {len(scheds)} scheds")
-        self.pcts = _check_pcts(pcts)  # fractions summing to 1, or with units and a phase taking the rest: see "Durations with units"
+        if len(pcts) != len(scheds):
+            raise ValueError("`pcts` and `scheds` must have the same length, "
+                             f"got {len(pcts)} pcts and {len(scheds)} scheds")
+        # fractions summing to 1, or with units and a phase taking the rest:
+        # see "Durations with units"
+        self.pcts = _check_pcts(pcts)
         self.scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
         self.ngroups = _groups(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
         if _unresolved(self): return  # evaluated once resolved for a run
         edges = phase_edges(self.pcts)
-        self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]  # phases of length 0 (in floats) are never active
+        # phases of length 0 (in floats) are never active
+        self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]
         self._lo = [edges[i] for i in self._active]
-        self._w = [edges[i+1] - lo for i,lo in zip(self._active, self._lo)]  # the width of each active phase
+        # the width of each active phase
+        self._w = [edges[i+1] - lo for i,lo in zip(self._active, self._lo)]
         self._cut,self._snap = phase_cuts(self._lo, self._w)
         self._fs = [self.scheds[i]._f for i in self._active]  # for the per-batch path
 
@@ -528,11 +612,15 @@ def combine_scheds(pcts, scheds):
 
 # %% ../nbs/00_core.ipynb #c034
 def combined_cos(pct, start, middle, end):
-    "Return a schedule with cosine annealing from `start`→`middle` over `pct` of training, then `middle`→`end`"
+    "Cosine annealing from `start`→`middle` over `pct` of training, then `middle`→`end`"
     pct = check_duration('pct', pct)
-    start,middle,end = check_param('start', start),check_param('middle', middle),check_param('end', end)
-    _check_span(start, middle, ('start', 'middle')); _check_span(middle, end, ('middle', 'end'))
-    return combine_scheds([pct, None if is_duration(pct) else 1-pct], [sched_cos(start, middle), sched_cos(middle, end)])
+    start = check_param('start', start)
+    middle = check_param('middle', middle)
+    end = check_param('end', end)
+    _check_span(start, middle, ('start', 'middle'))
+    _check_span(middle, end, ('middle', 'end'))
+    return combine_scheds([pct, None if is_duration(pct) else 1-pct],
+                          [sched_cos(start, middle), sched_cos(middle, end)])
 
 # %% ../nbs/00_core.ipynb #c040
 def _to_json(v, name):
@@ -551,8 +639,9 @@ def _from_json(v):
 
 MAX_CONFIG_SIZE = 100_000  # entries (dicts, lists, values) in a schedule config
 
+# before building anything; a config referring to itself has no end, so it is refused as too deep
 def _check_config(d):
-    "Refuse, before building anything, a config deeper than `MAX_DEPTH` schedules (one referring to itself has no end) or larger than `MAX_CONFIG_SIZE`"
+    "Refuse a config deeper than `MAX_DEPTH` schedules or larger than `MAX_CONFIG_SIZE`"
     todo,n = [(d, 1, 0)],0
     while todo:  # iterative: a deep config must not overflow the stack here
         o,k,c = todo.pop()  # `o` is inside `k` schedules (dicts) and `c` containers
@@ -571,12 +660,15 @@ def sched_from_dict(d):
 
 def _build(d):
     "`sched_from_dict` of the checked config `d`"
-    if not isinstance(d, dict) or not isinstance(d.get('type'), str): raise ValueError(f"a schedule config is a dict with a 'type' string, got {d!r}")
+    if not isinstance(d, dict) or not isinstance(d.get('type'), str):
+        raise ValueError(f"a schedule config is a dict with a 'type' string, got {d!r}")
     t,kw = d['type'],{k: _from_json(v) for k,v in d.items() if k != 'type'}
     if t in _formulas: args,make = ('start', 'end'),_formulas[t]
     elif t in _schedules and _schedules[t]._args: args,make = _schedules[t]._args,_schedules[t]
     else: raise ValueError(f"unknown schedule type {t!r} in {d!r}")
-    if set(kw) - set(args): raise ValueError(f"{t} takes the arguments {', '.join(args)}; got {', '.join(kw)} in {d!r}")
+    if set(kw) - set(args):
+        raise ValueError(f"{t} takes the arguments {', '.join(args)}; "
+                         f"got {', '.join(kw)} in {d!r}")
     try: return make(**kw)
     except TypeError as e: raise ValueError(f"malformed {t} config {d!r}: {e}") from None
 
@@ -624,22 +716,35 @@ def _operand(name, v):
     "A schedule, or a number or per-group list checked as one"
     return check_nesting(name, v) if isinstance(v, Schedule) else check_param(name, v)
 
+# what `s1 * s2`, `k * s`, `s + c`, `s - c` and `s / k` build
 class SchedOp(Schedule):
-    "`a * b` or `a + b` (`op`) of schedules or numbers `a`, `b`: what `s1 * s2`, `k * s`, `s + c`, `s - c`, `s / k` build"
+    "`a * b` or `a + b` (`op`) of schedules or numbers `a`, `b`"
     _args = 'op','a','b'
     def __init__(self, op, a, b):
-        self.op,self.a,self.b = check_choice('op', op, tuple(_OPS)),_operand('a', a),_operand('b', b)
-        self.ngroups = _groups(*[[0.]*v.ngroups if isinstance(v, Schedule) and v.ngroups else v if _is_group(v) else 0. for v in (self.a, self.b)])
-        f,(fa,fb) = _OPS[op],[v._f if isinstance(v, Schedule) else functools.partial(_const, v) for v in (self.a, self.b)]
-        if self.ngroups: self._f = lambda pos: (f(np.asarray(fa(pos)), np.asarray(fb(pos)))).tolist()
-        else: self._f = lambda pos: f(fa(pos), fb(pos))
+        self.op = check_choice('op', op, tuple(_OPS))
+        self.a = _operand('a', a)
+        self.b = _operand('b', b)
+        vs = [[0.]*v.ngroups if isinstance(v, Schedule) and v.ngroups
+              else v if _is_group(v) else 0. for v in (self.a, self.b)]
+        self.ngroups = _groups(*vs)
+        f = _OPS[op]
+        fa,fb = [v._f if isinstance(v, Schedule) else functools.partial(_const, v)
+                 for v in (self.a, self.b)]
+        if self.ngroups:
+            self._f = lambda pos: (f(np.asarray(fa(pos)), np.asarray(fb(pos)))).tolist()
+        else:
+            self._f = lambda pos: f(fa(pos), fb(pos))
 
     def _arr(self, pos):
         a,b = [v._arr(pos) if isinstance(v, Schedule) else np.asarray(v) for v in (self.a, self.b)]
-        if self.ngroups: a,b = [x[..., None] if isinstance(v, Schedule) and not v.ngroups else x for x,v in ((a, self.a), (b, self.b))]
+        if self.ngroups:
+            a,b = [x[..., None] if isinstance(v, Schedule) and not v.ngroups else x
+                   for x,v in ((a, self.a), (b, self.b))]
         return np.broadcast_to(_OPS[self.op](a, b), pos.shape + self._gshape).copy()
 
-    def __repr__(self): return f"({_fmt(self.a) if not isinstance(self.a, Schedule) else repr(self.a)} {self.op} {_fmt(self.b) if not isinstance(self.b, Schedule) else repr(self.b)})"
+    def __repr__(self):
+        a,b = [repr(v) if isinstance(v, Schedule) else _fmt(v) for v in (self.a, self.b)]
+        return f"({a} {self.op} {b})"
 
     @property
     def label(self):
@@ -653,7 +758,9 @@ def _const(v, pos): return v
 def _neg(v): return -v if isinstance(v, float) else [-o for o in v]
 
 def _div(s, o):
-    if isinstance(o, Schedule): raise TypeError(f"cannot divide by a schedule ({o!r}): it could reach zero; multiply by one instead")
+    if isinstance(o, Schedule):
+        raise TypeError(f"cannot divide by a schedule ({o!r}): it could reach zero; "
+                        "multiply by one instead")
     o = check_param('divisor', o)
     if 0 in _bcast(o, 1): raise ValueError(f"`divisor` must not be zero, got {o!r}")
     return SchedOp('*', s, [1/x for x in o] if _is_group(o) else 1/o)
@@ -662,6 +769,7 @@ def _sub(a, b): return SchedOp('+', a, -b if isinstance(b, Schedule) else _neg(c
 
 Schedule.__mul__,Schedule.__rmul__ = lambda s,o: SchedOp('*', s, o),lambda s,o: SchedOp('*', o, s)
 Schedule.__add__,Schedule.__radd__ = lambda s,o: SchedOp('+', s, o),lambda s,o: SchedOp('+', o, s)
-Schedule.__sub__,Schedule.__rsub__ = _sub,lambda s,o: _sub(o, s) if isinstance(o, Schedule) else SchedOp('+', o, -s)
+Schedule.__sub__ = _sub
+Schedule.__rsub__ = lambda s,o: _sub(o, s) if isinstance(o, Schedule) else SchedOp('+', o, -s)
 Schedule.__neg__,Schedule.__truediv__ = lambda s: SchedOp('*', -1., s),_div
 Schedule.__array_ufunc__ = None  # `np.array([1, 2]) * s` is `s.__rmul__`, not an array of schedules
