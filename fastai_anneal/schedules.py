@@ -35,7 +35,8 @@ def _check_derived(name, arg, v, what):
     return v
 
 def _check_ax(ax):
-    if ax is not None and not isinstance(ax, Axes): raise TypeError(f"`ax` must be a matplotlib Axes or None, got {ax!r}")
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"`ax` must be a matplotlib Axes or None, got {ax!r}")
     return ax
 
 _ANNEAL = {'lin': sched_lin, 'cos': sched_cos, 'exp': sched_exp}
@@ -65,7 +66,8 @@ class sched_crop(_Shape):
         self.sched = as_schedule(sched, 'sched')
         self.lo = check_num('lo', lo)
         self.hi = check_num('hi', hi)
-        if self.hi <= self.lo: raise ValueError(f"`hi` must be more than `lo`, got lo={lo!r}, hi={hi!r}")
+        if self.hi <= self.lo:
+            raise ValueError(f"`hi` must be more than `lo`, got lo={lo!r}, hi={hi!r}")
         self.ngroups = self.sched.ngroups
         self._w = self.hi - self.lo
 
@@ -78,7 +80,7 @@ class sched_crop(_Shape):
 
 # %% ../nbs/01_schedules.ipynb #c008
 class one_cycle(_Shape):
-    "1cycle (torch's `OneCycleLR`): from `lr_max/div` up to `lr_max`, then down to `lr_max/div_final`"
+    "1cycle (torch's `OneCycleLR`): `lr_max/div` up to `lr_max`, then down to `lr_max/div_final`"
     _args = 'lr_max','div','div_final','pct_start','three_phase','anneal','pct_final','total_steps'
     def __init__(self,
                  lr_max,            # the peak (a number, or one per parameter group)
@@ -109,7 +111,8 @@ class one_cycle(_Shape):
         if self.pct_final is not None: check_num('pct_final', self.pct_final, p, 1)
         _check_span(0., hi, ('0', 'lr_max'))  # its phases span at most [0, lr_max]
         lo = _check_derived('div', self.div, _div(hi, self.div), 'lr_max/div')
-        end = _check_derived('div_final', self.div_final, _div(hi, self.div_final), 'lr_max/div_final')
+        end = _check_derived('div_final', self.div_final, _div(hi, self.div_final),
+                             'lr_max/div_final')
         ends,phases = [p, 1.],[a(lo, hi), a(hi, end)]
         if self.three_phase:
             ends = [p, 2*p if self.pct_final is None else self.pct_final, 1.]
@@ -121,7 +124,7 @@ class one_cycle(_Shape):
         return combine_scheds(pcts + [1/n], phases + [sched_no(last, last)])
 
 def _cut(ends, phases, last):
-    "Widths of `phases` ending at `ends`; one past `last` is cut there, and those after it are empty"
+    "Widths of `phases` ending at `ends`; one past `last` is cut there, those after it are empty"
     pcts,out,prev = [],[],0.
     for e,s in zip(ends, phases):
         if e > last + 1e-12 and prev < last: s = sched_crop(s, 0., (last - prev)/(e - prev))
@@ -132,7 +135,7 @@ def _cut(ends, phases, last):
     return pcts,out
 
 def _torch_ends(ends, n):
-    "Ends of torch's `OneCycleLR` phases over `n` steps, as fractions: phase i ends at `pct*n - (i+1)`"
+    "Ends of `OneCycleLR`'s phases over `n` steps, as fractions: phase i ends at `pct*n - (i+1)`"
     steps = [float(e*n) - (i+1) for i,e in enumerate(ends[:-1])] + [n - 1.]
     reached = [min(s, n - 1.) for s in steps]  # torch cuts a phase that runs past its last step
     if any(b < a for a,b in zip([0.] + reached, reached)):
@@ -145,25 +148,41 @@ MAX_CYCLES = 10_000  # most cycles `sgdr` takes
 _LOG_MAX = math.log(np.finfo(np.float64).max)
 
 class sgdr(_Shape):
-    "SGDR: `n_cycles` cosines from `lr_max` to `lr_min`, each `cycle_mult` times as long as the one before; `cycle_decay` scales `lr_max` at every restart and `k` warps time inside a cycle (timm's k-decay)"
+    "SGDR: `n_cycles` cosines from `lr_max` to `lr_min` (torch's `CosineAnnealingWarmRestarts`)"
     _args = 'n_cycles','cycle_len','lr_max','cycle_mult','lr_min','cycle_decay','k'
-    def __init__(self, n_cycles, cycle_len, lr_max, cycle_mult=2, lr_min=0., cycle_decay=1., k=1.):
+    def __init__(self,
+                 n_cycles,        # cosines in the run (restarts + 1), at most `MAX_CYCLES`
+                 cycle_len,       # the first cycle's length in epochs, for `Learner.fit_sgdr`
+                 lr_max,          # the top of each cosine (a number, or one per parameter group)
+                 cycle_mult=2,    # each cycle is `cycle_mult` times as long as the one before
+                 lr_min=0.,       # the bottom of each cosine
+                 cycle_decay=1.,  # scales `lr_max` at every restart
+                 k=1.):           # warps time inside a cycle (timm's k-decay)
         self.n_cycles = check_int('n_cycles', n_cycles, 1, hi=MAX_CYCLES+1)
         self.cycle_len = check_num('cycle_len', cycle_len, lo=0, lo_open=True)
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.cycle_mult = check_num('cycle_mult', cycle_mult, lo=1)
-        self.cycle_decay,self.k = check_num('cycle_decay', cycle_decay, lo=0, lo_open=True),check_num('k', k, lo=0, lo_open=True)
+        self.cycle_decay = check_num('cycle_decay', cycle_decay, lo=0, lo_open=True)
+        self.k = check_num('k', k, lo=0, lo_open=True)
         self.ngroups = _groups(self.lr_max, self.lr_min)
         m,n = self.cycle_mult,self.n_cycles
-        if (n-1)*math.log(m) > _LOG_MAX: raise ValueError(f"`cycle_mult`**(`n_cycles`-1) is too large for a float, got cycle_mult={cycle_mult!r}, n_cycles={n_cycles!r}")
-        if (n-1)*math.log(self.cycle_decay) + math.log(max(np.abs(self.lr_max).max(), 1e-300)) > _LOG_MAX:
-            raise ValueError(f"`cycle_decay`**(`n_cycles`-1) * `lr_max` is too large for a float, got cycle_decay={cycle_decay!r}, n_cycles={n_cycles!r}")
-        edges = phase_edges([int(m)**i for i in range(n)] if m.is_integer() else [m**i for i in range(n)])  # exact rational sums, O(n_cycles)
+        if (n-1)*math.log(m) > _LOG_MAX:
+            raise ValueError(f"`cycle_mult`**(`n_cycles`-1) is too large for a float, "
+                             f"got cycle_mult={cycle_mult!r}, n_cycles={n_cycles!r}")
+        log_top = math.log(max(np.abs(self.lr_max).max(), 1e-300))
+        if (n-1)*math.log(self.cycle_decay) + log_top > _LOG_MAX:
+            raise ValueError(f"`cycle_decay`**(`n_cycles`-1) * `lr_max` is too large for a float, "
+                             f"got cycle_decay={cycle_decay!r}, n_cycles={n_cycles!r}")
+        cycle_lens = [int(m)**i for i in range(n)] if m.is_integer() else [m**i for i in range(n)]
+        edges = phase_edges(cycle_lens)  # exact rational sums, O(n_cycles)
         self._starts,self._lens = edges[:-1],[b-a for a,b in zip(edges, edges[1:])]
-        self._cuts,self._snap = phase_cuts(self._starts, self._lens)  # a restart's edge belongs to the new cycle
+        # a restart's edge belongs to the new cycle
+        self._cuts,self._snap = phase_cuts(self._starts, self._lens)
         self._tops = [self.cycle_decay**i for i in range(self.n_cycles)]
-        _check_span(self.lr_min, _scale(self.lr_max, max(self._tops)), ('lr_min', 'lr_max'))  # the cosines go from lr_max*top to lr_min
-        self._pairs = list(zip(_bcast(self.lr_max, self.ngroups or 1), _bcast(self.lr_min, self.ngroups or 1)))
+        # the cosines go from lr_max*top to lr_min
+        _check_span(self.lr_min, _scale(self.lr_max, max(self._tops)), ('lr_min', 'lr_max'))
+        ng = self.ngroups or 1
+        self._pairs = list(zip(_bcast(self.lr_max, ng), _bcast(self.lr_min, ng)))
 
     def _f(self, pos):
         i = max(bisect.bisect_right(self._cuts, pos) - 1, 0)
@@ -188,13 +207,22 @@ def _vec(fn, x):
     if isinstance(fn, Schedule): return np.asarray(fn(x), dtype=np.float64)
     try: r = np.asarray(fn(x), dtype=np.float64)
     except Exception: r = None
-    if r is None or r.shape != x.shape: r = np.array([fn(v) for v in x.ravel().tolist()], dtype=np.float64).reshape(x.shape)
+    if r is None or r.shape != x.shape:
+        r = np.array([fn(v) for v in x.ravel().tolist()], dtype=np.float64).reshape(x.shape)
     return r
 
 class cyclic(_Shape):
-    "Cyclic learning rates (torch's `CyclicLR`): `n_cycles` cycles from `base` up to `peak` over `pct_up` of each, then back; the height is scaled by `mode` ('triangular', 'triangular2' halves it every cycle, 'exp_range' multiplies it by `gamma` per cycle) or by `scale_fn` of the cycle number (`scale_mode='cycle'`) or of the cycles done (`'iterations'`)"
+    "Cyclic learning rates (torch's `CyclicLR`): `n_cycles` cycles from `base` to `peak` and back"
     _args = 'base','peak','n_cycles','mode','gamma','pct_up','scale_fn','scale_mode'
-    def __init__(self, base, peak, n_cycles, mode='triangular', gamma=1., pct_up=0.5, scale_fn=None, scale_mode='cycle'):
+    def __init__(self,
+                 base,                # the bottom (a number, or one per parameter group)
+                 peak,                # the top of the first cycle
+                 n_cycles,            # cycles over training
+                 mode='triangular',   # the height: 'triangular', 'triangular2' or 'exp_range'
+                 gamma=1.,            # 'exp_range' multiplies the height by `gamma` per cycle
+                 pct_up=0.5,          # the rise: a fraction of each cycle, then back down
+                 scale_fn=None,       # a callable of a float scaling the height, instead of `mode`
+                 scale_mode='cycle'): # 'cycle' (the cycle number) or 'iterations' (cycles done)
         self.base,self.peak = check_param('base', base),check_param('peak', peak)
         self.n_cycles = check_num('n_cycles', n_cycles, lo=0, lo_open=True)
         self.mode = check_choice('mode', mode, ('triangular', 'triangular2', 'exp_range'))
@@ -206,11 +234,13 @@ class cyclic(_Shape):
         amp = max(abs(np.asarray(self.peak) - np.asarray(self.base)).max(), 1e-300)
         grows = mode == 'exp_range' and scale_fn is None and self.gamma > 1
         if grows and self.n_cycles*math.log(self.gamma) + math.log(amp) > _LOG_MAX:
-            raise ValueError(f"`gamma`={gamma!r} over {n_cycles!r} cycles makes values too large for floats (height x gamma**n_cycles)")
+            raise ValueError(f"`gamma`={gamma!r} over {n_cycles!r} cycles makes values too large "
+                             f"for floats (height x gamma**n_cycles)")
         self.scale_fn = check_nesting('scale_fn', scale_fn)
         if _unresolved(self): return  # built once resolved for a run
         if scale_fn is not None: self._check_scale_fn()
-        self._tol = EDGE_TOL * self.n_cycles  # positions within EDGE_TOL of a cycle's end start the next cycle
+        # positions within EDGE_TOL of a cycle's end start the next cycle
+        self._tol = EDGE_TOL * self.n_cycles
         self._lin = sched_lin(self.base, self.peak)
 
     def _spans(self, kw, n_steps):
@@ -219,18 +249,26 @@ class cyclic(_Shape):
 
     def _check_scale_fn(self):
         fn = self.scale_fn
-        if isinstance(fn, Schedule) and fn.ngroups: raise ValueError(f"`scale_fn` must give one number, got per-group {fn!r}")
-        if not callable(fn): raise ValueError(f"`scale_fn` must be a schedule or a picklable callable of a float, got {fn!r}")
+        if isinstance(fn, Schedule) and fn.ngroups:
+            raise ValueError(f"`scale_fn` must give one number, got per-group {fn!r}")
+        if not callable(fn):
+            raise ValueError(f"`scale_fn` must be a schedule or a picklable callable of a float, "
+                             f"got {fn!r}")
         try: v = fn(1.)
-        except Exception as e: raise ValueError(f"`scale_fn` must be a callable of a float: scale_fn(1.) raised {e!r}") from None
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v): raise ValueError(f"`scale_fn` must return finite numbers, scale_fn(1.) gave {v!r}")
+        except Exception as e:
+            raise ValueError(f"`scale_fn` must be a callable of a float: "
+                             f"scale_fn(1.) raised {e!r}") from None
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise ValueError(f"`scale_fn` must return finite numbers, scale_fn(1.) gave {v!r}")
 
     def _height(self, x, c):
         "Scale of the triangle at `x` cycles in cycle number `c` (from 0); floats or arrays"
         fn = self.scale_fn
         if fn is not None:
-            y = c + 1. if self.scale_mode == 'cycle' else x  # torch's `cycle` counts from 1; its iterations are cycles here
-            return (fn._f(y) if isinstance(fn, Schedule) else fn(y)) if type(y) is float else _vec(fn, y)
+            # torch's `cycle` counts from 1; its iterations are cycles here
+            y = c + 1. if self.scale_mode == 'cycle' else x
+            if type(y) is not float: return _vec(fn, y)
+            return fn._f(y) if isinstance(fn, Schedule) else fn(y)
         if self.mode == 'triangular2': return 0.5**c
         return self.gamma**x if self.mode == 'exp_range' else 1.
 
@@ -295,8 +333,11 @@ class sched_inv_sqrt(_Shape):
     "Inverse square root decay: `start / sqrt(1 + pos/timescale)`"
     _args = 'start','timescale'
     def __init__(self, start, timescale):
-        self.start,self.timescale = check_param('start', start),check_num('timescale', timescale, lo=0, lo_open=True)
-        if not math.isfinite(1/self.timescale): raise ValueError(f"`timescale` is too small: 1/timescale is too large for a float, got {timescale!r}")
+        self.start = check_param('start', start)
+        self.timescale = check_num('timescale', timescale, lo=0, lo_open=True)
+        if not math.isfinite(1/self.timescale):
+            raise ValueError(f"`timescale` is too small: 1/timescale is too large for a float, "
+                             f"got {timescale!r}")
         self.ngroups = _groups(self.start)
 
     def _f(self, pos): return _scale(self.start, 1/math.sqrt(1 + max(pos, 0.)/self.timescale))
@@ -337,9 +378,13 @@ class warmup(_Shape):
 
 # %% ../nbs/01_schedules.ipynb #i10b002
 class cos_decay(_Shape):
-    "Cosine from `start` to `end`: `end + (start-end) * (0.5*(1 + cos(2*pi*num_cycles*pos)))**exponent` (transformers' `num_cycles`, optax's `exponent`)"
+    "Cosine decay: `end + (start-end) * (0.5*(1 + cos(2*pi*num_cycles*pos)))**exponent`"
     _args = 'start','end','num_cycles','exponent'
-    def __init__(self, start, end=0., num_cycles=0.5, exponent=1.):
+    def __init__(self,
+                 start,          # value at pos=0 (a number, or one per parameter group)
+                 end=0.,         # the bottom of the cosine
+                 num_cycles=0.5, # cosine waves over training (transformers' `num_cycles`)
+                 exponent=1.):   # power of the cosine (optax's `exponent`)
         self.start,self.end = check_param('start', start),check_param('end', end)
         self.num_cycles = check_num('num_cycles', num_cycles, lo=0)  # 0: `start` throughout
         self.exponent = check_num('exponent', exponent, lo=0)
@@ -352,34 +397,51 @@ class cos_decay(_Shape):
     def _arr(self, pos): return self._lin._arr((0.5 * (1 + np.cos(self._k*pos))) ** self.exponent)
 
 class warmup_cos_lr_rate(_Shape):
-    "transformers' `get_cosine_with_min_lr_schedule_with_warmup_lr_rate` at positions `k/total_steps`: a warmup from `warmup_lr_rate*lr_max` (or `lr_max/warmup_steps`) then `num_cycles` cosine waves down to `lr_min`, both counted from step 1"
+    "transformers' `get_cosine_with_min_lr_schedule_with_warmup_lr_rate` at `k/total_steps`"
     _args = 'lr_max','total_steps','warmup_steps','num_cycles','lr_min','warmup_lr_rate'
-    def __init__(self, lr_max, total_steps, warmup_steps, num_cycles=0.5, lr_min=0., warmup_lr_rate=None):
+    def __init__(self,
+                 lr_max,               # the peak (a number, or one per parameter group)
+                 total_steps,          # steps in the run, counted from step 1
+                 warmup_steps,         # steps of the warmup, counted from step 1
+                 num_cycles=0.5,       # cosine waves down to `lr_min` after the warmup
+                 lr_min=0.,            # the bottom of the cosine
+                 warmup_lr_rate=None): # first warmup value over `lr_max` (default: 1/warmup_steps)
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.total_steps = check_int('total_steps', total_steps, 1)
         self.warmup_steps = check_int('warmup_steps', warmup_steps, 0, self.total_steps)
         self.num_cycles = check_num('num_cycles', num_cycles, lo=0)
-        self.warmup_lr_rate = None if warmup_lr_rate is None else check_num('warmup_lr_rate', warmup_lr_rate)
+        self.warmup_lr_rate = (None if warmup_lr_rate is None
+                               else check_num('warmup_lr_rate', warmup_lr_rate))
         T,W,r = self.total_steps,self.warmup_steps,self.warmup_lr_rate
-        # step k of the warmup: (k+1)/W, or r + (1-r)*k/(W-1), up to the peak at step W-1; step k of the decay: progress (k+1-W)/(T-W), 1 at step T-1
+        # step k of the warmup: (k+1)/W, or r + (1-r)*k/(W-1), up to the peak at step W-1;
+        # step k of the decay: progress (k+1-W)/(T-W), 1 at step T-1
         a,top = (1/max(W, 1), 1.) if r is None else (r, 1. if W > 1 else r)
         down = cos_decay(self.lr_max, self.lr_min, self.num_cycles)
         last = down._f(1.)
         self._use(combine_scheds([max(W-1, 0)/T, min(W, 1)/T, (T-1-W)/T, 1/T],
-                                 [sched_lin(_scale(self.lr_max, a), _scale(self.lr_max, top)), sched_no(_scale(self.lr_max, top), 0.),
-                                  sched_crop(down, 1/(T-W), 1.), sched_no(last, last)]))
+                                 [sched_lin(_scale(self.lr_max, a), _scale(self.lr_max, top)),
+                                  sched_no(_scale(self.lr_max, top), 0.),
+                                  sched_crop(down, 1/(T-W), 1.),
+                                  sched_no(last, last)]))
 
 # %% ../nbs/01_schedules.ipynb #c032
 class warmup_cos(_Shape):
-    "Linear warmup from 0 to `lr_max` over `pct_warmup`, then cosine annealing to `lr_min` (transformers' `get_cosine_schedule_with_warmup`)"
+    "Linear warmup from 0 to `lr_max` over `pct_warmup`, then cosine annealing to `lr_min`"
     _args = 'lr_max','pct_warmup','lr_min','num_cycles'
-    def __init__(self, lr_max, pct_warmup=0.1, lr_min=0., num_cycles=0.5):
+    def __init__(self,
+                 lr_max,          # the peak (a number, or one per parameter group)
+                 pct_warmup=0.1,  # the warmup: a fraction of training, or '500ba', '2ep'
+                 lr_min=0.,       # the bottom of the cosine
+                 num_cycles=0.5): # cosine waves after the warmup (0.5: one half-wave down)
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.pct_warmup = check_duration('pct_warmup', pct_warmup, 0, 1, hi_open=True)
         self.num_cycles = check_num('num_cycles', num_cycles, lo=0)
         if _unresolved(self): return  # built once resolved for a run
-        _check_span(0., self.lr_max, ('0', 'lr_max')); _check_span(self.lr_max, self.lr_min, ('lr_max', 'lr_min'))
-        self._use(combine_scheds([self.pct_warmup, 1-self.pct_warmup], [sched_lin(0., self.lr_max), _cos_decay(self.lr_max, self.lr_min, self.num_cycles)]))
+        _check_span(0., self.lr_max, ('0', 'lr_max'))
+        _check_span(self.lr_max, self.lr_min, ('lr_max', 'lr_min'))
+        up = sched_lin(0., self.lr_max)
+        down = _cos_decay(self.lr_max, self.lr_min, self.num_cycles)
+        self._use(combine_scheds([self.pct_warmup, 1-self.pct_warmup], [up, down]))
 
 def _cos_decay(start, end, num_cycles):
     "fastai's cosine for half a cycle, else `cos_decay`"
@@ -387,39 +449,61 @@ def _cos_decay(start, end, num_cycles):
 
 # %% ../nbs/01_schedules.ipynb #c033
 _DECAYS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: SchedPoly(s, e, 0.5)}
-_WARMUPS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: sched_poly(s, e, 0.5)}  # 1-sqrt(1-p) up
+# '1-sqrt' warms up as 1-sqrt(1-p)
+_WARMUPS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: sched_poly(s, e, 0.5)}
 
 class wsd(_Shape):
-    "Warmup-stable-decay: `lr_min` up to `lr_max` over `pct_warmup` (`warmup` 'linear', 'cosine' or '1-sqrt'), stable, then down to `lr_min` over the last `pct_decay` (`decay` 'linear', 'cosine' of `num_cycles` or '1-sqrt'; transformers' `get_wsd_schedule`)"
+    "Warmup-stable-decay: `lr_min` up to `lr_max`, stable, then down to `lr_min` over `pct_decay`"
     _args = 'lr_max','pct_warmup','pct_decay','decay','lr_min','warmup','num_cycles'
-    def __init__(self, lr_max, pct_warmup, pct_decay, decay='cosine', lr_min=0., warmup='linear', num_cycles=0.5):
+    def __init__(self,
+                 lr_max,          # the stable value (a number, or one per parameter group)
+                 pct_warmup,      # the warmup: a fraction of training, or '500ba', '2ep'
+                 pct_decay,       # the decay at the end: a fraction of training, or '500ba', '2ep'
+                 decay='cosine',  # shape of the decay: 'linear', 'cosine' or '1-sqrt'
+                 lr_min=0.,       # value at the start and at the end
+                 warmup='linear', # shape of the warmup: 'linear', 'cosine' or '1-sqrt'
+                 num_cycles=0.5): # cosine waves of a 'cosine' decay
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
-        self.pct_warmup,self.pct_decay = check_duration('pct_warmup', pct_warmup),check_duration('pct_decay', pct_decay)
+        self.pct_warmup = check_duration('pct_warmup', pct_warmup)
+        self.pct_decay = check_duration('pct_decay', pct_decay)
         self.decay = decay = _check_shape('decay', decay, tuple(_DECAYS))
         self.warmup = _check_shape('warmup', warmup, tuple(_WARMUPS))
         self.num_cycles = check_num('num_cycles', num_cycles, lo=0)
         if _unresolved(self): return  # built once resolved for a run
-        if self.pct_warmup + self.pct_decay > 1 + 1e-12: raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, got {pct_warmup!r} + {pct_decay!r}")
+        if self.pct_warmup + self.pct_decay > 1 + 1e-12:
+            raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, "
+                             f"got {pct_warmup!r} + {pct_decay!r}")
         hi,lo = self.lr_max,self.lr_min
         _check_span(lo, hi, ('lr_min', 'lr_max'))
         down = _cos_decay(hi, lo, self.num_cycles) if decay == 'cosine' else _DECAYS[decay](hi, lo)
-        self._use(combine_scheds([self.pct_warmup, max(1 - self.pct_warmup - self.pct_decay, 0.), self.pct_decay],
+        stable = max(1 - self.pct_warmup - self.pct_decay, 0.)
+        self._use(combine_scheds([self.pct_warmup, stable, self.pct_decay],
                                  [_WARMUPS[self.warmup](lo, hi), sched_no(hi, hi), down]))
 
 # %% ../nbs/01_schedules.ipynb #i10b005
 class exp_decay(_Shape):
-    "optax's `exponential_decay`: `start * rate**((pos - pct_begin)/pct_transition)` after `pct_begin` (whole transitions if `staircase`), clipped at `end`"
+    "optax's `exponential_decay`: `start * rate**((pos - pct_begin)/pct_transition)`"
     _args = 'start','rate','pct_transition','pct_begin','staircase','end'
-    def __init__(self, start, rate, pct_transition, pct_begin=0., staircase=False, end=None):
+    def __init__(self,
+                 start,           # value until `pct_begin` (a number, or one per parameter group)
+                 rate,            # factor per `pct_transition` of training
+                 pct_transition,  # fraction of training that multiplies the value by `rate`
+                 pct_begin=0.,    # where the decay begins, a fraction of training
+                 staircase=False, # multiply by whole transitions only
+                 end=None):       # the clip: a floor when decaying, a ceiling when growing
         self.start,self.rate = check_param('start', start),check_num('rate', rate, lo=0)
         self.pct_transition = check_num('pct_transition', pct_transition, lo=0, lo_open=True)
         self.pct_begin = check_num('pct_begin', pct_begin, 0, 1)
         _check_derived('pct_transition', pct_transition, 1/self.pct_transition, '1/pct_transition')
-        self.staircase,self.end = check_bool('staircase', staircase),None if end is None else check_param('end', end)
+        self.staircase = check_bool('staircase', staircase)
+        self.end = None if end is None else check_param('end', end)
         self.ngroups = _groups(self.start, 0. if end is None else self.end)
         top = max(abs(np.asarray(self.start)).max(), 1e-300)
-        if end is None and self.rate > 1 and (1 - self.pct_begin)/self.pct_transition*math.log(self.rate) + math.log(top) > _LOG_MAX:
-            raise ValueError(f"`rate`={rate!r} makes values too large for floats by the end of training; give an `end` to stop at")
+        grows = end is None and self.rate > 1
+        n_trans = (1 - self.pct_begin)/self.pct_transition  # transitions by the end of training
+        if grows and n_trans*math.log(self.rate) + math.log(top) > _LOG_MAX:
+            raise ValueError(f"`rate`={rate!r} makes values too large for floats by the end of "
+                             f"training; give an `end` to stop at")
         self._clip = None if end is None else (np.maximum if self.rate < 1 else np.minimum)
         self._tol = EDGE_TOL / self.pct_transition  # a position on a transition's end is past it
 
@@ -437,7 +521,7 @@ class exp_decay(_Shape):
 
 # %% ../nbs/01_schedules.ipynb #i10b008
 class sched_tanh(_Shape):
-    "timm's tanh decay from `start` to `end`: `end + (start-end)/2 * (1 - tanh(lb*(1-pos) + ub*pos))`"
+    "timm's tanh from `start` to `end`: `end + (start-end)/2 * (1 - tanh(lb*(1-pos) + ub*pos))`"
     _args = 'start','end','lb','ub'
     def __init__(self, start, end=0., lb=-7., ub=3.):
         self.start,self.end = check_param('start', start),check_param('end', end)
@@ -452,40 +536,60 @@ class sched_tanh(_Shape):
 _M1,_M2,_GOLD = np.uint64(0xBF58476D1CE4E5B9),np.uint64(0x94D049BB133111EB),0x9E3779B97F4A7C15
 
 def _uniform(seed, i):
-    "Uniform numbers in (0, 1) hashed (SplitMix64) from the integer `seed` and each integer in array `i`"
+    "Uniforms in (0, 1) hashed (SplitMix64) from the integer `seed` and each integer in array `i`"
     with np.errstate(over='ignore'):
-        z = np.uint64((seed * _GOLD) % 2**64) + (i.astype(np.int64).astype(np.uint64) + np.uint64(1)) * np.uint64(_GOLD)
+        step = (i.astype(np.int64).astype(np.uint64) + np.uint64(1)) * np.uint64(_GOLD)
+        z = np.uint64((seed * _GOLD) % 2**64) + step
         z = (z ^ (z >> np.uint64(30))) * _M1
         z = (z ^ (z >> np.uint64(27))) * _M2
         z = z ^ (z >> np.uint64(31))
     return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.**-53
 
 class with_noise(_Shape):
-    "`sched` times `1 + noise` inside `noise_range` (timm's lr noise): `noise_type` 'normal' (std `noise_std`, within `noise_pct`) or 'uniform' (within `noise_pct`), redrawn `noise_steps` times over training, a pure function of `noise_seed` and the step"
+    "`sched` times `1 + noise` inside `noise_range` (timm's lr noise), a pure function of the step"
     _args = 'sched','noise_range','noise_pct','noise_std','noise_seed','noise_type','noise_steps'
-    def __init__(self, sched, noise_range, noise_pct=0.67, noise_std=1., noise_seed=42, noise_type='normal', noise_steps=100):
+    def __init__(self,
+                 sched,               # the schedule to add noise to
+                 noise_range,         # from this fraction of training on, or a [start, end) pair
+                 noise_pct=0.67,      # the noise is within [-noise_pct, noise_pct]
+                 noise_std=1.,        # std of the 'normal' noise
+                 noise_seed=42,       # the noise is a pure function of `noise_seed` and the step
+                 noise_type='normal', # 'normal' (std `noise_std`, within `noise_pct`) or 'uniform'
+                 noise_steps=100):    # times the noise is redrawn over training
         self.sched = as_schedule(sched, 'sched')
         if isinstance(noise_range, (list, tuple)):
-            if len(noise_range) != 2: raise ValueError(f"`noise_range` must be a start or a [start, end) pair of fractions of training, got {noise_range!r}")
+            if len(noise_range) != 2:
+                raise ValueError(f"`noise_range` must be a start or a [start, end) pair of "
+                                 f"fractions of training, got {noise_range!r}")
             self.noise_range = [check_num(f'noise_range[{i}]', v) for i,v in enumerate(noise_range)]
         else: self.noise_range = check_num('noise_range', noise_range)
-        self.noise_pct,self.noise_std = check_num('noise_pct', noise_pct, lo=0, lo_open=True),check_num('noise_std', noise_std, lo=0, lo_open=True)
+        self.noise_pct = check_num('noise_pct', noise_pct, lo=0, lo_open=True)
+        self.noise_std = check_num('noise_std', noise_std, lo=0, lo_open=True)
         self.noise_seed = check_int('noise_seed', noise_seed, lo=None)  # any int, as torch's seeds
         self.noise_type = check_choice('noise_type', noise_type, ('normal', 'uniform'))
         self.noise_steps = check_int('noise_steps', noise_steps, 1)
-        lo,hi = self.noise_range if isinstance(self.noise_range, list) else (self.noise_range, math.inf)
-        self._lo,self._hi,self.ngroups = lo - EDGE_TOL,hi - EDGE_TOL,self.sched.ngroups
-        b = torch.special.ndtr(torch.tensor(self.noise_pct / self.noise_std, dtype=torch.float64)).item()
+        pair = isinstance(self.noise_range, list)
+        lo,hi = self.noise_range if pair else (self.noise_range, math.inf)
+        self._lo = lo - EDGE_TOL
+        self._hi = hi - EDGE_TOL
+        self.ngroups = self.sched.ngroups
+        z = torch.tensor(self.noise_pct / self.noise_std, dtype=torch.float64)
+        b = torch.special.ndtr(z).item()
         self._band = (1 - b, 2*b - 1)  # the normal's quantiles within `noise_pct`: [1-b, b]
 
     def noise(self, pos):
         "The noise at the positions in array `pos` (0 outside `noise_range`)"
         n = self.noise_steps
-        i = np.floor(np.clip(pos, -1., 2.)*n + n*EDGE_TOL)  # the step: a position on a step's edge is that step
+        # the step: a position on a step's edge is that step
+        i = np.floor(np.clip(pos, -1., 2.)*n + n*EDGE_TOL)
         u,pos = _uniform(self.noise_seed, i),i/n
-        if self.noise_type == 'uniform': n = (2*u - 1) * self.noise_pct
-        else: n = self.noise_std * torch.special.ndtri(torch.from_numpy(self._band[0] + u*self._band[1])).numpy()
-        return np.where((pos >= self._lo) & (pos < self._hi), np.clip(n, -self.noise_pct, self.noise_pct), 0.)
+        if self.noise_type == 'uniform':
+            n = (2*u - 1) * self.noise_pct
+        else:
+            q = torch.from_numpy(self._band[0] + u*self._band[1])
+            n = self.noise_std * torch.special.ndtri(q).numpy()
+        inside = (pos >= self._lo) & (pos < self._hi)
+        return np.where(inside, np.clip(n, -self.noise_pct, self.noise_pct), 0.)
 
     def _arr(self, pos):
         k = 1 + self.noise(pos)
@@ -498,7 +602,7 @@ class with_noise(_Shape):
 # %% ../nbs/01_schedules.ipynb #i10b014
 @annealer
 def sched_rex(start, end, pos):
-    "REX (Chen et al., MLSys 2022) from `start` to `end`: `end + (start-end) * (1-pos) / (0.5 + 0.5*(1-pos))`"
+    "REX (Chen et al., MLSys 2022): `end + (start-end) * (1-pos) / (0.5 + 0.5*(1-pos))`"
     return end + (start-end) * (1-pos) / (0.5 + 0.5*(1-pos))
 
 # %% ../nbs/01_schedules.ipynb #c039
