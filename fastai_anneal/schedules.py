@@ -285,8 +285,6 @@ class cyclic(_Shape):
         up = np.minimum(t, u)/u  # no overflow in the branch `where` drops for a tiny `pct_up`
         return self._lin._arr(np.where(t <= u, up, (1-t)/max(1-u, 1e-300)) * self._height(x, c))
 
-_LOG_MAX = math.log(np.finfo(np.float64).max)
-
 # %% ../nbs/01_schedules.ipynb #c020
 class sched_step(_Shape):
     "`start`, multiplied by `gamma` at each fraction of training in `pcts` (torch's `MultiStepLR`)"
