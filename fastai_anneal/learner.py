@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #c002
 from __future__ import annotations
-import atexit, collections, contextlib, math, numbers, sys, warnings
+import atexit, collections, contextlib, math, numbers, sys, time, warnings
 from functools import partial
 import numpy as np, torch
 if torch.distributed.is_available():  # before any process group: see `_destroy_gloo_group`
@@ -16,14 +16,17 @@ from fastcore.basics import patch, even_mults
 from fastcore.xtras import is_listy
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelFitException, CancelTrainException
 from fastai.optimizer import OptimWrapper, _BaseOptimizer
-import fastai.callback.schedule  # fastai's patches first, so that ours win whatever the import order
+import fastai.callback.schedule  # fastai's patches first: ours win whatever the import order
 from .core import *
+from .core import _units
 from .hypers import *
 from .hypers import _is_hyper, _own
 from .schedules import *
+from .schedules import _DECAYS
 from .callback import *
+from .callback import _cooldown_sched, _log_cut_epoch
 from .lr_find import *
 from .lr_find import _n_finite
 
@@ -32,7 +35,7 @@ __all__ = ['max_epochs', 'hyper_values', 'check_cbs', 'check_fit_args', 'sgdr_ep
 
 # %% ../nbs/04_learner.ipynb #i8b002
 def _install_names(ours):
-    "Put `ours` (name -> object) in place of fastai's objects of those names in every loaded fastai module"
+    "Put `ours` (name -> object) in place of fastai's same-named objects in every fastai module"
     theirs = {n: getattr(fastai.callback.schedule, n) for n in ours}
     for m in list(sys.modules.values()):
         d = getattr(m, '__dict__', None)
@@ -44,7 +47,7 @@ _install_names({n: globals()[n] for n in fastai.callback.schedule.__all__ if n i
 
 # %% ../nbs/04_learner.ipynb #c006
 def _fill(old, v):
-    "`v` written in place into `old` if `old` is a one-element tensor and `v` a number (returns `old`); else `v`"
+    "`v` written in place into `old` (returned) if a one-element tensor and `v` a number; else `v`"
     if isinstance(old, torch.Tensor) and old is not v and old.numel() == 1 and _is_hyper(v):
         with torch.no_grad(): old.fill_(v.reshape(()) if isinstance(v, torch.Tensor) else v)
         return old
@@ -58,54 +61,66 @@ def _set_hyper(self:_BaseOptimizer, k, v):
 
 @patch
 def _set_hyper(self:OptimWrapper, k, v):
-    "Set hyper-parameter `k` to `v` (one value per group) in the torch optimizer, filling tensor values in place"
+    "Set hyper-parameter `k` to `v` (one value per group) in the torch optimizer, tensors in place"
     key,_,i = self.bwd_map[k].partition('__')
     seen = set()
     for pg,v_ in zip(self.opt.param_groups, v):
-        if i: pg[key] = tuple(_fill(_own(x, seen), v_) if j == int(i) else x for j,x in enumerate(pg[key]))
+        if i:
+            pg[key] = tuple(_fill(_own(x, seen), v_) if j == int(i) else x
+                            for j,x in enumerate(pg[key]))
         else: pg[key] = _fill(_own(pg.get(key), seen), v_)
 
 # %% ../nbs/04_learner.ipynb #c008
 def hyper_values(learn, v, name):
-    "The per-group values of `v` (number, slice or array) for `learn`'s optimizer, as fastai spreads them, checked finite and > 0"
+    "The values of `v` (number, slice or array) per parameter group as fastai spreads them, all > 0"
     if learn.opt is None: learn.create_opt()
     n = len(learn.opt.param_lists)
     if isinstance(v, slice):
         if v.step is not None: raise ValueError(f"`{name}` as a slice takes no step, got {v!r}")
         stop = check_num(f'{name}.stop', v.stop, lo=0, lo_open=True)
-        vals = even_mults(check_num(f'{name}.start', v.start, lo=0, lo_open=True), stop, n) if v.start is not None else [stop/10]*(n-1) + [stop]
+        if v.start is not None:
+            vals = even_mults(check_num(f'{name}.start', v.start, lo=0, lo_open=True), stop, n)
+        else: vals = [stop/10]*(n-1) + [stop]
     else: vals = check_param(name, v)
     vals = np.array(vals if is_listy(vals) else [vals]*n, dtype=np.float64)
-    if len(vals) != n: raise ValueError(f"`{name}` has {len(vals)} values but the optimizer has {n} parameter groups, got {v!r}")
+    if len(vals) != n:
+        raise ValueError(f"`{name}` has {len(vals)} values but the optimizer has "
+                         f"{n} parameter groups, got {v!r}")
     if not (vals > 0).all(): raise ValueError(f"`{name}` must be > 0, got {v!r}")
     return vals
 
 # %% ../nbs/04_learner.ipynb #c011
 def check_cbs(cbs):
-    "Check that `cbs` is `None`, a fastai `Callback` (instance or class) or a list of them; return them as an `L`"
+    "Check that `cbs` is `None`, a fastai `Callback` (instance or class) or a list; return an `L`"
     cbs = L(cbs)
     for cb in cbs:
         if not (isinstance(cb, Callback) or (isinstance(cb, type) and issubclass(cb, Callback))):
-            raise TypeError(f"`cbs` must hold fastai `Callback`s (instances or classes), got {cb!r}")
+            raise TypeError("`cbs` must hold fastai `Callback`s (instances or classes), "
+                            f"got {cb!r}")
     return cbs
 
 max_epochs = 2**53  # beyond, training positions (`pct_train`, a float) cannot be told apart
 
+# all of them checked before anything is added to `learn` or changed
 def check_fit_args(learn, n_epoch, start_epoch=0, wd=None, cbs=None, reset_opt=False):
-    "Check the arguments every `fit_*` method shares (all of them, before anything is added to `learn` or changed)"
+    "Check the arguments every `fit_*` method shares"
     n_epoch = check_int('n_epoch', n_epoch, lo=1, hi=max_epochs)
     check_int('start_epoch', start_epoch, lo=0, hi=n_epoch)
-    check_cbs(cbs); check_bool('reset_opt', reset_opt)
+    check_cbs(cbs)
+    check_bool('reset_opt', reset_opt)
     if wd is not None:
         w = check_param('wd', wd)
         if min(L(w)) < 0: raise ValueError(f"`wd` must be >= 0, got {wd!r}")
         if is_listy(w):
             if learn.opt is None: learn.create_opt()
-            if len(w) != len(learn.opt.param_lists): raise ValueError(f"`wd` has {len(w)} values but the optimizer has {len(learn.opt.param_lists)} parameter groups, got {wd!r}")
+            n = len(learn.opt.param_lists)
+            if len(w) != n:
+                raise ValueError(f"`wd` has {len(w)} values but the optimizer has "
+                                 f"{n} parameter groups, got {wd!r}")
 
 # %% ../nbs/04_learner.ipynb #i11l001
 def _fit_durations(learn, n_epoch, **durs):
-    "Check `durs` (fractions of training, or durations with units like '500ba', '2ep') against a fit of `n_epoch` epochs of `learn`, before it starts"
+    "Check `durs` (fractions, or durations like '500ba', '2ep') against `n_epoch` epochs of `learn`"
     n_iter = max(len(learn.dls.train), 1)
     for k,v in durs.items(): duration_steps(k, v, n_epoch*n_iter, n_iter)
 
@@ -149,23 +164,28 @@ def _divided(lr, d, name):
     "`lr/d`, refused when it overflows (a tiny `d`), naming `d`'s argument `name`"
     with np.errstate(over='ignore'): res = np.divide(lr, d)  # an overflow: the error below
     if not (np.abs(res) <= np.finfo(np.float32).max).all():  # torch steps in float32
-        raise ValueError(f"`{name}` is too small: the learning rate divided by it overflows, got {d!r}")
+        raise ValueError(f"`{name}` is too small: the learning rate divided by it overflows, "
+                         f"got {d!r}")
     return res
 
 def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):
     "The schedules of `fit_one_cycle` for `n_epoch` epochs, every argument checked"
-    div,div_final = check_num('div', div, lo=0, lo_open=True),check_num('div_final', div_final, lo=0, lo_open=True)
+    div = check_num('div', div, lo=0, lo_open=True)
+    div_final = check_num('div_final', div_final, lo=0, lo_open=True)
     pct_start = check_duration('pct_start', pct_start)
     _fit_durations(learn, n_epoch, pct_start=pct_start)
-    moms = None if moms is None else _check_moms(moms)  # before `hyper_values`, which may create the optimizer
+    moms = None if moms is None else _check_moms(moms)  # before `hyper_values` makes the optimizer
     lr_max = hyper_values(learn, learn.lr if lr_max is None else lr_max, 'lr_max')
-    scheds = {'lr': combined_cos(pct_start, _divided(lr_max, div, 'div'), lr_max, _divided(lr_max, div_final, 'div_final'))}
-    if moms is not None or 'mom' in valid_hypers(learn.opt): scheds['mom'] = combined_cos(pct_start, *(moms or _check_moms(learn.moms)))
+    lr_start = _divided(lr_max, div, 'div')
+    lr_end = _divided(lr_max, div_final, 'div_final')
+    scheds = {'lr': combined_cos(pct_start, lr_start, lr_max, lr_end)}
+    if moms is not None or 'mom' in valid_hypers(learn.opt):
+        scheds['mom'] = combined_cos(pct_start, *(moms or _check_moms(learn.moms)))
     return scheds
 
 @patch
-def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25, wd=None,
-                  moms=None, cbs=None, reset_opt=False, start_epoch=0):
+def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25,
+                  wd=None, moms=None, cbs=None, reset_opt=False, start_epoch=0):
     "Fit `self.model` for `n_epoch` using the 1cycle policy."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     scheds = _one_cycle(self, n_epoch, lr_max, div, div_final, pct_start, moms)
@@ -176,24 +196,32 @@ try: from fastai.distributed import DistributedDL
 except (ImportError, NameError): DistributedDL = None  # fastai.distributed needs accelerate
 
 if DistributedDL is not None:
+    # on CUDA only for the `nccl` backend; ranks holding different amounts of data raise
     @patch
     def _broadcast(self:DistributedDL, t, rank):
-        "Broadcast `t` from rank `rank` to all ranks, on CUDA only for the `nccl` backend, and return it as a list; ranks holding different amounts of data raise"
+        "Broadcast `t` from rank `rank` to all ranks and return it as a list"
         dist = torch.distributed
         t = torch.as_tensor(t, dtype=torch.long)
         if dist.get_backend() == 'nccl': t = t.cuda()
-        ns = [torch.zeros(1, dtype=torch.long, device=t.device) for _ in range(dist.get_world_size())]
-        dist.all_gather(ns, torch.tensor([len(t)], device=t.device))  # a broadcast of tensors of different sizes aborts the process
+        ns = [torch.zeros(1, dtype=torch.long, device=t.device)
+              for _ in range(dist.get_world_size())]
+        # a broadcast of tensors of different sizes aborts the process
+        dist.all_gather(ns, torch.tensor([len(t)], device=t.device))
         ns = [int(n) for n in ns]
-        if len(set(ns)) > 1: raise ValueError(f"the ranks hold different amounts of data ({', '.join(map(str, ns))} items, by rank): every rank must load the same dataset")
+        if len(set(ns)) > 1:
+            raise ValueError(f"the ranks hold different amounts of data ({', '.join(map(str, ns))} "
+                             "items, by rank): every rank must load the same dataset")
         dist.broadcast(t, rank)
         return t.cpu().tolist()
 
+    # its share of the samples (padded to a multiple of the world size), batched as the
+    # wrapped loader batches
     @patch
     def __len__(self:DistributedDL):
-        "The number of batches this rank runs an epoch: its share of the samples (padded to a multiple of the world size), batched as the wrapped loader batches"
+        "The number of batches this rank runs an epoch"
         n,bs = getattr(self.dl, 'n', None),self.dl.bs
-        if n is None or bs is None or getattr(self.dl, 'prebatched', False): return -(-len(self.dl)//self.world_size)  # fastai's count
+        if n is None or bs is None or getattr(self.dl, 'prebatched', False):
+            return -(-len(self.dl)//self.world_size)  # fastai's count
         n = -(-n//self.world_size)
         return n//bs + (0 if self.dl.drop_last or n%bs == 0 else 1)
 
@@ -218,20 +246,33 @@ def _check_keys(keys, hps):
     "`keys` (a name, or a non-empty list of names, of the recorded `hps`; `None`: all) as a list"
     if keys is None: return list(hps)
     ks = [keys] if isinstance(keys, str) else keys
-    if not isinstance(ks, (list, tuple, L)) or not ks: raise ValueError(f"`keys` must be a recorded name or a non-empty list of them ({', '.join(hps)}), got {keys!r}")
+    if not isinstance(ks, (list, tuple, L)) or not ks:
+        raise ValueError("`keys` must be a recorded name or a non-empty list of them "
+                         f"({', '.join(hps)}), got {keys!r}")
     for k in ks:
-        if not isinstance(k, str) or k not in hps: raise ValueError(f"`keys` has {k!r}, which was not scheduled; recorded: {', '.join(hps)}")
+        if not isinstance(k, str) or k not in hps:
+            raise ValueError(f"`keys` has {k!r}, which was not scheduled; "
+                             f"recorded: {', '.join(hps)}")
     return list(ks)
 
 @patch
-def plot_sched(self:Recorder, keys=None, figsize=None, groups=False, return_fig=False):
-    "Plot the recorded hyper-parameters `keys` (default: all), one panel each; with `groups`, every parameter group; return the figure only if `return_fig`"
+def plot_sched(self:Recorder,
+               keys=None,         # the recorded hyper-parameters to plot (default: all)
+               figsize=None,      # (width, height) of the figure
+               groups=False,      # plot every parameter group
+               return_fig=False): # return the figure
+    "Plot the recorded hyper-parameters `keys`, one panel each"
     hps = getattr(self, 'hps', None)
-    if not hps: raise ValueError("no hyper-parameters were recorded: train with a `ParamScheduler` (e.g. `fit_one_cycle`) first")
+    if not hps:
+        raise ValueError("no hyper-parameters were recorded: train with a `ParamScheduler` "
+                         "(e.g. `fit_one_cycle`) first")
     keys,groups = _check_keys(keys, hps),check_bool('groups', groups)
-    if figsize is not None and (not isinstance(figsize, (tuple, list)) or len(figsize) != 2): raise TypeError(f"`figsize` must be (width, height), got {figsize!r}")
-    if figsize is not None: figsize = tuple(check_num('figsize', v, lo=0, lo_open=True) for v in figsize)
-    cols = min(2, len(keys)); rows = (len(keys)+1)//2
+    if figsize is not None:
+        if not isinstance(figsize, (tuple, list)) or len(figsize) != 2:
+            raise TypeError(f"`figsize` must be (width, height), got {figsize!r}")
+        figsize = tuple(check_num('figsize', v, lo=0, lo_open=True) for v in figsize)
+    cols = min(2, len(keys))
+    rows = (len(keys)+1)//2
     fig,axs = plt.subplots(rows, cols, figsize=figsize or (6*cols, 4*rows), squeeze=False)
     for ax in axs.flatten()[len(keys):]: ax.set_visible(False)
     for k,ax in zip(keys, axs.flatten()):
@@ -240,7 +281,8 @@ def plot_sched(self:Recorder, keys=None, figsize=None, groups=False, return_fig=
             for g in range(ys.shape[1]): ax.plot(ys[:, g], label=f'group {g}')
             ax.legend()
         else: ax.plot(hps[k])
-        ax.set_ylabel(k); ax.set_xlabel('training batch')
+        ax.set_ylabel(k)
+        ax.set_xlabel('training batch')
     if return_fig: return fig
 
 # %% ../nbs/04_learner.ipynb #c025
@@ -255,31 +297,40 @@ def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, 
                  cbs=None, reset_opt=False, start_epoch=0):
     "Fit `self.model` for `n_epoch` at flat `lr` before a cosine annealing."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
-    div_final,pct_start = check_num('div_final', div_final, lo=0, lo_open=True),check_duration('pct_start', pct_start)
+    div_final = check_num('div_final', div_final, lo=0, lo_open=True)
+    pct_start = check_duration('pct_start', pct_start)
     _fit_durations(self, n_epoch, pct_start=pct_start)
     lr = hyper_values(self, self.lr if lr is None else lr, 'lr')
-    _fit_sched(self, n_epoch, combined_cos(pct_start, lr, lr, _divided(lr, div_final, 'div_final')), cbs, reset_opt, wd, start_epoch)
+    sched = combined_cos(pct_start, lr, lr, _divided(lr, div_final, 'div_final'))
+    _fit_sched(self, n_epoch, sched, cbs, reset_opt, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #c027
 def sgdr_epochs(n_cycles, cycle_len, cycle_mult=2):
-    "Number of epochs of `n_cycles` SGDR cycles, the first `cycle_len` epochs long, each `cycle_mult` times the one before"
-    n_cycles,cycle_len,cycle_mult = check_int('n_cycles', n_cycles, 1),check_int('cycle_len', cycle_len, 1, max_epochs),check_int('cycle_mult', cycle_mult, 1, max_epochs)
+    # the first cycle `cycle_len` epochs long, each next one `cycle_mult` times the one before
+    "Number of epochs of `n_cycles` SGDR cycles"
+    n_cycles = check_int('n_cycles', n_cycles, 1)
+    cycle_len = check_int('cycle_len', cycle_len, 1, max_epochs)
+    cycle_mult = check_int('cycle_mult', cycle_mult, 1, max_epochs)
     if cycle_mult == 1: n = n_cycles*cycle_len
     else:
         n,c = 0,cycle_len
-        for _ in range(min(n_cycles, 64)): n,c = n+c,c*cycle_mult  # past 53 doublings `n` exceeds `max_epochs` anyway
-    if n >= max_epochs: raise ValueError(f"`n_cycles` of {n_cycles} cycles (first {cycle_len} epochs, each x{cycle_mult}) make more than {max_epochs} epochs")
+        for _ in range(min(n_cycles, 64)):  # past 53 doublings `n` exceeds `max_epochs` anyway
+            n,c = n+c,c*cycle_mult
+    if n >= max_epochs:
+        raise ValueError(f"`n_cycles` of {n_cycles} cycles (first {cycle_len} epochs, "
+                         f"each x{cycle_mult}) make more than {max_epochs} epochs")
     return n
 
 @patch
-def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=None, reset_opt=False, wd=None,
-             start_epoch=0, lr_min=0.):
+def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=None,
+             reset_opt=False, wd=None, start_epoch=0, lr_min=0.):
     "Fit `self.model` for `n_cycles` of `cycle_len` using SGDR."
     n_epoch = sgdr_epochs(n_cycles, cycle_len, cycle_mult)
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     lr_min = _lr_min(lr_min)
     lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
-    _fit_sched(self, n_epoch, sgdr(n_cycles, cycle_len, lr_max, cycle_mult, lr_min), cbs, reset_opt, wd, start_epoch)
+    sched = sgdr(n_cycles, cycle_len, lr_max, cycle_mult, lr_min)
+    _fit_sched(self, n_epoch, sched, cbs, reset_opt, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #c028
 @patch
@@ -318,23 +369,26 @@ def fine_tune(self:Learner,
 
 # %% ../nbs/04_learner.ipynb #c030
 @patch
-def fit_warmup_cos(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, lr_min=0., wd=None, cbs=None, reset_opt=False, start_epoch=0):
-    "Fit `self.model` for `n_epoch` with a linear warmup over `pct_warmup` then cosine annealing to `lr_min`."
+def fit_warmup_cos(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, lr_min=0., wd=None,
+                   cbs=None, reset_opt=False, start_epoch=0):
+    "Fit `self.model` for `n_epoch`: a linear warmup over `pct_warmup`, then a cosine to `lr_min`."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     lr_min = _lr_min(lr_min)
     _fit_durations(self, n_epoch, pct_warmup=pct_warmup)
     lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
-    _fit_sched(self, n_epoch, warmup_cos(lr_max, pct_warmup, lr_min), cbs, reset_opt, wd, start_epoch)
+    sched = warmup_cos(lr_max, pct_warmup, lr_min)
+    _fit_sched(self, n_epoch, sched, cbs, reset_opt, wd, start_epoch)
 
 @patch
-def fit_wsd(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, pct_decay=0.2, decay='cosine', lr_min=0., wd=None, cbs=None,
-            reset_opt=False, start_epoch=0):
-    "Fit `self.model` for `n_epoch` with warmup-stable-decay: warmup over `pct_warmup`, decay over the last `pct_decay`."
+def fit_wsd(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, pct_decay=0.2, decay='cosine',
+            lr_min=0., wd=None, cbs=None, reset_opt=False, start_epoch=0):
+    "Fit `self.model` for `n_epoch`: warmup over `pct_warmup`, stable, decay over last `pct_decay`."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     lr_min = _lr_min(lr_min)
     _fit_durations(self, n_epoch, pct_warmup=pct_warmup, pct_decay=pct_decay)
     lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
-    _fit_sched(self, n_epoch, wsd(lr_max, pct_warmup, pct_decay, decay, lr_min), cbs, reset_opt, wd, start_epoch)
+    sched = wsd(lr_max, pct_warmup, pct_decay, decay, lr_min)
+    _fit_sched(self, n_epoch, sched, cbs, reset_opt, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #c033
 @patch
@@ -351,10 +405,13 @@ def plot_lr_find(self:Recorder,
     lrs,losses = lrs[:n],losses[:n]  # the curve stops at the first NaN/inf
     fig,ax = plt.subplots(1, 1, **kwargs)
     ax.plot(lrs, losses)
-    ax.set_ylabel("Loss"); ax.set_xlabel("Learning Rate"); ax.set_xscale('log')
+    ax.set_ylabel("Loss")
+    ax.set_xlabel("Learning Rate")
+    ax.set_xscale('log')
     if suggestions:
         colors = plt.rcParams['axes.prop_cycle'].by_key()['color'][1:]
-        for (val,loss),nm,color in zip(suggestions, nms or [None]*len(suggestions), colors*len(suggestions)):
+        names = nms or [None]*len(suggestions)
+        for (val,loss),nm,color in zip(suggestions, names, colors*len(suggestions)):
             ax.plot(val, loss, 'o', label=nm, c=color)
         if nms: ax.legend(loc='best')
     if return_fig: return fig
@@ -373,10 +430,12 @@ def _held_out(learn, kinds):
         learn.add_cbs(held)
         learn.cbs = L(cbs)  # in their places
 
-def _func_name(f): return f.func.__name__ if isinstance(f, partial) else getattr(f, '__name__', type(f).__name__)
+def _func_name(f):
+    return f.func.__name__ if isinstance(f, partial) else getattr(f, '__name__', type(f).__name__)
 
 def _suggest_data(lrs, losses, num_it):
-    "fastai's choice of points (drop the first `num_it//10` and the last 5), falling back to all points of a short run"
+    # all points of a run too short for that choice
+    "fastai's choice of points: drop the first `num_it//10` and the last 5"
     lo,hi = num_it//10,len(lrs)-5
     l,s = np.asarray(lrs, dtype=np.float64),np.asarray(losses, dtype=np.float64)
     n = _n_finite(s[lo:hi])  # fastai cuts at the first NaN
@@ -384,21 +443,31 @@ def _suggest_data(lrs, losses, num_it):
 
 # %% ../nbs/04_learner.ipynb #c036
 @patch
-def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(valley,),
-            step_mode='exp', snapshot='disk'):
-    "Launch a mock training to find a good learning rate and return suggestions based on `suggest_funcs` as a named tuple; `snapshot` says where `keep_state` keeps the copies ('disk', 'cpu' or 'device')"
+def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True,
+            suggest_funcs=(valley,), step_mode='exp',
+            snapshot='disk'):  # where `keep_state` keeps the copies: 'disk', 'cpu' or 'device'
+    "Launch a mock training to find a good lr; return `suggest_funcs`' suggestions as a named tuple"
     cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode, snapshot=None)  # see `keep_state`
     check_bool('show_plot', show_plot)
-    funcs = None if suggest_funcs is None else (tuple(suggest_funcs) if is_listy(suggest_funcs) else (suggest_funcs,))
+    if suggest_funcs is None: funcs = None
+    else: funcs = tuple(suggest_funcs) if is_listy(suggest_funcs) else (suggest_funcs,)
     if funcs is not None:
-        if not funcs: raise ValueError(f"`suggest_funcs` must not be empty (use None for no suggestions), got {suggest_funcs!r}")
+        if not funcs:
+            raise ValueError("`suggest_funcs` must not be empty (use None for no suggestions), "
+                             f"got {suggest_funcs!r}")
         for f in funcs:
-            if not callable(f): raise TypeError(f"`suggest_funcs` must be callables like `valley`, got {f!r}")
-    if not hasattr(self, 'recorder'): raise ValueError("`lr_find` needs the Learner's `Recorder` (it provides the smoothed loss)")
-    top = min((torch.finfo(p.dtype).max for p in self.model.parameters() if p.is_floating_point()), default=math.inf)
-    if cb.end_lr > top: raise ValueError(f"`end_lr` must be at most {top:g}, the largest value the model's parameters can hold, got {end_lr!r}")
+            if not callable(f):
+                raise TypeError(f"`suggest_funcs` must be callables like `valley`, got {f!r}")
+    if not hasattr(self, 'recorder'):
+        raise ValueError("`lr_find` needs the Learner's `Recorder` (it provides the smoothed loss)")
+    top = min((torch.finfo(p.dtype).max for p in self.model.parameters() if p.is_floating_point()),
+              default=math.inf)
+    if cb.end_lr > top:
+        raise ValueError(f"`end_lr` must be at most {top:g}, the largest value the model's "
+                         f"parameters can hold, got {end_lr!r}")
     n = len(self.dls.train)
-    if n == 0: raise ValueError("`lr_find` needs a non-empty training DataLoader, got one with no batches")
+    if n == 0:
+        raise ValueError("`lr_find` needs a non-empty training DataLoader, got one with no batches")
     with _held_out(self, _WRITE_LR), keep_state(self, snapshot), self.no_logging():
         self.fit(num_it//n + 1, cbs=cb)  # the ramp alone sets the lr; the Learner's schedulers wait
     rec = self.recorder  # the finder gave it its learning rates and losses
@@ -411,20 +480,21 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
     if show_plot: rec.plot_lr_find(suggestions=[p for _,p in res], nms=nms)
     return collections.namedtuple('SuggestedLRs', nms, rename=True)(*[lr for lr,_ in res])
 
-# %% ../nbs/04_learner.ipynb #i11l003
-import time
-from fastai.callback.core import CancelFitException, CancelTrainException
-from .core import _units
-from .schedules import _DECAYS
-from .callback import _cooldown_sched, _log_cut_epoch
-
 # %% ../nbs/04_learner.ipynb #i11l004
 @patch
-def cooldown(self:Learner, n_epoch, lr_min=0., decay='1-sqrt', lr_start=None, mom=None, wd=None, cbs=None, start_epoch=0):
-    "Cool each group's lr down from its current value (or `lr_start`) to `lr_min` over `n_epoch`, along `decay` ('linear', 'cosine' or '1-sqrt')"
+def cooldown(self:Learner,
+             n_epoch,          # epochs of the cooldown
+             lr_min=0.,        # the lr at its end
+             decay='1-sqrt',   # the shape: 'linear', 'cosine' or '1-sqrt'
+             lr_start=None,    # the lr at its start (default: the optimizer's current lr)
+             mom=None, wd=None, cbs=None, start_epoch=0):
+    "Cool each group's lr down from its current value (or `lr_start`) to `lr_min` over `n_epoch`"
     check_fit_args(self, n_epoch, start_epoch, wd, cbs)
     if lr_start is None:
-        if start_epoch: raise ValueError(f"a resumed cooldown (start_epoch={start_epoch!r}) needs `lr_start`, the lr at its start: the optimizer holds the lr the cooldown had reached")
+        if start_epoch:
+            raise ValueError(f"a resumed cooldown (start_epoch={start_epoch!r}) needs `lr_start`, "
+                             "the lr at its start: the optimizer holds the lr the cooldown had "
+                             "reached")
         if self.opt is None: self.create_opt()
         lr_start = read_hyper(hyper_slots(self.opt, 'lr'))
     else: lr_start = hyper_values(self, lr_start, 'lr_start').tolist()
@@ -492,7 +562,7 @@ class _TimeBudget(ParamScheduler):
         return {**super().state_dict(), 'elapsed': self._now() - self._t0, 'epochs': self._epochs}
 
     def load_state_dict(self, d):
-        "Continue `d` (from `state_dict`) after `before_fit`: the budget goes on from the time spent"
+        "Continue `d` (a `state_dict`) after `before_fit`: the budget goes on from the time spent"
         super().load_state_dict(d)
         self._t0 = self._now() - d['elapsed']
         self._epochs = d['epochs']
@@ -521,9 +591,14 @@ def fit_budget(self:Learner,
     seconds = check_num('seconds', seconds, lo=0, lo_open=True)
     max_epoch = check_int('max_epoch', max_epoch, lo=1)
     check_fit_args(self, max_epoch, 0, wd, cbs, reset_opt)
-    if not callable(clock): raise TypeError(f"`clock` must be a function returning the time in seconds, got {clock!r}")
-    if sched is None: sched = sched_lin(hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max').tolist(), 0.)
-    elif lr_max is not None: raise ValueError(f"give `lr_max` or `sched`, not both: got lr_max={lr_max!r}, sched={sched!r}")
+    if not callable(clock):
+        raise TypeError(f"`clock` must be a function returning the time in seconds, got {clock!r}")
+    if sched is None:
+        lrs = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
+        sched = sched_lin(lrs.tolist(), 0.)
+    elif lr_max is not None:
+        raise ValueError(f"give `lr_max` or `sched`, not both: got lr_max={lr_max!r}, "
+                         f"sched={sched!r}")
     sched = as_schedule(sched, 'sched')
     if _units(sched):
         units = ', '.join(map(repr, _units(sched)))
