@@ -23,49 +23,64 @@ __all__ = ['attr_slots', 'ParamScheduler', 'ScaleOnPlateau', 'CooldownOnPlateau'
 
 # %% ../nbs/03_callback.ipynb #c005
 class _Attrs:
-    "The attributes of `o` as a mapping, so that `write_hyper` sets them like optimizer hyper-parameters"
+    "The attributes of `o` as a mapping that `write_hyper` sets like optimizer hyper-parameters"
     __slots__ = 'o',
     def __init__(self, o): self.o = o
     def __getitem__(self, k): return getattr(self.o, k)
     def __setitem__(self, k, v): setattr(self.o, k, v)
 
+# the policy for an attribute holding an `int` (a batch size, a count)
 class _Ints:
-    "Mapping `d` whose writes are rounded to integers: the policy for an attribute holding an `int` (a batch size, a count)"
+    "Mapping `d` whose writes are rounded to integers"
     __slots__ = 'd',
     def __init__(self, d): self.d = d
     def __getitem__(self, k): return self.d[k]
-    def __setitem__(self, k, v): self.d[k] = int(v)  # `ParamScheduler` rounds the values it writes (and records) here
+    # `ParamScheduler` rounds the values it writes (and records) here
+    def __setitem__(self, k, v): self.d[k] = int(v)
 
+# an own attribute is one a write reaches (not one `__getattr__` finds on a delegate)
 def _own_attr(o, k):
-    "Check that `o.k` is `o`'s own attribute, which a write reaches (not one `__getattr__` finds on a delegate), and that it can be written"
+    "Check that `o.k` is `o`'s own attribute and that it can be written"
     if k not in getattr(o, '__dict__', {}) and not hasattr(type(o), k):
-        raise ValueError(f"is not an attribute of its own {type(o).__name__} (it is read from a delegate), so a write would not reach what training reads; schedule the object that holds it")
-    try: setattr(o, k, getattr(o, k))  # writing the value back: a read-only property or a frozen dataclass raises here, before `fit`
-    except (AttributeError, TypeError) as e: raise ValueError(f"is read-only ({type(e).__name__}: {e})") from None
+        raise ValueError(f"is not an attribute of its own {type(o).__name__} (it is read from a "
+                         "delegate), so a write would not reach what training reads; "
+                         "schedule the object that holds it")
+    # writing the value back: a read-only property or a frozen dataclass raises here, before `fit`
+    try: setattr(o, k, getattr(o, k))
+    except (AttributeError, TypeError) as e:
+        raise ValueError(f"is read-only ({type(e).__name__}: {e})") from None
 
 def _child(o, k):
     return o[int(k)] if k.isdigit() and isinstance(o, (list, tuple, L)) else getattr(o, k)
 
-def attr_slots(learn, path):
-    "Where the numeric attribute `path` (dotted, starting from `learn`) lives, as `hyper_slots` gives it: `[(mapping, key, None)]`, checked writable"
+# checked writable: a `ValueError` before `fit` otherwise
+def attr_slots(learn, # the `Learner`
+               path): # a dotted attribute path, starting from `learn`
+    "Where the numeric attribute `path` lives, as `hyper_slots` gives it: `[(mapping, key, None)]`"
     *parents,last = path.split('.')
     o = learn
     try:
         for k in parents: o = _child(o, k)
         d,k = (o, int(last)) if last.isdigit() and isinstance(o, (list, L)) else (_Attrs(o), last)
         v = d[k]
-    except (AttributeError, IndexError) as e: raise ValueError(f"cannot schedule {path!r}: learn.{path} does not exist ({e})") from None
+    except (AttributeError, IndexError) as e:
+        raise ValueError(f"cannot schedule {path!r}: learn.{path} does not exist ({e})") from None
     if not _is_hyper(v) or (isinstance(v, torch.Tensor) and not v.is_floating_point()):
-        raise ValueError(f"cannot schedule {path!r}: learn.{path} must hold a number or a one-element float tensor, got {v!r}")
+        raise ValueError(f"cannot schedule {path!r}: learn.{path} must hold a number or a "
+                         f"one-element float tensor, got {v!r}")
     if isinstance(v, torch.Tensor):
-        if v.requires_grad: raise ValueError(f"cannot schedule {path!r}: learn.{path} requires grad (a parameter the optimizer trains)")
+        if v.requires_grad:
+            raise ValueError(f"cannot schedule {path!r}: learn.{path} requires grad "
+                             "(a parameter the optimizer trains)")
         ptr = v.untyped_storage().data_ptr()
         if any(p.untyped_storage().data_ptr() == ptr for p in learn.model.parameters()):
-            raise ValueError(f"cannot schedule {path!r}: learn.{path} shares memory with a parameter the optimizer trains")
+            raise ValueError(f"cannot schedule {path!r}: learn.{path} shares memory with a "
+                             "parameter the optimizer trains")
         return [(d, k, None)]  # filled in place
     if isinstance(d, _Attrs):
         try: _own_attr(o, k)
-        except ValueError as e: raise ValueError(f"cannot schedule {path!r}: learn.{path} {e}") from None
+        except ValueError as e:
+            raise ValueError(f"cannot schedule {path!r}: learn.{path} {e}") from None
     return [(_Ints(d) if isinstance(v, numbers.Integral) else d, k, None)]
 
 # %% ../nbs/03_callback.ipynb #c007

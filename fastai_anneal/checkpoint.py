@@ -99,7 +99,7 @@ def _batches_from(dl, k, rngs):
         if workers and rngs is not None: set_rng_states(rngs)  # the workers load: restore here
         return _Tail(get(), k*(dl.bs or 1), None if workers else rngs)
     dl.get_idxs = tail
-    fake.generator = torch.Generator()  # the workers' seed is drawn from it, not from torch's global
+    fake.generator = torch.Generator()  # the workers' seed is drawn from it, not torch's global
     try: yield from dl
     finally:
         _unset(dl, 'get_idxs', old)
@@ -188,7 +188,8 @@ def _load_cb_state(cb, d):
 
 def _stateful(learn, me):
     "The callbacks of `learn` (but `me`) whose state a checkpoint keeps, by class name and rank"
-    cbs = [cb for cb in learn.cbs.sorted('order') if cb is not me and (_has_state(cb) or _fallback(cb))]
+    cbs = [cb for cb in learn.cbs.sorted('order')
+           if cb is not me and (_has_state(cb) or _fallback(cb))]
     names = [type(cb).__name__ for cb in cbs]
     return {f'{n}.{names[:i].count(n)}': cb for i,(n,cb) in enumerate(zip(names, cbs))}
 
@@ -329,7 +330,8 @@ class Checkpoint(Callback):
 
     def _pause(self):
         "Switch the other callbacks off (the progress bar counts on): the epochs done are skipped"
-        others = [cb for cb in self.learn.cbs if cb is not self and not isinstance(cb, ProgressCallback)]
+        others = [cb for cb in self.learn.cbs
+                  if cb is not self and not isinstance(cb, ProgressCallback)]
         self._paused = [(cb, cb.run) for cb in others]
         for cb,_ in self._paused: cb.run = False
 

@@ -35,35 +35,44 @@ def digits_dls(bs=64, valid_pct=0.2, seed=42):
     idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))
     n_val = int(len(X)*valid_pct)
     trn,val = idx[n_val:],idx[:n_val]
-    return DataLoaders.from_dsets(list(zip(X[trn], y[trn])), list(zip(X[val], y[val])), bs=bs, device='cpu')
+    return DataLoaders.from_dsets(list(zip(X[trn], y[trn])), list(zip(X[val], y[val])),
+                                  bs=bs, device='cpu')
 
 # %% ../nbs/08_demo.ipynb #c005
 def digits_learner(bs=64, seed=42, **kwargs):
     "A small fully connected network on the digits data, in a `Learner` with accuracy as metric"
     set_seed(seed, reproducible=True)
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.1), nn.Linear(128, 10))
-    return Learner(digits_dls(bs=bs, seed=seed), model, loss_func=CrossEntropyLossFlat(), metrics=accuracy, **kwargs)
+    return Learner(digits_dls(bs=bs, seed=seed), model, loss_func=CrossEntropyLossFlat(),
+                   metrics=accuracy, **kwargs)
 
 # %% ../nbs/08_demo.ipynb #c007
-def plot_training(learn, fname=None, return_fig=False):
-    "Plot the recorded learning rate, momentum and losses of `learn` side by side; save to `fname` if given; return the figure only if `return_fig`"
+def plot_training(learn,             # a `Learner` that has trained
+                  fname=None,        # save the figure to this file if given
+                  return_fig=False): # return the figure only if True
+    "Plot the recorded learning rate, momentum and losses of `learn` side by side"
     rec = learn.recorder
     keys = [k for k in ('lr', 'mom') if k in rec.hps]
     fig,axs = plt.subplots(1, len(keys)+1, figsize=(5*(len(keys)+1), 4))
     for k,ax in zip(keys, axs):
-        ax.plot(rec.hps[k]); ax.set_title(k); ax.set_xlabel('training batch')
+        ax.plot(rec.hps[k])
+        ax.set_title(k)
+        ax.set_xlabel('training batch')
     ax = axs[-1]
     ax.plot(np.array(rec.losses), label='train (smoothed)')
     n_batches = len(rec.losses)/max(len(rec.values), 1)
-    ax.plot([(i+1)*n_batches for i in range(len(rec.values))], [v[1] for v in rec.values], 'o-', label='valid')
-    ax.set_title('loss'); ax.set_xlabel('training batch'); ax.legend()
+    ax.plot([(i+1)*n_batches for i in range(len(rec.values))], [v[1] for v in rec.values],
+            'o-', label='valid')
+    ax.set_title('loss')
+    ax.set_xlabel('training batch')
+    ax.legend()
     fig.tight_layout()
     if fname is not None: fig.savefig(fname, dpi=100)
     if return_fig: return fig
 
 # %% ../nbs/08_demo.ipynb #i8d002
 class PlainTable(Callback):
-    "Print fastai's metrics table as plain text, one line per epoch, instead of a progress bar (for logs and CI)"
+    "Print fastai's metrics table as plain text, one line per epoch, instead of a progress bar"
     order = ProgressCallback.order
     def before_fit(self):
         "Print the header and take over the Learner's logger"
@@ -107,11 +116,14 @@ def demo(out='anneal_demo', # folder for `schedules.png`
 # %% ../nbs/08_demo.ipynb #c012
 def main(argv=None):
     "Entry point of the `fastai-anneal` command"
-    p = argparse.ArgumentParser(prog='fastai-anneal', description='fastai_anneal: hyper-parameter schedules for fastai')
+    p = argparse.ArgumentParser(prog='fastai-anneal',
+                                description='fastai_anneal: hyper-parameter schedules for fastai')
     p.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     sub = p.add_subparsers(dest='cmd', required=True)
-    d = sub.add_parser('demo', help='train a small network on the bundled digits data with one-cycle')
-    d.add_argument('--out', default='anneal_demo', help='folder for the picture (default: anneal_demo)')
+    d = sub.add_parser('demo',
+                       help='train a small network on the bundled digits data with one-cycle')
+    d.add_argument('--out', default='anneal_demo',
+                   help='folder for the picture (default: anneal_demo)')
     d.add_argument('--epochs', type=int, default=8, help='number of epochs (default: 8)')
     d.add_argument('--lr-max', type=float, default=1e-2, help='peak learning rate (default: 0.01)')
     d.add_argument('--seed', type=int, default=42, help='random seed (default: 42)')

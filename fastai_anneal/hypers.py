@@ -9,17 +9,23 @@ from __future__ import annotations
 import math, numbers
 from operator import attrgetter
 import numpy as np, torch
+from .core import check_finite_values
 
 # %% auto #0
 __all__ = ['hyper_ranges', 'valid_hypers', 'hyper_slots', 'read_hyper', 'write_hyper', 'OptHypers', 'check_hyper_values']
 
 # %% ../nbs/02_hypers.ipynb #c005
-def _is_hyper(v): return (isinstance(v, numbers.Real) and not isinstance(v, bool)) or (isinstance(v, torch.Tensor) and v.numel() == 1)
+def _is_hyper(v):
+    return ((isinstance(v, numbers.Real) and not isinstance(v, bool))
+            or (isinstance(v, torch.Tensor) and v.numel() == 1))
 
-_TORCH_NAMES = {'momentum': 'mom', 'weight_decay': 'wd', 'alpha': 'sqr_mom', 'betas__0': 'mom', 'betas__1': 'sqr_mom'}  # fastai's `pytorch_hp_map`
+# fastai's `pytorch_hp_map`
+_TORCH_NAMES = {'momentum': 'mom', 'weight_decay': 'wd', 'alpha': 'sqr_mom',
+                'betas__0': 'mom', 'betas__1': 'sqr_mom'}
 
+# fastai's `detuplify_pg`
 def _flat(pg):
-    "torch param group `pg` without its params, a tuple `k` spread as `k__0`, `k__1`, ... (fastai's `detuplify_pg`)"
+    "torch param group `pg` without its params, a tuple `k` spread as `k__0`, `k__1`, ..."
     res = {}
     for k,v in pg.items():
         if k == 'params': continue
@@ -27,15 +33,19 @@ def _flat(pg):
         else: res[k] = v
     return res
 
+# `opt`: a torch optimizer, a fastai `OptimWrapper` (around a torch one) or a fastai `Optimizer`
 def _torch_opt(opt):
-    "`(torch optimizer, {fastai name: torch key})` for a torch optimizer or a fastai `OptimWrapper`; `None` for a fastai `Optimizer`"
-    if isinstance(opt, torch.optim.Optimizer): return opt,{_TORCH_NAMES.get(k, k): k for k in _flat(opt.param_groups[0])}
-    if isinstance(getattr(opt, 'opt', None), torch.optim.Optimizer) and hasattr(opt, 'bwd_map'): return opt.opt,opt.bwd_map  # OptimWrapper
+    "`(torch optimizer, {fastai name: torch key})` of `opt`; `None` for a fastai `Optimizer`"
+    if isinstance(opt, torch.optim.Optimizer):
+        return opt,{_TORCH_NAMES.get(k, k): k for k in _flat(opt.param_groups[0])}
+    if isinstance(getattr(opt, 'opt', None), torch.optim.Optimizer) and hasattr(opt, 'bwd_map'):
+        return opt.opt,opt.bwd_map  # OptimWrapper
     if hasattr(opt, 'hypers'): return None  # a fastai `Optimizer`
-    raise TypeError(f"`opt` must be a torch optimizer or a fastai `Optimizer`/`OptimWrapper`, got {opt!r}")
+    raise TypeError(f"`opt` must be a torch optimizer or a fastai `Optimizer`/`OptimWrapper`, "
+                    f"got {opt!r}")
 
-def valid_hypers(opt):
-    "Names (fastai's: lr, mom, sqr_mom, wd, eps, ...) of the numeric hyper-parameters of `opt`, a torch or fastai optimizer"
+def valid_hypers(opt): # a torch or fastai optimizer
+    "Names (fastai's: lr, mom, sqr_mom, wd, eps, ...) of the numeric hyper-parameters of `opt`"
     t = _torch_opt(opt)
     if t is None: return [k for k,v in opt.hypers[0].items() if _is_hyper(v)]
     pg = _flat(t[0].param_groups[0])
@@ -44,16 +54,19 @@ def valid_hypers(opt):
 def hyper_slots(opt, name):
     "Where hyper-parameter `name` lives in `opt`: one `(dict, key, index)` per parameter group"
     if name not in valid_hypers(opt):
-        raise ValueError(f"the optimizer has no hyper-parameter {name!r}; its hyper-parameters are: {', '.join(valid_hypers(opt))}")
+        raise ValueError(f"the optimizer has no hyper-parameter {name!r}; its hyper-parameters "
+                         f"are: {', '.join(valid_hypers(opt))}")
     t = _torch_opt(opt)
     if t is None: return _unshare([(h, name, None) for h in opt.hypers])
     key,_,idx = t[1][name].partition('__')
     return _unshare([(pg, key, int(idx) if idx else None) for pg in t[0].param_groups])
 
-def _own(t, seen):
-    "`t`, or a copy if `t` is a tensor already in `seen` (the ids of tensors other groups hold) or an integer tensor (a float one, same device)"
+def _own(t,     # a hyper-parameter value
+         seen): # the ids of the tensors other groups hold
+    "`t`, or a copy if it is a tensor in `seen` or an integer tensor (a float one, same device)"
     if not isinstance(t, torch.Tensor): return t
-    if not t.is_floating_point(): t = t.detach().to(torch.get_default_dtype())  # filling an int tensor would truncate every value
+    # filling an int tensor would truncate every value
+    if not t.is_floating_point(): t = t.detach().to(torch.get_default_dtype())
     elif id(t) in seen: t = t.detach().clone()
     seen.add(id(t))
     return t
@@ -70,8 +83,9 @@ def read_hyper(slots):
     "The current per-group values in `slots` (as `hyper_slots` gives them), as floats"
     return [float(d[k] if i is None else d[k][i]) for d,k,i in slots]
 
-def write_hyper(slots, v):
-    "Write `v` (a number, or a list with one number per group) into `slots`; tensors are filled in place"
+def write_hyper(slots, # as `hyper_slots` gives them
+                v):    # a number, or a list with one number per group
+    "Write `v` into `slots`; tensors are filled in place"
     vs = v if type(v) is list else [v]*len(slots)
     for (d,k,i),x in zip(slots, vs):
         if i is None:
@@ -85,7 +99,7 @@ def write_hyper(slots, v):
 
 # %% ../nbs/02_hypers.ipynb #h1a001
 def _dicts_getter(opt):
-    "A getter of the list of `opt`'s hyper-parameter dicts (fastai's `hypers`, torch's `param_groups`)"
+    "A getter of `opt`'s hyper-parameter dicts (fastai's `hypers`, torch's `param_groups`)"
     t = _torch_opt(opt)
     if t is None: return attrgetter('hypers')
     return attrgetter('param_groups' if t[0] is opt else 'opt.param_groups')
@@ -124,22 +138,32 @@ class OptHypers:
         return self.slots[name]
 
 # %% ../nbs/02_hypers.ipynb #i9b001
-from .core import check_finite_values
-
-hyper_ranges = {'lr': (0., math.inf, False), 'mom': (0., 1., False), 'sqr_mom': (0., 1., False), 'wd': (0., math.inf, False), 'eps': (0., math.inf, True)}
+hyper_ranges = {'lr': (0., math.inf, False),
+                'mom': (0., 1., False),
+                'sqr_mom': (0., 1., False),
+                'wd': (0., math.inf, False),
+                'eps': (0., math.inf, True)}
 _anything = (-math.inf, math.inf, False)
 
-def check_hyper_values(name, vals, pos=None):
-    "Check that the values `vals` of hyper-parameter `name` (at training positions `pos`, along the first axis) are finite and in `hyper_ranges[name]`; return them"
+def check_hyper_values(name,      # the hyper-parameter (or attribute) the values are for
+                       vals,      # its values: a number or an array
+                       pos=None): # their training positions, along the first axis of `vals`
+    "Check that the values `vals` of `name` are finite and in `hyper_ranges[name]`; return them"
     lo,hi,lo_open = hyper_ranges.get(name, _anything)
-    if type(vals) is float and (lo < vals if lo_open else lo <= vals) and vals <= hi: return vals  # the common case, fast
+    if type(vals) is float and (lo < vals if lo_open else lo <= vals) and vals <= hi:
+        return vals  # the common case, fast
     try: a = np.asarray(vals, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError): raise TypeError(f"the values of `{name}` must be numbers, got {vals!r}") from None
-    for bad in (~np.isfinite(a), (a < lo) | (a > hi) | (a == lo if lo_open else False)):  # a NaN or inf first, wherever it is
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"the values of `{name}` must be numbers, got {vals!r}") from None
+    # a NaN or inf first, wherever it is
+    for bad in (~np.isfinite(a), (a < lo) | (a > hi) | (a == lo if lo_open else False)):
         if not bad.any(): continue
         i = np.argwhere(bad)[0] if a.ndim else ()
-        at = None if pos is None else float(np.asarray(pos).reshape(-1)[i[0]] if np.ndim(pos) else pos)  # the first bad value's position
+        # the first bad value's position
+        at = (None if pos is None
+              else float(np.asarray(pos).reshape(-1)[i[0]] if np.ndim(pos) else pos))
         v = float(a[tuple(i)])
         check_finite_values(name, v, at)
-        raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}]{'' if at is None else f' at pos={at!r}'}, got {v!r}")
+        raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}]"
+                         f"{'' if at is None else f' at pos={at!r}'}, got {v!r}")
     return vals

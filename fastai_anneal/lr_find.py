@@ -29,15 +29,15 @@ def _on_disk(t):
             and not (t.is_quantized or t.is_conj() or t.is_neg()))
 
 class _Saved:
-    "A saved tensor: a weak reference to it, its layout, and its copy (`data`) or the offset of its bytes on disk (`off`)"
+    "A saved tensor: a weak reference, its layout, and its copy (`data`) or file offset (`off`)"
     def __init__(self, t, data=None, off=None):
         self.ref,self.shape,self.dtype,self.device = weakref.ref(t),t.shape,t.dtype,t.device
         self.param,self.requires_grad = isinstance(t, nn.Parameter),t.requires_grad
         self.data,self.off = data,off
 
 class _Store:
-    "Copies of tensors on their device (`where='device'`), in host memory ('cpu') or in an anonymous temporary file ('disk')"
-    def __init__(self, where='disk'):
+    "Copies of tensors on their device, in host memory or in an anonymous temporary file"
+    def __init__(self, where='disk'): # 'device', 'cpu' (host memory) or 'disk' (the file)
         self.where = check_choice('snapshot', where, _SNAPSHOTS)
         self.saved,self.loaded,self.f = {},{},None
         self.size = 0  # bytes written to the file
@@ -55,7 +55,8 @@ class _Store:
     def _chunks(self, t):
         "The bytes of `t` as a flat uint8 view, in slices of at most `_CHUNK`"
         flat = t.detach().reshape(-1).view(torch.uint8)
-        return [(flat[a:a+_CHUNK], min(_CHUNK, flat.numel()-a)) for a in range(0, flat.numel(), _CHUNK)]
+        return [(flat[a:a+_CHUNK], min(_CHUNK, flat.numel()-a))
+                for a in range(0, flat.numel(), _CHUNK)]
 
     def put(self, t):
         "Save a copy of `t` (once per tensor object)"
@@ -66,7 +67,8 @@ class _Store:
                 self.buf_t[:n].copy_(c)
                 self.f.write(memoryview(self.buf)[:n])
                 self.size += n
-        else:  # in memory: on the device, or on the host for 'cpu' and for what cannot go to disk as bytes
+        else:  # in memory
+            # on the device, or on the host for 'cpu' and for what cannot go to disk as bytes
             dev = t.device if self.where == 'device' or t.device.type == 'meta' else 'cpu'
             h = _Saved(t, data=t.detach().to(dev, copy=True))
         self.saved[id(t)] = h
@@ -94,11 +96,12 @@ class _Store:
 
     def _fits(self, into, h):
         "Whether `into` can take the saved values of `h` in place"
-        return (isinstance(into, torch.Tensor) and into.shape == h.shape and into.dtype == h.dtype and into.device == h.device
+        return (isinstance(into, torch.Tensor) and into.shape == h.shape and into.dtype == h.dtype
+                and into.device == h.device
                 and (_on_disk(into) if h.data is None else into.layout == h.data.layout))
 
     def get(self, h, live=None):
-        "The saved values of `h`, written in place into the saved tensor if still alive, else into `live`, if either fits"
+        "The saved values of `h`, in the saved tensor if alive, else in `live`, if either fits"
         if id(h) in self.loaded: return self.loaded[id(h)]
         into = h.ref()
         if into is None: into = live
@@ -107,7 +110,8 @@ class _Store:
                 if h.data is None: self._read(h, into)
                 else: into.copy_(h.data)
             else:  # a new tensor
-                into = self._read(h, torch.empty(h.shape, dtype=h.dtype, device=h.device)) if h.data is None else h.data.to(h.device)
+                into = (self._read(h, torch.empty(h.shape, dtype=h.dtype, device=h.device))
+                        if h.data is None else h.data.to(h.device))
                 if h.param: into = nn.Parameter(into, requires_grad=h.requires_grad)
         h.data = None  # free the copy as soon as it is back
         self.loaded[id(h)] = into
@@ -123,12 +127,14 @@ def _save(store, o):
     if type(o) in (list, tuple, L): return type(o)(_save(store, v) for v in o)
     return copy.deepcopy(o)
 
-def _load(store, o, live=None):
-    "The values saved by `_save` in `o`, written into the matching tensors of `live` (the current values) where they fit"
+def _load(store, o,
+          live=None): # the current values
+    "The values saved by `_save` in `o`, written into the matching tensors of `live` where they fit"
     if isinstance(o, _Saved): return store.get(o, live)
     if isinstance(o, dict):
         res = copy.copy(o)
-        for k,v in o.items(): res[k] = _load(store, v, live.get(k) if isinstance(live, dict) else None)
+        for k,v in o.items():
+            res[k] = _load(store, v, live.get(k) if isinstance(live, dict) else None)
         return res
     if type(o) in (list, tuple, L):
         lives = live if type(live) is type(o) and len(live) == len(o) else [None]*len(o)
@@ -136,13 +142,14 @@ def _load(store, o, live=None):
     return o
 
 def _opt_parts(opt):
-    "The per-parameter state dict and the list of hyper-parameter dicts of `opt`, or `None` for an unknown optimizer"
+    "`(per-parameter state, hyper-parameter dicts)` of `opt`, or `None` for an unknown optimizer"
     if isinstance(opt, OptimWrapper): return opt.opt.state, opt.opt.param_groups
     if isinstance(opt, Optimizer): return opt.state, opt.hypers
     return None
 
+# as fastai's `Lookahead`: its step count and slow weights
 def _wrapper_state(opt):
-    "The attributes an optimizer wrapping another one keeps itself (as fastai's `Lookahead`: its step count and slow weights)"
+    "The attributes an optimizer wrapping another one keeps itself"
     own = vars(opt)
     return {k:v for k,v in own.items() if k != 'opt'} if hasattr(own.get('opt'), 'step') else {}
 
@@ -156,13 +163,16 @@ def _snapshot(learn, store):
     dls = [dl for dl in getattr(learn.dls, 'loaders', []) if hasattr(dl, 'rng')]
     return dict(model=model,
         # each module's own parameters and buffers, non-persistent ones included, by object
-        tensors=[(m, k, _save(store, dict(getattr(m, k)))) for m in model.modules() for k in _SLOTS],
+        tensors=[(m, k, _save(store, dict(getattr(m, k))))
+                 for m in model.modules() for k in _SLOTS],
         grads=[(p, _save(store, p.grad)) for p in model.parameters()],
         modes=[(m, m.training) for m in model.modules()],
         opt=opt, opt_own=None if opt is None else _save(store, _wrapper_state(opt)),
-        opt_sd=None if opt is None or parts is not None else _save(store, opt.state_dict()),  # an optimizer of unknown kind
+        # an optimizer of unknown kind
+        opt_sd=None if opt is None or parts is not None else _save(store, opt.state_dict()),
         opt_state=None if parts is None else _save(store, dict(parts[0])),
-        opt_hypers=None if parts is None else [_save(store, {k:v for k,v in h.items() if k != 'params'}) for h in parts[1]],
+        opt_hypers=None if parts is None else [
+            _save(store, {k:v for k,v in h.items() if k != 'params'}) for h in parts[1]],
         rng=(random.getstate(), np.random.get_state(), torch.get_rng_state(),
              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None),
         dl_rngs=[(dl, dl.rng, dl.rng.getstate()) for dl in dls])
@@ -187,7 +197,9 @@ def _restore(learn, s, store):
     opt = learn.opt = s['opt']
     if opt is not None: _restore_opt(opt, s, store)
     r,n,t,c = s['rng']
-    random.setstate(r); np.random.set_state(n); torch.set_rng_state(t)
+    random.setstate(r)
+    np.random.set_state(n)
+    torch.set_rng_state(t)
     if c is not None: torch.cuda.set_rng_state_all(c)
     for dl,rng,st in s['dl_rngs']:
         rng.setstate(st)
@@ -196,8 +208,10 @@ def _restore(learn, s, store):
 # %% ../nbs/05_lr_find.ipynb #c007
 @contextlib.contextmanager
 def _hold_interrupt():
-    "Hold back Ctrl-C until the block ends (in the main thread), so that a restore is never cut in half"
-    if threading.current_thread() is not threading.main_thread(): yield; return
+    "Hold back Ctrl-C until the block ends (in the main thread): a restore is never cut in half"
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     hits = []
     old = signal.signal(signal.SIGINT, lambda *a: hits.append(a))
     try: yield
@@ -227,19 +241,24 @@ def keep_state(learn,
         try: yield
         finally:
             with _hold_interrupt(): _restore(learn, s, store)
-            if hasattr(learn, '_end_cleanup'): learn._end_cleanup()  # drop the last batch and loss, as `fit` does
+            # drop the last batch and loss, as `fit` does
+            if hasattr(learn, '_end_cleanup'): learn._end_cleanup()
     finally: store.close()
 
 # %% ../nbs/05_lr_find.ipynb #c011
 def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode):
     start_lr = check_num('start_lr', start_lr, lo=0, lo_open=True)
     end_lr = check_num('end_lr', end_lr, lo=0, lo_open=True)
-    if start_lr >= end_lr: raise ValueError(f"`start_lr` must be smaller than `end_lr`, got start_lr={start_lr!r}, end_lr={end_lr!r}")
+    if start_lr >= end_lr:
+        raise ValueError(f"`start_lr` must be smaller than `end_lr`, got start_lr={start_lr!r}, "
+                         f"end_lr={end_lr!r}")
     check_int('num_it', num_it, lo=1)  # fastai takes any count (and runs at least 6 batches)
     check_bool('stop_div', stop_div)
     check_choice('step_mode', step_mode, ('exp', 'lin'))
-    if step_mode == 'exp' and not math.isfinite(end_lr/start_lr):  # the ramp start*(end/start)**pos would be inf from batch 1
-        raise ValueError(f"`start_lr` is too small for `end_lr`: end_lr/start_lr must be finite, got start_lr={start_lr!r}, end_lr={end_lr!r}")
+    # the ramp start*(end/start)**pos would be inf from batch 1
+    if step_mode == 'exp' and not math.isfinite(end_lr/start_lr):
+        raise ValueError(f"`start_lr` is too small for `end_lr`: end_lr/start_lr must be finite, "
+                         f"got start_lr={start_lr!r}, end_lr={end_lr!r}")
     return start_lr,end_lr,int(num_it),bool(stop_div),step_mode
 
 # %% ../nbs/05_lr_find.ipynb #c012
@@ -331,13 +350,19 @@ def _n_finite(losses):
 
 def _clean(lrs, losses):
     "`lrs` and `losses` as float64 arrays, checked, up to the first non-finite loss"
-    lrs,losses = [np.asarray(o.detach().cpu() if isinstance(o, torch.Tensor) else o, dtype=np.float64).ravel() for o in (lrs, losses)]
+    lrs,losses = [np.asarray(o.detach().cpu() if isinstance(o, torch.Tensor) else o,
+                             dtype=np.float64).ravel() for o in (lrs, losses)]
     if len(losses) == 0: raise ValueError("no recorded losses to suggest a learning rate from")
-    if len(lrs) != len(losses): raise ValueError(f"`lrs` and `losses` must have the same length, got {len(lrs)} and {len(losses)}")
+    if len(lrs) != len(losses):
+        raise ValueError(f"`lrs` and `losses` must have the same length, got {len(lrs)} and "
+                         f"{len(losses)}")
     n = _n_finite(losses)
-    if n == 0: raise ValueError("no finite loss to suggest a learning rate from: the first recorded loss is not finite")
+    if n == 0:
+        raise ValueError("no finite loss to suggest a learning rate from: the first recorded loss "
+                         "is not finite")
     lrs,losses = lrs[:n],losses[:n]
-    if not (np.isfinite(lrs).all() and (lrs > 0).all()): raise ValueError(f"`lrs` must be finite and > 0, got {lrs!r}")
+    if not (np.isfinite(lrs).all() and (lrs > 0).all()):
+        raise ValueError(f"`lrs` must be finite and > 0, got {lrs!r}")
     return lrs,losses
 
 def _point(lrs, losses, lr):
@@ -346,8 +371,9 @@ def _point(lrs, losses, lr):
     return float(lrs[i]), float(losses[i])
 
 # %% ../nbs/05_lr_find.ipynb #c015
+# by patience sorting
 def _lds_lengths(losses):
-    "For each i, the length of the longest strictly decreasing subsequence of `losses` ending at i (patience sorting)"
+    "For each i, the length of the longest strictly decreasing subsequence of `losses` ending at i"
     tails,res = [],[]
     for x in (-losses).tolist():  # decreasing in `losses` is increasing in `-losses`
         k = bisect.bisect_left(tails, x)
@@ -370,14 +396,16 @@ def valley(lrs, losses, num_it):
 def slide(lrs, losses, num_it, lr_diff=15, thresh=.005, adjust_value=1.):
     "Suggests a learning rate following an interval slide rule and returns its index"
     check_int('lr_diff', lr_diff, lo=1)
-    thresh,adjust_value = check_num('thresh', thresh, lo=0),check_num('adjust_value', adjust_value, lo=0, lo_open=True)
+    thresh = check_num('thresh', thresh, lo=0)
+    adjust_value = check_num('adjust_value', adjust_value, lo=0, lo_open=True)
     lrs,losses = _clean(lrs, losses)
     n = len(losses)
     if n < 2: lr = float(lrs[0])
     else:
         d = min(lr_diff, n-1)
         g = np.gradient(losses)
-        # fastai walks k = 0, 1, ... comparing the gradients at n-1-k and n-1-d-k while they differ by more than `thresh`
+        # fastai walks k = 0, 1, ... comparing the gradients at n-1-k and n-1-d-k
+        # while they differ by more than `thresh`
         big = np.abs(g[d:][::-1] - g[:n-d][::-1]) > thresh
         k = int(big.argmin()) if not big.all() else len(big)
         lr = float(lrs[n-1-d-max(k-1, 0)])
@@ -385,8 +413,9 @@ def slide(lrs, losses, num_it, lr_diff=15, thresh=.005, adjust_value=1.):
     return lr, (lr, float(np.interp(np.log10(lr), np.log10(lrs), losses)))
 
 # %% ../nbs/05_lr_find.ipynb #c017
+# never below the smallest learning rate tried
 def minimum(lrs, losses, num_it):
-    "Suggests a learning rate one-tenth the minimum before divergence (but not below the smallest tried) and returns its index"
+    "Suggests a learning rate one-tenth the minimum before divergence and returns its index"
     lrs,losses = _clean(lrs, losses)
     lr_min = float(lrs[losses.argmin()])
     return max(lr_min/10, float(lrs.min())), _point(lrs, losses, lr_min)
@@ -396,11 +425,15 @@ def steep(lrs, losses, num_it):
     lrs,losses = _clean(lrs, losses)
     if len(lrs) < 2: return float(lrs[0]), (float(lrs[0]), float(losses[0]))
     dx = np.diff(np.log(lrs))
-    with np.errstate(divide='ignore', invalid='ignore'): grads = np.where(dx > 0, np.diff(losses) / np.where(dx > 0, dx, 1.), np.inf)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        grads = np.where(dx > 0, np.diff(losses) / np.where(dx > 0, dx, 1.), np.inf)
     lr = float(lrs[grads.argmin()])
     return lr, _point(lrs, losses, lr)
 
 # %% ../nbs/05_lr_find.ipynb #c018
 class SuggestionMethod:
-    "All possible suggestion methods as convenience attributes to get tab-completion and typo-proofing"
-    Valley,Slide,Minimum,Steep = staticmethod(valley),staticmethod(slide),staticmethod(minimum),staticmethod(steep)
+    "All suggestion methods as convenience attributes, for tab-completion and typo-proofing"
+    Valley = staticmethod(valley)
+    Slide = staticmethod(slide)
+    Minimum = staticmethod(minimum)
+    Steep = staticmethod(steep)
