@@ -1,4 +1,6 @@
-"`from fastai_anneal.all import *`: the whole public API, and the plugin turned on (written by hand, like fastai's `all` modules)"
+"""`from fastai_anneal.all import *`: the whole public API, and the plugin turned on.
+
+Written by hand, like fastai's `all` modules."""
 from .core import *
 from .schedules import *
 from .hypers import *
