@@ -665,7 +665,9 @@ def _build(d):
     t,kw = d['type'],{k: _from_json(v) for k,v in d.items() if k != 'type'}
     if t in _formulas: args,make = ('start', 'end'),_formulas[t]
     elif t in _schedules and _schedules[t]._args: args,make = _schedules[t]._args,_schedules[t]
-    else: raise ValueError(f"unknown schedule type {t!r} in {d!r}")
+    else:
+        raise ValueError(f"unknown schedule type {t!r} in {d!r} (the shapes of "
+                         "`fastai_anneal.schedules` are known once it is imported)")
     if set(kw) - set(args):
         raise ValueError(f"{t} takes the arguments {', '.join(args)}; "
                          f"got {', '.join(kw)} in {d!r}")
