@@ -15,8 +15,8 @@ from fastai.callback.core import Callback, CancelFitException, CancelTrainExcept
 from fastai.callback.tracker import TrackerCallback
 from .core import *
 from .hypers import *
-from .hypers import _is_hyper
-from .schedules import _DECAYS
+from .hypers import is_hyper
+from .schedules import DECAYS
 
 # %% auto #0
 __all__ = ['attr_slots', 'ParamScheduler', 'ScaleOnPlateau', 'CooldownOnPlateau']
@@ -65,7 +65,7 @@ def attr_slots(learn, # the `Learner`
         v = d[k]
     except (AttributeError, IndexError) as e:
         raise ValueError(f"cannot schedule {path!r}: learn.{path} does not exist ({e})") from None
-    if not _is_hyper(v) or (isinstance(v, torch.Tensor) and not v.is_floating_point()):
+    if not is_hyper(v) or (isinstance(v, torch.Tensor) and not v.is_floating_point()):
         raise ValueError(f"cannot schedule {path!r}: learn.{path} must hold a number or a "
                          f"one-element float tensor, got {v!r}")
     if isinstance(v, torch.Tensor):
@@ -139,7 +139,7 @@ class ParamScheduler(Callback):
         "Set this batch's values: the schedules at (epoch*n_iter + iter) / (n_epoch*n_iter)"
         f = self._fit
         if f is None: return  # sitting this fit out
-        if f.homes.stale(): self._follow()
+        self._follow()
         learn = self.learn
         j = learn.iter - f.off
         if not 0 <= j < f.n: j = self._table()
@@ -518,15 +518,15 @@ def _monitored(learn, idx):
     row = values[-1] if values else []
     return row[idx] if idx < len(row) else None
 
-# %% ../nbs/03_callback.ipynb #i11b002
-def _log_cut_epoch(learn):
+# %% ../nbs/03_callback.ipynb #x0325
+def log_cut_epoch(learn):
     "At `after_cancel_train` of our `CancelTrainException`: the `Recorder` logs the epoch's loss"
     rec = getattr(learn, 'recorder', None)
     if rec is not None: rec.cancel_train = False
 
-def _cooldown_sched(lr_start, lr_min=0., decay='1-sqrt'):
+def cooldown_sched(lr_start, lr_min=0., decay='1-sqrt'):
     "Schedule from `lr_start` down to `lr_min` (numbers or per-group) along `decay`"
-    decay = check_choice('decay', decay, tuple(_DECAYS))
+    decay = check_choice('decay', decay, tuple(DECAYS))
     lr_start = check_param('lr_start', lr_start)
     lr_min = check_param('lr_min', lr_min)
     n = len(np.atleast_1d(lr_start))
@@ -537,7 +537,7 @@ def _cooldown_sched(lr_start, lr_min=0., decay='1-sqrt'):
     if (lo < 0).any() or (lo > hi).any():
         raise ValueError(f"a cooldown goes down: `lr_min` must be >= 0 and <= the lr it starts "
                          f"from, got lr_min={lr_min!r}, lr_start={lr_start!r}")
-    return _DECAYS[decay](lr_start, lr_min)
+    return DECAYS[decay](lr_start, lr_min)
 
 # %% ../nbs/03_callback.ipynb #i11b003
 class CooldownOnPlateau(TrackerCallback):
@@ -562,7 +562,7 @@ class CooldownOnPlateau(TrackerCallback):
         super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
         self.patience = check_int('patience', patience, 0)
         self.duration = check_duration('duration', duration)
-        self.decay = check_choice('decay', decay, tuple(_DECAYS))
+        self.decay = check_choice('decay', decay, tuple(DECAYS))
         self.lr_min = check_param('lr_min', lr_min)
         if min(np.atleast_1d(self.lr_min)) < 0:
             raise ValueError(f"`lr_min` must be >= 0, got {lr_min!r}")
@@ -587,7 +587,7 @@ class CooldownOnPlateau(TrackerCallback):
         "Start the cooldown from `lr_start` (per group); a group below `lr_min` keeps its lr"
         self._start = lr_start
         lr_min = np.minimum(np.broadcast_to(self.lr_min, (len(lr_start),)), lr_start).tolist()
-        self._sched = _cooldown_sched(lr_start, lr_min, self.decay)
+        self._sched = cooldown_sched(lr_start, lr_min, self.decay)
 
     def after_epoch(self):
         "Track `monitor` as `EarlyStoppingCallback`; on a plateau start the cooldown, after it stop"
@@ -626,7 +626,7 @@ class CooldownOnPlateau(TrackerCallback):
         if self._i >= self._n: raise CancelTrainException()
 
     def after_cancel_train(self):
-        if self._start is not None: _log_cut_epoch(self.learn)
+        if self._start is not None: log_cut_epoch(self.learn)
 
     def after_fit(self):
         "Put the lr of every training batch, the cooldown's included, in the recorder's record"

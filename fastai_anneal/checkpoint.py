@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/checkpoint.html.md"""
 
 # %% ../nbs/09_checkpoint.ipynb #k002
 from __future__ import annotations
-import itertools, os, random, sys, tempfile
+import itertools, math, os, random, sys, tempfile
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
@@ -17,6 +17,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.learner import Learner
 from .core import *
 from .hypers import *
+from .hypers import hyper_dicts
 from .callback import *
 
 # %% auto #0
@@ -25,7 +26,7 @@ __all__ = ['rng_states', 'set_rng_states', 'fit_identity', 'save_atomic', 'Check
 # %% ../nbs/09_checkpoint.ipynb #k005
 def _check_every(v):
     "Check that `v` is a duration of at least one unit, `'Nba'` or `'Nep'`; return it"
-    if not is_duration(v) or int(v[:-2]) < 1:
+    if not is_duration(v) or duration_steps('every', v, math.inf, 1) < 1:
         raise ValueError(f"`every` must be a duration like '500ba' (batches) or '1ep' (epochs), "
                          f"got {v!r}")
     return v
@@ -36,10 +37,7 @@ def _check_fname(v):
         raise TypeError(f"`fname` must be a non-empty file name, got {v!r}")
     return str(v)
 
-def _every_batches(every, n_iter):
-    "How many training batches `every` (`'Nba'` or `'Nep'`) lasts in epochs of `n_iter` batches"
-    n = int(every[:-2])
-    return n if every.endswith('ba') else n*max(n_iter, 1)
+
 
 # %% ../nbs/09_checkpoint.ipynb #k008
 def rng_states():
@@ -250,16 +248,11 @@ def _weights_state(learn):
                 scaler=None if sc is None else sc.state_dict())
 
 # %% ../nbs/09_checkpoint.ipynb #k034
-def _hyper_dicts(opt):
-    "The list of `opt`'s hyper-parameter dicts: torch's `param_groups`, or fastai's `hypers`"
-    t = getattr(opt, 'opt', opt)
-    return t.param_groups if isinstance(t, torch.optim.Optimizer) else opt.hypers
-
 def _load_opt(opt, sd):
     "Load `sd` into `opt`, filling its hyper-parameter dicts in place: callbacks hold them"
-    old = list(_hyper_dicts(opt))
+    old = list(hyper_dicts(opt))
     opt.load_state_dict(sd)
-    new = _hyper_dicts(opt)
+    new = hyper_dicts(opt)
     for i,(o,n) in enumerate(zip(old, list(new))):
         o.update(n)
         new[i] = o
@@ -313,7 +306,7 @@ class Checkpoint(Callback):
             self.run = False  # not in `lr_find`, nor in `validate` or `get_preds` (no `fit` called)
             return
         self._ident = fit_identity(self.learn)
-        self._every_n = _every_batches(self.every, len(self.dls.train))
+        self._every_n = duration_steps('every', self.every, math.inf, max(len(self.dls.train), 1))
         self._mid = callable(getattr(self.dls.train, 'get_idxs', None))  # skips batches unloaded
         found = self.resume and self.file.exists()
         ck = torch.load(self.file, weights_only=False) if found else None

@@ -290,14 +290,14 @@ def annealer(f=None, *, check=None):
 
 _formulas = {}  # formulas made by `annealer`, by name
 
-# %% ../nbs/00_core.ipynb #c015
-def _groups(*vs):
+# %% ../nbs/00_core.ipynb #x0066
+def group_count(*vs):
     "Number of parameter groups in arguments `vs` (`None` if all are scalars); they must agree"
     ns = {len(v) for v in vs if _is_group(v)}
     if len(ns) > 1: raise ValueError(f"per-group arguments have different lengths: {vs!r}")
     return ns.pop() if ns else None
 
-def _bcast(v, n): return v if _is_group(v) else [v]*n
+def per_group(v, n): return v if _is_group(v) else [v]*n
 
 # %% ../nbs/00_core.ipynb #c016
 class Annealer(Schedule):
@@ -307,11 +307,11 @@ class Annealer(Schedule):
         self.formula = formula
         self.start = check_param('start', start)
         self.end = check_param('end', end)
-        self.ngroups = _groups(self.start, self.end)
+        self.ngroups = group_count(self.start, self.end)
         if formula.check: formula.check(self.start, self.end)
         if self.ngroups:
-            self._pairs = list(zip(_bcast(self.start, self.ngroups),
-                                   _bcast(self.end, self.ngroups)))
+            self._pairs = list(zip(per_group(self.start, self.ngroups),
+                                   per_group(self.end, self.ngroups)))
 
     def _f(self, pos):
         f = self.formula.f
@@ -348,14 +348,6 @@ class Annealer(Schedule):
 # %% ../nbs/00_core.ipynb #c018
 def _cos(x): return math.cos(x) if type(x) is float else np.cos(x)
 
-# `names`: the arguments that gave `start` and `end`
-def _check_span(start, end, names=('start', 'end')):
-    "`end - start` (twice, for the cosine) must be a float, or the values overflow to inf and NaN"
-    for s,e in np.broadcast(start, end):
-        if not math.isfinite(2*(float(e) - float(s))):
-            raise ValueError(f"`{names[1]}` - `{names[0]}` is too large for a float, "
-                             f"got {names[0]}={start!r}, {names[1]}={end!r}")
-
 def _check_exp(start, end):
     for s,e in np.broadcast(start, end):
         if s == 0 or e == 0 or (s > 0) != (e > 0):
@@ -366,13 +358,22 @@ def _check_exp(start, end):
             raise ValueError("`end`/`start` is too large or too small for a float, "
                              f"got start={start!r}, end={end!r}")
 
+# %% ../nbs/00_core.ipynb #x0068
+# `names`: the arguments that gave `start` and `end`
+def check_span(start, end, names=('start', 'end')):
+    "`end - start` (twice, for the cosine) must be a float, or the values overflow to inf and NaN"
+    for s,e in np.broadcast(start, end):
+        if not math.isfinite(2*(float(e) - float(s))):
+            raise ValueError(f"`{names[1]}` - `{names[0]}` is too large for a float, "
+                             f"got {names[0]}={start!r}, {names[1]}={end!r}")
+
 # %% ../nbs/00_core.ipynb #c019
-@annealer(check=_check_span)
+@annealer(check=check_span)
 def sched_lin(start, end, pos):
     "Linear schedule from `start` to `end`"
     return start + pos*(end-start)
 
-@annealer(check=_check_span)
+@annealer(check=check_span)
 def sched_cos(start, end, pos):
     "Cosine schedule from `start` to `end`"
     return start + (1 + _cos(math.pi*(1-pos))) * (end-start) / 2
@@ -397,7 +398,7 @@ class SchedPoly(Schedule):
     def __init__(self, start, end, power):
         self.start,self.end = check_param('start', start),check_param('end', end)
         self.power = check_num('power', power, lo=0)  # 0: `end` throughout, as fastai's
-        self.ngroups = _groups(self.start, self.end)
+        self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.start, self.end)
 
     def _f(self, pos): return self._lin._f(max(pos, 0.) ** self.power)
@@ -450,7 +451,15 @@ def _inner(s):
     vs = [o for v in vs for o in (v if isinstance(v, (list, tuple)) else [v])]
     return [o for o in vs if isinstance(o, Schedule)]
 
-def _depth(s):
+def check_nesting(name, s):
+    "Check that schedule `s` can go inside another schedule: it nests less than `MAX_DEPTH` deep"
+    if isinstance(s, Schedule) and sched_depth(s) >= MAX_DEPTH:
+        raise ValueError(f"`{name}` nests {sched_depth(s)} schedules deep: schedules nest at most "
+                         f"{MAX_DEPTH} deep (`MAX_DEPTH`), got {_show(s)}")
+    return s
+
+# %% ../nbs/00_core.ipynb #x0067
+def sched_depth(s):
     "How deep schedule `s` nests schedules through its arguments (1: it holds none); cached"
     todo,seen = [s],set()
     while todo:  # iterative: a class that skips `check_nesting` must not overflow the stack
@@ -468,31 +477,11 @@ def _depth(s):
         todo.pop()
     return s._depth
 
-def check_nesting(name, s):
-    "Check that schedule `s` can go inside another schedule: it nests less than `MAX_DEPTH` deep"
-    if isinstance(s, Schedule) and _depth(s) >= MAX_DEPTH:
-        raise ValueError(f"`{name}` nests {_depth(s)} schedules deep: schedules nest at most "
-                         f"{MAX_DEPTH} deep (`MAX_DEPTH`), got {_show(s)}")
-    return s
-
 # %% ../nbs/00_core.ipynb #i11c003
-def _units(v):
-    "The durations with units in `v`: a schedule's argument, or a schedule (through its arguments)"
-    if is_duration(v): return [v]
-    if isinstance(v, (list, tuple)): return [u for o in v for u in _units(o)]
-    if isinstance(v, Schedule): return [u for a in v._args for u in _units(getattr(v, a))]
-    return []
-
 def _refuse(s, pos):
-    raise ValueError(f"{s!r} has durations with units ({', '.join(map(repr, _units(s)))}): "
+    raise ValueError(f"{s!r} has durations with units ({', '.join(map(repr, units_in(s)))}): "
                      "resolve it for a run first with `.resolve(n_steps, steps_per_epoch)` "
                      "(`ParamScheduler` and `AnnealLR` do)")
-
-def _unresolved(s):
-    "If schedule `s` has durations with units, make it refuse to be evaluated, and return True"
-    if not _units(s): return False
-    s._f = s._arr = functools.partial(_refuse, s)
-    return True
 
 # the phase given as `None` or 'rest' takes the rest of the run, filled in when there are no units
 def _check_pcts(pcts):
@@ -502,7 +491,7 @@ def _check_pcts(pcts):
     if ps.count(None) > 1:
         raise ValueError("only one phase can take the rest of the run (`None` or 'rest'), "
                          f"got pcts={pcts!r}")
-    return ps if _units(ps) else _fill_rest(ps, pcts)
+    return ps if units_in(ps) else _fill_rest(ps, pcts)
 
 def _fill_rest(ps, given):
     "Fractions `ps` with their `None` phase (if any) given the rest of the run; they must sum to 1"
@@ -515,6 +504,20 @@ def _fill_rest(ps, given):
         raise ValueError("`pcts` must sum to at most 1 besides the phase that takes the rest, "
                          f"got {given!r} (sum {total!r})")
     return [max(1 - total, 0.) if p is None else p for p in ps]
+
+# %% ../nbs/00_core.ipynb #x0069
+def refuse_unresolved(s):
+    "If schedule `s` has durations with units, make it refuse to be evaluated, and return True"
+    if not units_in(s): return False
+    s._f = s._arr = functools.partial(_refuse, s)
+    return True
+
+def units_in(v):
+    "The durations with units in `v`: a schedule's argument, or a schedule (through its arguments)"
+    if is_duration(v): return [v]
+    if isinstance(v, (list, tuple)): return [u for o in v for u in units_in(o)]
+    if isinstance(v, Schedule): return [u for a in v._args for u in units_in(getattr(v, a))]
+    return []
 
 # %% ../nbs/00_core.ipynb #c033
 # positions closer than this to a phase edge are on it
@@ -552,8 +555,8 @@ class CombineScheds(Schedule):
         # see "Durations with units"
         self.pcts = _check_pcts(pcts)
         self.scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
-        self.ngroups = _groups(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
-        if _unresolved(self): return  # evaluated once resolved for a run
+        self.ngroups = group_count(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
+        if refuse_unresolved(self): return  # evaluated once resolved for a run
         edges = phase_edges(self.pcts)
         # phases of length 0 (in floats) are never active
         self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]
@@ -617,8 +620,8 @@ def combined_cos(pct, start, middle, end):
     start = check_param('start', start)
     middle = check_param('middle', middle)
     end = check_param('end', end)
-    _check_span(start, middle, ('start', 'middle'))
-    _check_span(middle, end, ('middle', 'end'))
+    check_span(start, middle, ('start', 'middle'))
+    check_span(middle, end, ('middle', 'end'))
     return combine_scheds([pct, None if is_duration(pct) else 1-pct],
                           [sched_cos(start, middle), sched_cos(middle, end)])
 
@@ -696,7 +699,7 @@ def _resolve_inner(v, n_steps, steps_per_epoch, run):
 
 def _resolve(s, n_steps, steps_per_epoch, run):
     "Schedule `s` resolved: it spans `n_steps` steps (a float inside a phase) of a run of `run`"
-    if not _units(s): return s
+    if not units_in(s): return s
     try:
         kw = {a: _resolve_arg(getattr(s, a), a, n_steps, steps_per_epoch) for a in s._args}
         spans = s._spans(kw, n_steps)
@@ -728,7 +731,7 @@ class SchedOp(Schedule):
         self.b = _operand('b', b)
         vs = [[0.]*v.ngroups if isinstance(v, Schedule) and v.ngroups
               else v if _is_group(v) else 0. for v in (self.a, self.b)]
-        self.ngroups = _groups(*vs)
+        self.ngroups = group_count(*vs)
         f = _OPS[op]
         fa,fb = [v._f if isinstance(v, Schedule) else functools.partial(_const, v)
                  for v in (self.a, self.b)]
@@ -764,7 +767,7 @@ def _div(s, o):
         raise TypeError(f"cannot divide by a schedule ({o!r}): it could reach zero; "
                         "multiply by one instead")
     o = check_param('divisor', o)
-    if 0 in _bcast(o, 1): raise ValueError(f"`divisor` must not be zero, got {o!r}")
+    if 0 in per_group(o, 1): raise ValueError(f"`divisor` must not be zero, got {o!r}")
     return SchedOp('*', s, [1/x for x in o] if _is_group(o) else 1/o)
 
 def _sub(a, b): return SchedOp('+', a, -b if isinstance(b, Schedule) else _neg(check_param('b', b)))

@@ -15,10 +15,6 @@ from .core import check_finite_values
 __all__ = ['hyper_ranges', 'valid_hypers', 'hyper_slots', 'read_hyper', 'write_hyper', 'OptHypers', 'check_hyper_values']
 
 # %% ../nbs/02_hypers.ipynb #c005
-def _is_hyper(v):
-    return ((isinstance(v, numbers.Real) and not isinstance(v, bool))
-            or (isinstance(v, torch.Tensor) and v.numel() == 1))
-
 # fastai's `pytorch_hp_map`
 _TORCH_NAMES = {'momentum': 'mom', 'weight_decay': 'wd', 'alpha': 'sqr_mom',
                 'betas__0': 'mom', 'betas__1': 'sqr_mom'}
@@ -47,9 +43,9 @@ def _torch_opt(opt):
 def valid_hypers(opt): # a torch or fastai optimizer
     "Names (fastai's: lr, mom, sqr_mom, wd, eps, ...) of the numeric hyper-parameters of `opt`"
     t = _torch_opt(opt)
-    if t is None: return [k for k,v in opt.hypers[0].items() if _is_hyper(v)]
+    if t is None: return [k for k,v in opt.hypers[0].items() if is_hyper(v)]
     pg = _flat(t[0].param_groups[0])
-    return [n for n,k in t[1].items() if _is_hyper(pg.get(k))]
+    return [n for n,k in t[1].items() if is_hyper(pg.get(k))]
 
 def hyper_slots(opt, name):
     "Where hyper-parameter `name` lives in `opt`: one `(dict, key, index)` per parameter group"
@@ -61,22 +57,12 @@ def hyper_slots(opt, name):
     key,_,idx = t[1][name].partition('__')
     return _unshare([(pg, key, int(idx) if idx else None) for pg in t[0].param_groups])
 
-def _own(t,     # a hyper-parameter value
-         seen): # the ids of the tensors other groups hold
-    "`t`, or a copy if it is a tensor in `seen` or an integer tensor (a float one, same device)"
-    if not isinstance(t, torch.Tensor): return t
-    # filling an int tensor would truncate every value
-    if not t.is_floating_point(): t = t.detach().to(torch.get_default_dtype())
-    elif id(t) in seen: t = t.detach().clone()
-    seen.add(id(t))
-    return t
-
 def _unshare(slots):
     "Give each group its own tensor where torch shares one default tensor between groups"
     seen = set()
     for d,k,i in slots:
-        if i is None: d[k] = _own(d[k], seen)
-        else: d[k] = d[k][:i] + (_own(d[k][i], seen),) + d[k][i+1:]
+        if i is None: d[k] = own_hyper(d[k], seen)
+        else: d[k] = d[k][:i] + (own_hyper(d[k][i], seen),) + d[k][i+1:]
     return slots
 
 def read_hyper(slots):
@@ -96,6 +82,22 @@ def write_hyper(slots, # as `hyper_slots` gives them
             t = d[k]
             if isinstance(t[i], torch.Tensor): t[i].fill_(x)
             else: d[k] = t[:i] + (x,) + t[i+1:]
+
+# %% ../nbs/02_hypers.ipynb #x0217
+def is_hyper(v):
+    "Whether `v` is a hyper-parameter value: a real number (not a bool) or a one-element tensor"
+    return ((isinstance(v, numbers.Real) and not isinstance(v, bool))
+            or (isinstance(v, torch.Tensor) and v.numel() == 1))
+
+def own_hyper(t,     # a hyper-parameter value
+         seen): # the ids of the tensors other groups hold
+    "`t`, or a copy if it is a tensor in `seen` or an integer tensor (a float one, same device)"
+    if not isinstance(t, torch.Tensor): return t
+    # filling an int tensor would truncate every value
+    if not t.is_floating_point(): t = t.detach().to(torch.get_default_dtype())
+    elif id(t) in seen: t = t.detach().clone()
+    seen.add(id(t))
+    return t
 
 # %% ../nbs/02_hypers.ipynb #h1a001
 def _dicts_getter(opt):
@@ -136,6 +138,11 @@ class OptHypers:
         "The slots of `name` in the optimizer as it is now"
         if self.stale(): self.refresh()
         return self.slots[name]
+
+# %% ../nbs/02_hypers.ipynb #h1a002
+def hyper_dicts(opt): # a torch or fastai optimizer
+    "The list of `opt`'s hyper-parameter dicts (fastai's `hypers`, torch's `param_groups`)"
+    return _dicts_getter(opt)(opt)
 
 # %% ../nbs/02_hypers.ipynb #i9b001
 hyper_ranges = {'lr': (0., math.inf, False),

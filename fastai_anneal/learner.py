@@ -20,15 +20,15 @@ from fastai.callback.core import Callback, CancelFitException, CancelTrainExcept
 from fastai.optimizer import OptimWrapper, _BaseOptimizer
 import fastai.callback.schedule  # fastai's patches first: ours win whatever the import order
 from .core import *
-from .core import _units
+from .core import units_in
 from .hypers import *
-from .hypers import _is_hyper, _own
+from .hypers import is_hyper, own_hyper
 from .schedules import *
-from .schedules import _DECAYS
+from .schedules import DECAYS
 from .callback import *
-from .callback import _cooldown_sched, _log_cut_epoch
+from .callback import cooldown_sched, log_cut_epoch
 from .lr_find import *
-from .lr_find import _n_finite
+from .lr_find import n_finite
 
 # %% auto #0
 __all__ = ['max_epochs', 'hyper_values', 'check_cbs', 'check_fit_args', 'sgdr_epochs']
@@ -48,7 +48,7 @@ _install_names({n: globals()[n] for n in fastai.callback.schedule.__all__ if n i
 # %% ../nbs/04_learner.ipynb #c006
 def _fill(old, v):
     "`v` written in place into `old` (returned) if a one-element tensor and `v` a number; else `v`"
-    if isinstance(old, torch.Tensor) and old is not v and old.numel() == 1 and _is_hyper(v):
+    if isinstance(old, torch.Tensor) and old is not v and old.numel() == 1 and is_hyper(v):
         with torch.no_grad(): old.fill_(v.reshape(()) if isinstance(v, torch.Tensor) else v)
         return old
     return v
@@ -57,7 +57,7 @@ def _fill(old, v):
 def _set_hyper(self:_BaseOptimizer, k, v):
     "Set hyper-parameter `k` to `v` (one value per group), filling tensor values in place"
     seen = set()
-    for v_,h in zip(v, self.hypers): h[k] = _fill(_own(h.get(k), seen), v_)
+    for v_,h in zip(v, self.hypers): h[k] = _fill(own_hyper(h.get(k), seen), v_)
 
 @patch
 def _set_hyper(self:OptimWrapper, k, v):
@@ -66,9 +66,9 @@ def _set_hyper(self:OptimWrapper, k, v):
     seen = set()
     for pg,v_ in zip(self.opt.param_groups, v):
         if i:
-            pg[key] = tuple(_fill(_own(x, seen), v_) if j == int(i) else x
+            pg[key] = tuple(_fill(own_hyper(x, seen), v_) if j == int(i) else x
                             for j,x in enumerate(pg[key]))
-        else: pg[key] = _fill(_own(pg.get(key), seen), v_)
+        else: pg[key] = _fill(own_hyper(pg.get(key), seen), v_)
 
 # %% ../nbs/04_learner.ipynb #c008
 def hyper_values(learn, v, name):
@@ -401,7 +401,7 @@ def plot_lr_find(self:Recorder,
     "Plot the result of an LR range test, marking `suggestions`"
     lrs,losses = np.asarray(self.lrs, dtype=np.float64),np.array([float(o) for o in self.losses])
     if skip_end and len(lrs) - skip_end >= 2: lrs,losses = lrs[:-skip_end],losses[:-skip_end]
-    n = _n_finite(losses)
+    n = n_finite(losses)
     lrs,losses = lrs[:n],losses[:n]  # the curve stops at the first NaN/inf
     fig,ax = plt.subplots(1, 1, **kwargs)
     ax.plot(lrs, losses)
@@ -438,7 +438,7 @@ def _suggest_data(lrs, losses, num_it):
     "fastai's choice of points: drop the first `num_it//10` and the last 5"
     lo,hi = num_it//10,len(lrs)-5
     l,s = np.asarray(lrs, dtype=np.float64),np.asarray(losses, dtype=np.float64)
-    n = _n_finite(s[lo:hi])  # fastai cuts at the first NaN
+    n = n_finite(s[lo:hi])  # fastai cuts at the first NaN
     return (l[lo:lo+n], s[lo:lo+n]) if n >= 2 else (l, s)
 
 # %% ../nbs/04_learner.ipynb #c036
@@ -498,10 +498,10 @@ def cooldown(self:Learner,
         if self.opt is None: self.create_opt()
         lr_start = read_hyper(hyper_slots(self.opt, 'lr'))
     else: lr_start = hyper_values(self, lr_start, 'lr_start').tolist()
-    scheds = {'lr': _cooldown_sched(lr_start, _lr_min(lr_min), decay)}
+    scheds = {'lr': cooldown_sched(lr_start, _lr_min(lr_min), decay)}
     if mom is not None:
         m = _check_moms(list(mom) if is_listy(mom) else [mom, mom], 2, 'mom')  # the end too
-        scheds['mom'] = _DECAYS[decay](*m)
+        scheds['mom'] = DECAYS[decay](*m)
     _fit_sched(self, n_epoch, scheds, cbs, False, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #i11l007
@@ -551,7 +551,7 @@ class _TimeBudget(ParamScheduler):
         self._update_val(pos)
 
     def after_cancel_train(self):
-        if self._spent: _log_cut_epoch(self.learn)
+        if self._spent: log_cut_epoch(self.learn)
 
     def after_epoch(self):
         self._epochs += 1
@@ -600,8 +600,8 @@ def fit_budget(self:Learner,
         raise ValueError(f"give `lr_max` or `sched`, not both: got lr_max={lr_max!r}, "
                          f"sched={sched!r}")
     sched = as_schedule(sched, 'sched')
-    if _units(sched):
-        units = ', '.join(map(repr, _units(sched)))
+    if units_in(sched):
+        units = ', '.join(map(repr, units_in(sched)))
         raise ValueError("a time budget has no known number of steps: give `sched` in fractions "
                          f"of the budget, got the durations {units}")
     budget = _TimeBudget({'lr': sched}, seconds, clock, max_epoch)

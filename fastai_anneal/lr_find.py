@@ -343,11 +343,6 @@ class LRFinder(ParamScheduler):
                 f"step_mode={self.step_mode!r}, snapshot={self.snapshot!r})")
 
 # %% ../nbs/05_lr_find.ipynb #c014
-def _n_finite(losses):
-    "How many values of `losses` come before the first NaN or inf"
-    bad = ~np.isfinite(losses)
-    return int(bad.argmax()) if bad.any() else len(losses)
-
 def _clean(lrs, losses):
     "`lrs` and `losses` as float64 arrays, checked, up to the first non-finite loss"
     lrs,losses = [np.asarray(o.detach().cpu() if isinstance(o, torch.Tensor) else o,
@@ -356,7 +351,7 @@ def _clean(lrs, losses):
     if len(lrs) != len(losses):
         raise ValueError(f"`lrs` and `losses` must have the same length, got {len(lrs)} and "
                          f"{len(losses)}")
-    n = _n_finite(losses)
+    n = n_finite(losses)
     if n == 0:
         raise ValueError("no finite loss to suggest a learning rate from: the first recorded loss "
                          "is not finite")
@@ -369,6 +364,12 @@ def _point(lrs, losses, lr):
     "The point on the curve at the recorded learning rate nearest to `lr`"
     i = int(np.abs(lrs - lr).argmin())
     return float(lrs[i]), float(losses[i])
+
+# %% ../nbs/05_lr_find.ipynb #x0535
+def n_finite(losses):
+    "How many values of `losses` come before the first NaN or inf"
+    bad = ~np.isfinite(losses)
+    return int(bad.argmax()) if bad.any() else len(losses)
 
 # %% ../nbs/05_lr_find.ipynb #c015
 # by patience sorting

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from fastcore.basics import patch
 from .core import *
-from .core import _groups, _bcast, _depth, _check_span, _unresolved
+from .core import group_count, per_group, sched_depth, check_span, refuse_unresolved
 
 # %% auto #0
 __all__ = ['MAX_CYCLES', 'sched_crop', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup',
@@ -102,14 +102,14 @@ class one_cycle(_Shape):
                              f"got pct_final={pct_final!r} with three_phase=False")
         self.pct_final = None if pct_final is None else check_duration('pct_final', pct_final)
         self.total_steps = None if total_steps is None else check_int('total_steps', total_steps, 1)
-        if _unresolved(self): return  # built once resolved for a run
+        if refuse_unresolved(self): return  # built once resolved for a run
         self._use(self._phases())
 
     def _phases(self):
         "The phases as torch builds them: one running past the end of training is cut there"
         p,hi,a = self.pct_start,self.lr_max,_ANNEAL[self.anneal]
         if self.pct_final is not None: check_num('pct_final', self.pct_final, p, 1)
-        _check_span(0., hi, ('0', 'lr_max'))  # its phases span at most [0, lr_max]
+        check_span(0., hi, ('0', 'lr_max'))  # its phases span at most [0, lr_max]
         lo = _check_derived('div', self.div, _div(hi, self.div), 'lr_max/div')
         end = _check_derived('div_final', self.div_final, _div(hi, self.div_final),
                              'lr_max/div_final')
@@ -164,7 +164,7 @@ class sgdr(_Shape):
         self.cycle_mult = check_num('cycle_mult', cycle_mult, lo=1)
         self.cycle_decay = check_num('cycle_decay', cycle_decay, lo=0, lo_open=True)
         self.k = check_num('k', k, lo=0, lo_open=True)
-        self.ngroups = _groups(self.lr_max, self.lr_min)
+        self.ngroups = group_count(self.lr_max, self.lr_min)
         m,n = self.cycle_mult,self.n_cycles
         if (n-1)*math.log(m) > _LOG_MAX:
             raise ValueError(f"`cycle_mult`**(`n_cycles`-1) is too large for a float, "
@@ -180,9 +180,9 @@ class sgdr(_Shape):
         self._cuts,self._snap = phase_cuts(self._starts, self._lens)
         self._tops = [self.cycle_decay**i for i in range(self.n_cycles)]
         # the cosines go from lr_max*top to lr_min
-        _check_span(self.lr_min, _scale(self.lr_max, max(self._tops)), ('lr_min', 'lr_max'))
+        check_span(self.lr_min, _scale(self.lr_max, max(self._tops)), ('lr_min', 'lr_max'))
         ng = self.ngroups or 1
-        self._pairs = list(zip(_bcast(self.lr_max, ng), _bcast(self.lr_min, ng)))
+        self._pairs = list(zip(per_group(self.lr_max, ng), per_group(self.lr_min, ng)))
 
     def _f(self, pos):
         i = max(bisect.bisect_right(self._cuts, pos) - 1, 0)
@@ -229,15 +229,15 @@ class cyclic(_Shape):
         self.gamma = check_num('gamma', gamma, lo=0)
         self.pct_up = check_num('pct_up', pct_up, 0, 1, lo_open=True)
         self.scale_mode = check_choice('scale_mode', scale_mode, ('cycle', 'iterations'))
-        self.ngroups = _groups(self.base, self.peak)
-        _check_span(self.base, self.peak, ('base', 'peak'))
+        self.ngroups = group_count(self.base, self.peak)
+        check_span(self.base, self.peak, ('base', 'peak'))
         amp = max(abs(np.asarray(self.peak) - np.asarray(self.base)).max(), 1e-300)
         grows = mode == 'exp_range' and scale_fn is None and self.gamma > 1
         if grows and self.n_cycles*math.log(self.gamma) + math.log(amp) > _LOG_MAX:
             raise ValueError(f"`gamma`={gamma!r} over {n_cycles!r} cycles makes values too large "
                              f"for floats (height x gamma**n_cycles)")
         self.scale_fn = check_nesting('scale_fn', scale_fn)
-        if _unresolved(self): return  # built once resolved for a run
+        if refuse_unresolved(self): return  # built once resolved for a run
         if scale_fn is not None: self._check_scale_fn()
         # positions within EDGE_TOL of a cycle's end start the next cycle
         self._tol = EDGE_TOL * self.n_cycles
@@ -301,7 +301,7 @@ class sched_step(_Shape):
         if self.gamma > 0 and len(self.pcts)*math.log(self.gamma) + top > _LOG_MAX:
             raise ValueError(f"`gamma`**{len(self.pcts)} * `start` is too large for a float, "
                              f"got gamma={gamma!r}, start={start!r}")
-        self.ngroups = _groups(self.start)
+        self.ngroups = group_count(self.start)
         self._cuts = [p - EDGE_TOL for p in self.pcts]  # a position on a milestone is past it
 
     def _f(self, pos):
@@ -320,7 +320,7 @@ class sched_poly(_Shape):
         self.start,self.end = check_param('start', start),check_param('end', end)
         self.power = check_num('power', power, lo=0)  # 0: constant, as torch's PolynomialLR
         self.k = check_num('k', k, lo=0, lo_open=True)
-        self.ngroups = _groups(self.start, self.end)
+        self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
 
     def _f(self, pos): return self._lin._f((1 - min(max(pos, 0.), 1.)**self.k) ** self.power)
@@ -336,7 +336,7 @@ class sched_inv_sqrt(_Shape):
         if not math.isfinite(1/self.timescale):
             raise ValueError(f"`timescale` is too small: 1/timescale is too large for a float, "
                              f"got {timescale!r}")
-        self.ngroups = _groups(self.start)
+        self.ngroups = group_count(self.start)
 
     def _f(self, pos): return _scale(self.start, 1/math.sqrt(1 + max(pos, 0.)/self.timescale))
     def _arr(self, pos):
@@ -358,14 +358,15 @@ class warmup(_Shape):
         self.pct = check_duration('pct', pct, 0, 1, hi_open=True)
         self.anneal = anneal = _check_shape('anneal', anneal, ('lin', 'cos', 'exp'))
         self.start = check_param('start', start)
-        if anneal == 'exp' and 0 in _bcast(self.start, 1):
+        if anneal == 'exp' and 0 in per_group(self.start, 1):
             raise ValueError(f"an exponential warmup needs a non-zero `start`, got {start!r}")
         self.prefix = check_bool('prefix', prefix)
         self.end = None if end is None else check_param('end', end)
         self.ngroups = self.sched.ngroups
-        if _unresolved(self): return  # built once resolved for a run
+        if refuse_unresolved(self): return  # built once resolved for a run
         rest = self.sched if prefix else sched_crop(self.sched, self.pct, 1.)
-        rest._depth = _depth(self.sched)  # the crop is part of this warmup: not a level of its own
+        # the crop is part of this warmup: not a level of its own
+        rest._depth = sched_depth(self.sched)
         top = self.sched._f(0.) if end is None else self.end
         warm = _ANNEAL[anneal](self.start, top)
         self._use(combine_scheds([self.pct, 1-self.pct], [warm, rest]))
@@ -386,7 +387,7 @@ class cos_decay(_Shape):
         self.start,self.end = check_param('start', start),check_param('end', end)
         self.num_cycles = check_num('num_cycles', num_cycles, lo=0)  # 0: `start` throughout
         self.exponent = check_num('exponent', exponent, lo=0)
-        self.ngroups = _groups(self.start, self.end)
+        self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
         k = 2*math.pi*self.num_cycles
         self._k = _check_derived('num_cycles', num_cycles, k, '2*pi*num_cycles')
@@ -434,9 +435,9 @@ class warmup_cos(_Shape):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.pct_warmup = check_duration('pct_warmup', pct_warmup, 0, 1, hi_open=True)
         self.num_cycles = check_num('num_cycles', num_cycles, lo=0)
-        if _unresolved(self): return  # built once resolved for a run
-        _check_span(0., self.lr_max, ('0', 'lr_max'))
-        _check_span(self.lr_max, self.lr_min, ('lr_max', 'lr_min'))
+        if refuse_unresolved(self): return  # built once resolved for a run
+        check_span(0., self.lr_max, ('0', 'lr_max'))
+        check_span(self.lr_max, self.lr_min, ('lr_max', 'lr_min'))
         up = sched_lin(0., self.lr_max)
         down = _cos_decay(self.lr_max, self.lr_min, self.num_cycles)
         self._use(combine_scheds([self.pct_warmup, 1-self.pct_warmup], [up, down]))
@@ -446,7 +447,6 @@ def _cos_decay(start, end, num_cycles):
     return sched_cos(start, end) if num_cycles == 0.5 else cos_decay(start, end, num_cycles)
 
 # %% ../nbs/01_schedules.ipynb #c033
-_DECAYS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: SchedPoly(s, e, 0.5)}
 # '1-sqrt' warms up as 1-sqrt(1-p)
 _WARMUPS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: sched_poly(s, e, 0.5)}
 
@@ -464,19 +464,22 @@ class wsd(_Shape):
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
         self.pct_warmup = check_duration('pct_warmup', pct_warmup)
         self.pct_decay = check_duration('pct_decay', pct_decay)
-        self.decay = decay = _check_shape('decay', decay, tuple(_DECAYS))
+        self.decay = decay = _check_shape('decay', decay, tuple(DECAYS))
         self.warmup = _check_shape('warmup', warmup, tuple(_WARMUPS))
         self.num_cycles = check_num('num_cycles', num_cycles, lo=0)
-        if _unresolved(self): return  # built once resolved for a run
+        if refuse_unresolved(self): return  # built once resolved for a run
         if self.pct_warmup + self.pct_decay > 1 + 1e-12:
             raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, "
                              f"got {pct_warmup!r} + {pct_decay!r}")
         hi,lo = self.lr_max,self.lr_min
-        _check_span(lo, hi, ('lr_min', 'lr_max'))
-        down = _cos_decay(hi, lo, self.num_cycles) if decay == 'cosine' else _DECAYS[decay](hi, lo)
+        check_span(lo, hi, ('lr_min', 'lr_max'))
+        down = _cos_decay(hi, lo, self.num_cycles) if decay == 'cosine' else DECAYS[decay](hi, lo)
         stable = max(1 - self.pct_warmup - self.pct_decay, 0.)
         self._use(combine_scheds([self.pct_warmup, stable, self.pct_decay],
                                  [_WARMUPS[self.warmup](lo, hi), sched_no(hi, hi), down]))
+
+# %% ../nbs/01_schedules.ipynb #x0173
+DECAYS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: SchedPoly(s, e, 0.5)}
 
 # %% ../nbs/01_schedules.ipynb #i10b005
 class exp_decay(_Shape):
@@ -495,7 +498,7 @@ class exp_decay(_Shape):
         _check_derived('pct_transition', pct_transition, 1/self.pct_transition, '1/pct_transition')
         self.staircase = check_bool('staircase', staircase)
         self.end = None if end is None else check_param('end', end)
-        self.ngroups = _groups(self.start, 0. if end is None else self.end)
+        self.ngroups = group_count(self.start, 0. if end is None else self.end)
         top = max(abs(np.asarray(self.start)).max(), 1e-300)
         grows = end is None and self.rate > 1
         n_trans = (1 - self.pct_begin)/self.pct_transition  # transitions by the end of training
@@ -525,7 +528,7 @@ class sched_tanh(_Shape):
         self.start,self.end = check_param('start', start),check_param('end', end)
         self.lb = check_num('lb', lb)  # timm takes any pair: lb > ub rises, lb == ub is constant
         self.ub = check_num('ub', ub)
-        self.ngroups,self._lin = _groups(self.start, self.end),sched_lin(self.end, self.start)
+        self.ngroups,self._lin = group_count(self.start, self.end),sched_lin(self.end, self.start)
 
     def _f(self, pos): return self._lin._f(0.5 * (1 - math.tanh(self.lb*(1-pos) + self.ub*pos)))
     def _arr(self, pos): return self._lin._arr(0.5 * (1 - np.tanh(self.lb*(1-pos) + self.ub*pos)))
