@@ -12,6 +12,7 @@ from fastai.metrics import ValueMetric
 from fastai.optimizer import SGD
 from fastai.test_utils import synth_dbunch, synth_learner
 from fastai_anneal.all import *
+from fastai_anneal.core import duration_steps
 
 def weights(learn): return [p.detach().clone() for p in learn.model.parameters()]
 def same(a, b): return all(torch.equal(x, y) for x,y in zip(a, b))

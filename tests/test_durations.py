@@ -5,6 +5,7 @@ import numpy as np, pytest, torch
 from fastai.callback.core import Callback
 from fastai.test_utils import synth_learner
 from fastai_anneal.all import *
+from fastai_anneal.core import as_schedule, check_duration, duration_steps, is_duration
 
 BAD = ['10', 'ba', 'ep', '-3ba', '+3ba', '1.5ba', 'nanep', 'infba', '1e3ba', '', ' 1ba', '1ba ', '1 ba', '1BA', '01ba', '3 ep', '3epochs', 'rest ba']
 

@@ -2,6 +2,7 @@
 import matplotlib.pyplot as plt
 import numpy as np, pytest
 from fastai_anneal.all import *
+from fastai_anneal.core import MAX_DEPTH, SchedOp, as_schedule
 
 def texts(ax): return [t.get_text() for t in ax.get_legend().get_texts()]
 

@@ -8,6 +8,7 @@ from fastai.learner import Learner
 from fastai.test_utils import synth_learner
 from fastai_oracle import fastai_fit_one_cycle, fastai_fit_flat_cos, fastai_fit_sgdr, fastai_fine_tune
 from fastai_anneal.all import *
+from fastai_anneal.learner import sgdr_epochs
 
 # ---------------------------------------------------------------- references
 

@@ -4,6 +4,7 @@ resolves its durations over the steps it spans), and every schedule that holds a
 import copy, json, pickle
 import numpy as np, pytest, torch
 from fastai_anneal.all import *
+from fastai_anneal.core import MAX_DEPTH, SchedOp, as_schedule
 
 S = sched_cos(1., 0.1)
 
