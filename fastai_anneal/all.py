@@ -1,7 +1,6 @@
 """`from fastai_anneal.all import *`: the user API, and the plugin turned on.
 
-Written by hand, like fastai's `all` modules. The check helpers and other plumbing stay importable
-from their modules (`from fastai_anneal.core import check_num`)."""
+Written by hand, like fastai's `all` modules; the plumbing stays in its own module."""
 from .core import (Schedule, Annealer, annealer, SchedLin, SchedCos, SchedNo, SchedExp, SchedPoly,
                    sched_lin, sched_cos, sched_no, sched_exp, CombineScheds, combine_scheds,
                    combined_cos, sched_from_dict)

@@ -10,6 +10,8 @@ import math, bisect, numbers, functools, inspect, itertools, operator, re, reprl
 from collections.abc import Iterable
 from fractions import Fraction
 import numpy as np, torch
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
 # %% auto #0
 __all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'EDGE_TOL', 'MAX_CONFIG_SIZE', 'check_num', 'check_int',
@@ -157,6 +159,19 @@ def _fmt(v):
     if isinstance(v, str): return repr(v)
     return repr(v)
 
+# %% ../nbs/00_core.ipynb #x0071
+def check_ax(ax):
+    "Check that `ax` is a matplotlib `Axes` or `None`; return it"
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"`ax` must be a matplotlib Axes or None, got {ax!r}")
+    return ax
+
+def plot_groups(ax, x, y, label=None):
+    "Draw values `y` over `x` on `ax`: one line, or one per parameter group labelled 'group g'"
+    if y.ndim == 1: return ax.plot(x, y, label=label)
+    for g in range(y.shape[1]):
+        ax.plot(x, y[:, g], label=f'group {g}' if label is None else f'{label} (group {g})')
+
 # %% ../nbs/00_core.ipynb #c011
 class Schedule:
     "Base class of schedules: a pure, picklable function of training progress `pos` in [0, 1]"
@@ -224,6 +239,33 @@ class Schedule:
     def _spans(self, kw, n_steps):
         "Steps each schedule argument spans when this one spans `n_steps` (own durations in `kw`)"
         return {}  # all of them: they run over this schedule's whole span
+
+    # arithmetic gives `SchedOp`s: products are torch's `ChainedScheduler`
+    def __mul__(self, o): return SchedOp('*', self, o)
+    def __rmul__(self, o): return SchedOp('*', o, self)
+    def __add__(self, o): return SchedOp('+', self, o)
+    def __radd__(self, o): return SchedOp('+', o, self)
+    def __sub__(self, o): return _sub(self, o)
+    def __rsub__(self, o): return _sub(o, self) if isinstance(o, Schedule) else SchedOp('+', o, -self)
+    def __neg__(self): return SchedOp('*', -1., self)
+    def __truediv__(self, o): return _div(self, o)
+    __array_ufunc__ = None  # `np.array([1, 2]) * s` is `s.__rmul__`, not an array of schedules
+
+    def preview(self,
+                n_steps=100,          # training steps drawn, at `pos = step/n_steps`
+                ax=None,              # matplotlib Axes; default: a new figure
+                steps_per_epoch=None, # steps in an epoch, for durations in epochs
+                return_fig=False):    # return the figure
+        "Draw the values this schedule takes over `n_steps` training steps, titled with its name"
+        n_steps = check_int('n_steps', n_steps, 1)
+        ax = check_ax(ax)
+        y = self.resolve(n_steps, steps_per_epoch)(np.arange(n_steps) / n_steps)
+        if ax is None: _,ax = plt.subplots(figsize=(6, 4))
+        plot_groups(ax, np.arange(n_steps), y)
+        if y.ndim > 1: ax.legend(fontsize='small')
+        ax.set_xlabel('step')
+        ax.set_title(self.label)
+        if return_fig: return ax.figure
 
 _schedules = {}  # schedule classes by name
 _REQUIRED = inspect.Parameter.empty
@@ -772,9 +814,3 @@ def _div(s, o):
 
 def _sub(a, b): return SchedOp('+', a, -b if isinstance(b, Schedule) else _neg(check_param('b', b)))
 
-Schedule.__mul__,Schedule.__rmul__ = lambda s,o: SchedOp('*', s, o),lambda s,o: SchedOp('*', o, s)
-Schedule.__add__,Schedule.__radd__ = lambda s,o: SchedOp('+', s, o),lambda s,o: SchedOp('+', o, s)
-Schedule.__sub__ = _sub
-Schedule.__rsub__ = lambda s,o: _sub(o, s) if isinstance(o, Schedule) else SchedOp('+', o, -s)
-Schedule.__neg__,Schedule.__truediv__ = lambda s: SchedOp('*', -1., s),_div
-Schedule.__array_ufunc__ = None  # `np.array([1, 2]) * s` is `s.__rmul__`, not an array of schedules

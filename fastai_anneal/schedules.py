@@ -9,15 +9,14 @@ from __future__ import annotations
 import math, bisect, numbers
 import numpy as np, torch
 import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
-from fastcore.basics import patch
 from .core import *
 from .core import group_count, per_group, sched_depth, check_span, refuse_unresolved
+from .core import check_ax, plot_groups
 
 # %% auto #0
-__all__ = ['MAX_CYCLES', 'sched_crop', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup',
-           'cos_decay', 'warmup_cos_lr_rate', 'warmup_cos', 'wsd', 'exp_decay', 'sched_tanh', 'with_noise', 'sched_rex',
-           'plot_scheds']
+__all__ = ['MAX_CYCLES', 'plot_scheds', 'sched_crop', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt',
+           'warmup', 'cos_decay', 'warmup_cos_lr_rate', 'warmup_cos', 'wsd', 'exp_decay', 'sched_tanh', 'with_noise',
+           'sched_rex']
 
 # %% ../nbs/01_schedules.ipynb #c005
 def _scale(v, k):
@@ -34,11 +33,6 @@ def _check_derived(name, arg, v, what):
         raise ValueError(f"`{name}` = {arg!r} makes {what} = {v!r}, too large for a float")
     return v
 
-def _check_ax(ax):
-    if ax is not None and not isinstance(ax, Axes):
-        raise TypeError(f"`ax` must be a matplotlib Axes or None, got {ax!r}")
-    return ax
-
 _ANNEAL = {'lin': sched_lin, 'cos': sched_cos, 'exp': sched_exp}
 _SPELLINGS = ('lin', 'linear'),('cos', 'cosine')  # torch and transformers spell them out
 
@@ -54,6 +48,38 @@ class _Shape(Schedule):
     def _use(self, s): self._s,self.ngroups = s,s.ngroups
     def _f(self, pos): return self._s._f(pos)
     def _arr(self, pos): return self._s._arr(pos)
+
+# %% ../nbs/01_schedules.ipynb #c039
+def _labelled(scheds):
+    "`scheds` (a dict from label to schedule, a list of schedules or one) as a dict; short labels"
+    if isinstance(scheds, dict):
+        if not scheds: raise ValueError("`scheds` must not be empty")
+        return {str(k): as_schedule(s, f'scheds[{k!r}]') for k,s in scheds.items()}
+    ss = [scheds] if isinstance(scheds, Schedule) or callable(scheds) else scheds
+    if not isinstance(ss, (list, tuple)) or not ss:
+        raise ValueError(f"`scheds` must be a schedule, a non-empty list or a dict, got {scheds!r}")
+    ss = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(ss)]
+    names = [s.label for s in ss]
+    return {n if names.count(n) == 1 else f'{n} ({i})': s for i,(n,s) in enumerate(zip(names, ss))}
+
+def plot_scheds(scheds,               # a dict from label to schedule, or schedules (named by label)
+                n=200,                # points drawn over `pos` in [0, 1]
+                ax=None,              # matplotlib Axes; default: a new figure
+                n_steps=None,         # steps in the run, for durations with units
+                steps_per_epoch=None, # steps in an epoch, for durations in epochs
+                return_fig=False):    # return the figure
+    "Draw `scheds` over training progress `pos` in [0, 1], with a legend of short labels"
+    ss = _labelled(scheds)
+    n = check_int('n', n, 2)
+    ax = check_ax(ax)
+    pos = np.linspace(0, 1, n)
+    if n_steps is not None: ss = {k: s.resolve(n_steps, steps_per_epoch) for k,s in ss.items()}
+    ys = {k: s(pos) for k,s in ss.items()}
+    if ax is None: _,ax = plt.subplots(figsize=(6, 4))
+    for k,y in ys.items(): plot_groups(ax, pos, y, k)
+    ax.set_xlabel('pos (fraction of training)')
+    ax.legend(fontsize='small')
+    if return_fig: return ax.figure
 
 # %% ../nbs/01_schedules.ipynb #h1c002
 class sched_crop(_Shape):
@@ -605,59 +631,3 @@ class with_noise(_Shape):
 def sched_rex(start, end, pos):
     "REX (Chen et al., MLSys 2022): `end + (start-end) * (1-pos) / (0.5 + 0.5*(1-pos))`"
     return end + (start-end) * (1-pos) / (0.5 + 0.5*(1-pos))
-
-# %% ../nbs/01_schedules.ipynb #c039
-def _labelled(scheds):
-    "`scheds` (a dict from label to schedule, a list of schedules or one) as a dict; short labels"
-    if isinstance(scheds, dict):
-        if not scheds: raise ValueError("`scheds` must not be empty")
-        return {str(k): as_schedule(s, f'scheds[{k!r}]') for k,s in scheds.items()}
-    ss = [scheds] if isinstance(scheds, Schedule) or callable(scheds) else scheds
-    if not isinstance(ss, (list, tuple)) or not ss:
-        raise ValueError(f"`scheds` must be a schedule, a non-empty list or a dict, got {scheds!r}")
-    ss = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(ss)]
-    names = [s.label for s in ss]
-    return {n if names.count(n) == 1 else f'{n} ({i})': s for i,(n,s) in enumerate(zip(names, ss))}
-
-def _plot_groups(ax, x, y, label=None):
-    "Draw values `y` over `x` on `ax`: one line, or one per parameter group labelled 'group g'"
-    if y.ndim == 1: return ax.plot(x, y, label=label)
-    for g in range(y.shape[1]):
-        ax.plot(x, y[:, g], label=f'group {g}' if label is None else f'{label} (group {g})')
-
-def plot_scheds(scheds,               # a dict from label to schedule, or schedules (named by label)
-                n=200,                # points drawn over `pos` in [0, 1]
-                ax=None,              # matplotlib Axes; default: a new figure
-                n_steps=None,         # steps in the run, for durations with units
-                steps_per_epoch=None, # steps in an epoch, for durations in epochs
-                return_fig=False):    # return the figure
-    "Draw `scheds` over training progress `pos` in [0, 1], with a legend of short labels"
-    ss = _labelled(scheds)
-    n = check_int('n', n, 2)
-    ax = _check_ax(ax)
-    pos = np.linspace(0, 1, n)
-    if n_steps is not None: ss = {k: s.resolve(n_steps, steps_per_epoch) for k,s in ss.items()}
-    ys = {k: s(pos) for k,s in ss.items()}
-    if ax is None: _,ax = plt.subplots(figsize=(6, 4))
-    for k,y in ys.items(): _plot_groups(ax, pos, y, k)
-    ax.set_xlabel('pos (fraction of training)')
-    ax.legend(fontsize='small')
-    if return_fig: return ax.figure
-
-# %% ../nbs/01_schedules.ipynb #c040
-@patch
-def preview(self:Schedule,
-            n_steps=100,          # training steps drawn, at `pos = step/n_steps`
-            ax=None,              # matplotlib Axes; default: a new figure
-            steps_per_epoch=None, # steps in an epoch, for durations in epochs
-            return_fig=False):    # return the figure
-    "Draw the values this schedule takes over `n_steps` training steps, titled with its name"
-    n_steps = check_int('n_steps', n_steps, 1)
-    ax = _check_ax(ax)
-    y = self.resolve(n_steps, steps_per_epoch)(np.arange(n_steps) / n_steps)
-    if ax is None: _,ax = plt.subplots(figsize=(6, 4))
-    _plot_groups(ax, np.arange(n_steps), y)
-    if y.ndim > 1: ax.legend(fontsize='small')
-    ax.set_xlabel('step')
-    ax.set_title(self.label)
-    if return_fig: return ax.figure
