@@ -246,7 +246,8 @@ class Schedule:
     def __add__(self, o): return SchedOp('+', self, o)
     def __radd__(self, o): return SchedOp('+', o, self)
     def __sub__(self, o): return _sub(self, o)
-    def __rsub__(self, o): return _sub(o, self) if isinstance(o, Schedule) else SchedOp('+', o, -self)
+    def __rsub__(self, o):
+        return _sub(o, self) if isinstance(o, Schedule) else SchedOp('+', o, -self)
     def __neg__(self): return SchedOp('*', -1., self)
     def __truediv__(self, o): return _div(self, o)
     __array_ufunc__ = None  # `np.array([1, 2]) * s` is `s.__rmul__`, not an array of schedules

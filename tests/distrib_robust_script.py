@@ -40,3 +40,9 @@ if __name__ == '__main__':
     with open(os.path.join(out, f'rank{rank}.json'), 'w') as f: json.dump(res, f)
     torch.distributed.barrier()  # both ranks past any failed collective before the teardown
     teardown_distrib()
+    # These tests are about the errors, written above. A clean interpreter exit after a gloo group
+    # is `test_distributed.py`'s subject; here a gloo thread still unwinding at shutdown once in
+    # many runs aborts the rank ('terminate called without an active exception') after its result
+    # is written, so the rank leaves as a finished worker does, without the shutdown.
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(0)
