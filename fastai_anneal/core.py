@@ -16,9 +16,9 @@ from matplotlib.axes import Axes
 # %% auto #0
 __all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'EDGE_TOL', 'MAX_CONFIG_SIZE', 'check_num', 'check_int',
            'check_choice', 'check_param', 'check_finite_values', 'is_duration', 'check_duration', 'duration_steps',
-           'check_bool', 'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos', 'sched_no',
-           'sched_exp', 'SchedPoly', 'as_schedule', 'check_nesting', 'phase_edges', 'phase_cuts', 'CombineScheds',
-           'combine_scheds', 'combined_cos', 'sched_from_dict', 'SchedOp']
+           'steps_of', 'check_bool', 'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos',
+           'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'check_nesting', 'phase_edges', 'phase_cuts',
+           'CombineScheds', 'combine_scheds', 'combined_cos', 'cos_phases', 'sched_from_dict', 'SchedOp']
 
 # %% ../nbs/00_core.ipynb #i9a005
 _shower = reprlib.Repr()
@@ -34,8 +34,8 @@ def _number(v):
     "A 0-d tensor or array as the Python number it holds (torch and numpy take them as numbers)"
     return v.item() if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 0 else v
 
-def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
-    "Check that `v` is a finite real number in [`lo`, `hi`] (open ends if `lo_open`, `hi_open`)"
+def _real(name, v):
+    "`v` as a float if it is a finite real number (0-d tensors too), else an error naming `name`"
     v = _number(v)
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {_show(v)}")
@@ -43,11 +43,19 @@ def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
     except OverflowError:  # an int too large for a float
         raise ValueError(f"`{name}` must be finite, got {_show(v)}") from None
     if not math.isfinite(v): raise ValueError(f"`{name}` must be finite, got {_show(v)}")
+    return v
+
+def _bounded(name, v, lo, hi, lo_open=False, hi_open=False):
+    "Float `v` if it is in [`lo`, `hi`] (open ends if `lo_open`, `hi_open`), else an error"
     if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
         opening = '(' if lo_open else '['
         closing = ')' if hi_open else ']'
         raise ValueError(f"`{name}` must be in {opening}{lo}, {hi}{closing}, got {_show(v)}")
     return v
+
+def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
+    "Check that `v` is a finite real number in [`lo`, `hi`] (open ends if `lo_open`, `hi_open`)"
+    return _bounded(name, _real(name, v), lo, hi, lo_open, hi_open)
 
 # %% ../nbs/00_core.ipynb #c006
 def check_int(name, v, lo=0, hi=None):
@@ -75,13 +83,13 @@ def check_param(name, v):
         if len(v) == 0 or any(isinstance(x, (list, tuple)) for x in v):
             raise ValueError(f"`{name}` must be a number or a non-empty 1-d array, got {_show(v)}")
         v = [_number(x) for x in v]  # a list of 0-d tensors, as `[lr.item() ...]` would give
-        # the same numbers `check_num` takes: no strings, bytes, bools or complex numbers
+        # the same numbers `_real` takes: no strings, bytes, bools or complex numbers
         for x in v:
             if isinstance(x, bool) or not isinstance(x, numbers.Real):
                 raise TypeError(f"`{name}` must be a number or a 1-d array of real numbers, "
                                 f"got {_show(v)}")
-        return [check_num(name, x) for x in v]
-    return check_num(name, v)
+        return [_real(name, x) for x in v]
+    return _real(name, v)
 
 # %% ../nbs/00_core.ipynb #i9a001
 # `vals` is a number, array, tensor or list, checked before it is written
@@ -113,12 +121,15 @@ def check_duration(name, v, lo=0., hi=1., hi_open=False):
             raise ValueError(f"`{name}` must be a fraction of training or a duration like '500ba' "
                              f"(batches) or '2ep' (epochs), got {v!r}")
         return v
-    return check_num(name, v, lo, hi, hi_open=hi_open)
+    return _bounded(name, _real(name, v), lo, hi, hi_open=hi_open)
 
 # durations in epochs ('2ep') need `steps_per_epoch`, the length of an epoch
 def duration_steps(name, v, n_steps, steps_per_epoch=None):
     "Steps that `v` (a fraction of training or a duration with a unit) lasts in a run of `n_steps`"
-    v = check_duration(name, v, hi=math.inf)
+    return steps_of(name, check_duration(name, v, hi=math.inf), n_steps, steps_per_epoch)
+
+def steps_of(name, v, n_steps, steps_per_epoch=None):
+    "`duration_steps` of a checked duration or fraction `v`: no second check on internal paths"
     if not isinstance(v, str): k = round(v*n_steps)
     else:
         n,unit = _DURATION.fullmatch(v).groups()
@@ -135,7 +146,7 @@ def duration_steps(name, v, n_steps, steps_per_epoch=None):
 def _pct(name, v, n_steps, steps_per_epoch):
     "`v` as a fraction of a run of `n_steps` steps"
     if not is_duration(v): return v
-    k = duration_steps(name, v, n_steps, steps_per_epoch)
+    k = steps_of(name, v, n_steps, steps_per_epoch)
     return k / n_steps if n_steps else 0.  # '0ba' in a phase of no steps
 
 # %% ../nbs/00_core.ipynb #i9b003
@@ -178,6 +189,17 @@ class Schedule:
     _args = ()
     # number of parameter groups the values are for; `None`: one value for every group
     ngroups = None
+
+    @classmethod
+    def _build(cls, *args):
+        "An instance from arguments checked already (internal builders): `_setup` without checks"
+        s = cls.__new__(cls)
+        s._setup(*args)
+        return s
+
+    def _setup(self, *args):
+        "Derive what evaluation needs from checked arguments; shapes that check split this off"
+        self.__init__(*args)
 
     def _f(self, pos): raise NotImplementedError
     def _arr(self, pos):
@@ -347,11 +369,13 @@ class Annealer(Schedule):
     "Schedule `formula(start, end, pos)`; `start` and `end` are numbers or per-group arrays"
     def __init__(self, formula, start, end):
         if not isinstance(formula, Formula): formula = Formula(formula)
-        self.formula = formula
-        self.start = check_param('start', start)
-        self.end = check_param('end', end)
-        self.ngroups = group_count(self.start, self.end)
+        self._setup(formula, check_param('start', start), check_param('end', end))
         if formula.check: formula.check(self.start, self.end)
+
+    def _setup(self, formula, start, end):
+        "Keep the checked `start` and `end`, paired per group"
+        self.formula,self.start,self.end = formula,start,end
+        self.ngroups = group_count(start, end)
         if self.ngroups:
             self._pairs = list(zip(per_group(self.start, self.ngroups),
                                    per_group(self.end, self.ngroups)))
@@ -596,8 +620,12 @@ class CombineScheds(Schedule):
                              f"got {len(pcts)} pcts and {len(scheds)} scheds")
         # fractions summing to 1, or with units and a phase taking the rest:
         # see "Durations with units"
-        self.pcts = _check_pcts(pcts)
-        self.scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
+        scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
+        self._setup(_check_pcts(pcts), scheds)
+
+    def _setup(self, pcts, scheds):
+        "Find the phases' edges from checked `pcts` and `scheds`"
+        self.pcts,self.scheds = pcts,scheds
         self.ngroups = group_count(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
         if refuse_unresolved(self): return  # evaluated once resolved for a run
         edges = phase_edges(self.pcts)
@@ -665,8 +693,12 @@ def combined_cos(pct, start, middle, end):
     end = check_param('end', end)
     check_span(start, middle, ('start', 'middle'))
     check_span(middle, end, ('middle', 'end'))
-    return combine_scheds([pct, None if is_duration(pct) else 1-pct],
-                          [sched_cos(start, middle), sched_cos(middle, end)])
+    return cos_phases(pct, start, middle, end)
+
+def cos_phases(pct, start, middle, end):
+    "`combined_cos` of checked arguments, built without checking them again"
+    phases = [Annealer._build(sched_cos, start, middle), Annealer._build(sched_cos, middle, end)]
+    return CombineScheds._build([pct, None] if is_duration(pct) else [pct, 1-pct], phases)
 
 # %% ../nbs/00_core.ipynb #c040
 def _to_json(v, name):

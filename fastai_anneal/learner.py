@@ -140,8 +140,8 @@ def _fit_sched(learn, n_epoch, scheds, cbs, reset_opt, wd, start_epoch):
     "`learn.fit` with `scheds` (a `ParamScheduler`, a dict, or the lr's schedule) and `cbs`"
     if isinstance(scheds, ParamScheduler): sched = scheds
     else: sched = ParamScheduler(scheds if isinstance(scheds, dict) else {'lr': scheds})
-    cbs = L(sched) + check_cbs(cbs)
-    reset_opt = check_bool('reset_opt', reset_opt)
+    cbs = L(sched) + L(cbs)  # `cbs` and `reset_opt` were checked by `check_fit_args`
+    reset_opt = bool(reset_opt)
     _check_sched(learn, sched, n_epoch)
     lr = None if reset_opt else read_hyper(hyper_slots(learn.opt, 'lr'))  # `fit` writes it back
     try: learn.fit(n_epoch, lr, cbs=cbs, reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
@@ -178,9 +178,9 @@ def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):
     lr_max = hyper_values(learn, learn.lr if lr_max is None else lr_max, 'lr_max')
     lr_start = _divided(lr_max, div, 'div')
     lr_end = _divided(lr_max, div_final, 'div_final')
-    scheds = {'lr': combined_cos(pct_start, lr_start, lr_max, lr_end)}
+    scheds = {'lr': cos_phases(pct_start, *[v.tolist() for v in (lr_start, lr_max, lr_end)])}
     if moms is not None or 'mom' in valid_hypers(learn.opt):
-        scheds['mom'] = combined_cos(pct_start, *(moms or _check_moms(learn.moms)))
+        scheds['mom'] = cos_phases(pct_start, *(moms or _check_moms(learn.moms)))
     return scheds
 
 @patch
