@@ -201,7 +201,12 @@ class Schedule:
         "Derive what evaluation needs from checked arguments; shapes that check split this off"
         self.__init__(*args)
 
-    def _f(self, pos): raise NotImplementedError
+    # a shape writes its formula once, in numpy (`_arr`); the scalar path is derived from it
+    def _f(self, pos):
+        "The value at float `pos`: a float, or a list of one per parameter group"
+        v = self._arr(np.array([pos]))[0]
+        return v.tolist() if self.ngroups else float(v)
+
     def _arr(self, pos):
         "Values at the positions in the float64 array `pos`: shape `pos.shape` (+ `(ngroups,)`)"
         vals = [self._f(p) for p in pos.ravel().tolist()]
@@ -468,7 +473,6 @@ class SchedPoly(Schedule):
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.start, self.end)
 
-    def _f(self, pos): return self._lin._f(max(pos, 0.) ** self.power)
     def _arr(self, pos): return self._lin._arr(np.maximum(pos, 0.) ** self.power)
 
 # %% ../nbs/00_core.ipynb #c032
@@ -637,6 +641,8 @@ class CombineScheds(Schedule):
         self._cut,self._snap = phase_cuts(self._lo, self._w)
         self._fs = [self.scheds[i]._f for i in self._active]  # for the per-batch path
 
+    # the one scalar twin: phases (1cycle, warmups, wsd) dispatch a float to their schedules in
+    # ~0.6 µs, where numpy costs ~10 µs a call (`AnnealLR.step`, `_update_val` run it a batch)
     def _f(self, pos):
         j = bisect.bisect_right(self._cut, pos) - 1
         if j < 0: j = 0
@@ -807,13 +813,6 @@ class SchedOp(Schedule):
         vs = [[0.]*v.ngroups if isinstance(v, Schedule) and v.ngroups
               else v if _is_group(v) else 0. for v in (self.a, self.b)]
         self.ngroups = group_count(*vs)
-        f = _OPS[op]
-        fa,fb = [v._f if isinstance(v, Schedule) else functools.partial(_const, v)
-                 for v in (self.a, self.b)]
-        if self.ngroups:
-            self._f = lambda pos: (f(np.asarray(fa(pos)), np.asarray(fb(pos)))).tolist()
-        else:
-            self._f = lambda pos: f(fa(pos), fb(pos))
 
     def _arr(self, pos):
         a,b = [v._arr(pos) if isinstance(v, Schedule) else np.asarray(v) for v in (self.a, self.b)]
@@ -832,8 +831,6 @@ class SchedOp(Schedule):
         a,b = [v.label if isinstance(v, Schedule) else _fmt(v) for v in (self.a, self.b)]
         s = f"{a} {self.op} {b}"
         return s if len(s) <= 40 else 'SchedOp'
-
-def _const(v, pos): return v
 
 def _neg(v): return -v if isinstance(v, float) else [-o for o in v]
 

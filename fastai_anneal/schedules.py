@@ -6,7 +6,7 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/schedules.html.md"""
 
 # %% ../nbs/01_schedules.ipynb #c002
 from __future__ import annotations
-import math, bisect, numbers
+import math, numbers
 import numpy as np, torch
 import matplotlib.pyplot as plt
 from .core import *
@@ -44,10 +44,12 @@ def _check_shape(name, v, choices):
 
 # %% ../nbs/01_schedules.ipynb #c006
 class _Shape(Schedule):
-    "Base of named shapes: `_use(s)` delegates the values to schedule `s`"
+    "Base of named shapes: a formula in `_arr`, or `_use(s)` to take the values of schedule `s`"
+    _s = None  # the schedule this shape is built from, if any
     def _use(self, s): self._s,self.ngroups = s,s.ngroups
-    def _f(self, pos): return self._s._f(pos)
     def _arr(self, pos): return self._s._arr(pos)
+    # built from a schedule: its scalar path (fast for the per-batch `AnnealLR.step`)
+    def _f(self, pos): return super()._f(pos) if self._s is None else self._s._f(pos)
 
 # %% ../nbs/01_schedules.ipynb #c039
 def _labelled(scheds):
@@ -101,7 +103,6 @@ class sched_crop(_Shape):
         "`sched` runs from `lo` to `hi` over this span: its whole run spans `n_steps/(hi-lo)`"
         return {'sched': n_steps / (kw['hi'] - kw['lo'])}
 
-    def _f(self, pos): return self.sched._f(self.lo + pos*self._w)
     def _arr(self, pos): return self.sched._arr(self.lo + pos*self._w)
 
 # %% ../nbs/01_schedules.ipynb #c008
@@ -207,16 +208,6 @@ class sgdr(_Shape):
         self._tops = [self.cycle_decay**i for i in range(self.n_cycles)]
         # the cosines go from lr_max*top to lr_min
         check_span(self.lr_min, _scale(self.lr_max, max(self._tops)), ('lr_min', 'lr_max'))
-        ng = self.ngroups or 1
-        self._pairs = list(zip(per_group(self.lr_max, ng), per_group(self.lr_min, ng)))
-
-    def _f(self, pos):
-        i = max(bisect.bisect_right(self._cuts, pos) - 1, 0)
-        t,e = (pos - self._starts[i]) / self._lens[i],self._snap[i]
-        t = 0. if t < e else 1. if t > 1 - e else t
-        c,top = (1 + math.cos(math.pi * t**self.k)) / 2,self._tops[i]
-        vs = [lo + (hi*top - lo)*c for hi,lo in self._pairs]
-        return vs if self.ngroups else vs[0]
 
     def _arr(self, pos):
         i = np.maximum(np.searchsorted(self._cuts, pos, side='right') - 1, 0)
@@ -288,21 +279,13 @@ class cyclic(_Shape):
             raise ValueError(f"`scale_fn` must return finite numbers, scale_fn(1.) gave {v!r}")
 
     def _height(self, x, c):
-        "Scale of the triangle at `x` cycles in cycle number `c` (from 0); floats or arrays"
+        "Scale of the triangles at `x` cycles in cycle numbers `c` (from 0), arrays"
         fn = self.scale_fn
         if fn is not None:
             # torch's `cycle` counts from 1; its iterations are cycles here
-            y = c + 1. if self.scale_mode == 'cycle' else x
-            if type(y) is not float: return _vec(fn, y)
-            return fn._f(y) if isinstance(fn, Schedule) else fn(y)
+            return _vec(fn, c + 1. if self.scale_mode == 'cycle' else x)
         if self.mode == 'triangular2': return 0.5**c
         return self.gamma**x if self.mode == 'exp_range' else 1.
-
-    def _f(self, pos):
-        x = pos*self.n_cycles
-        c = float(math.floor(x + self._tol))
-        t,u = max(x - c, 0.),self.pct_up
-        return self._lin._f((t/u if t <= u else (1-t)/(1-u)) * self._height(x, c))
 
     def _arr(self, pos):
         x = pos*self.n_cycles
@@ -330,10 +313,6 @@ class sched_step(_Shape):
         self.ngroups = group_count(self.start)
         self._cuts = [p - EDGE_TOL for p in self.pcts]  # a position on a milestone is past it
 
-    def _f(self, pos):
-        k = self.gamma ** bisect.bisect_right(self._cuts, pos)
-        return _scale(self.start, k)
-
     def _arr(self, pos):
         k = self.gamma ** np.searchsorted(self._cuts, pos, side='right').astype(np.float64)
         return np.asarray(self.start) * (k[..., None] if self.ngroups else k)
@@ -349,7 +328,6 @@ class sched_poly(_Shape):
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
 
-    def _f(self, pos): return self._lin._f((1 - min(max(pos, 0.), 1.)**self.k) ** self.power)
     def _arr(self, pos): return self._lin._arr((1 - np.clip(pos, 0., 1.)**self.k) ** self.power)
 
 # %% ../nbs/01_schedules.ipynb #c025
@@ -364,7 +342,6 @@ class sched_inv_sqrt(_Shape):
                              f"got {timescale!r}")
         self.ngroups = group_count(self.start)
 
-    def _f(self, pos): return _scale(self.start, 1/math.sqrt(1 + max(pos, 0.)/self.timescale))
     def _arr(self, pos):
         k = 1/np.sqrt(1 + np.maximum(pos, 0.)/self.timescale)
         return np.asarray(self.start) * (k[..., None] if self.ngroups else k)
@@ -418,7 +395,6 @@ class cos_decay(_Shape):
         k = 2*math.pi*self.num_cycles
         self._k = _check_derived('num_cycles', num_cycles, k, '2*pi*num_cycles')
 
-    def _f(self, pos): return self._lin._f((0.5 * (1 + math.cos(self._k*pos))) ** self.exponent)
     def _arr(self, pos): return self._lin._arr((0.5 * (1 + np.cos(self._k*pos))) ** self.exponent)
 
 class warmup_cos_lr_rate(_Shape):
@@ -542,9 +518,6 @@ class exp_decay(_Shape):
         v = np.asarray(self.start) * (k[..., None] if self.ngroups else k)
         return v if self._clip is None else self._clip(v, np.asarray(self.end))
 
-    def _f(self, pos):
-        v = self._arr(np.array([pos]))[0]
-        return v.tolist() if self.ngroups else float(v)
 
 # %% ../nbs/01_schedules.ipynb #i10b008
 class sched_tanh(_Shape):
@@ -556,7 +529,6 @@ class sched_tanh(_Shape):
         self.ub = check_num('ub', ub)
         self.ngroups,self._lin = group_count(self.start, self.end),sched_lin(self.end, self.start)
 
-    def _f(self, pos): return self._lin._f(0.5 * (1 - math.tanh(self.lb*(1-pos) + self.ub*pos)))
     def _arr(self, pos): return self._lin._arr(0.5 * (1 - np.tanh(self.lb*(1-pos) + self.ub*pos)))
 
 # %% ../nbs/01_schedules.ipynb #i10b011
@@ -622,9 +594,6 @@ class with_noise(_Shape):
         k = 1 + self.noise(pos)
         return self.sched._arr(pos) * (k[..., None] if self.ngroups else k)
 
-    def _f(self, pos):
-        v = self._arr(np.array([pos]))[0]
-        return v.tolist() if self.ngroups else float(v)
 
 # %% ../nbs/01_schedules.ipynb #i10b014
 @annealer
