@@ -223,11 +223,11 @@ class Schedule:
         return _eval(self, pos)
 
     def __repr__(self):
-        "Python source: the required arguments by position, the others by keyword unless defaults"
+        "Python source: the leading values by position, other arguments by keyword unless default"
         args,kw = [],False
         for a in self._args:
             v,d = getattr(self, a),_defaults(type(self)).get(a, _REQUIRED)
-            kw = kw or d is not _REQUIRED
+            kw = kw or a not in _VALUES or d is not _REQUIRED
             if not kw: args.append(_fmt(v))
             elif d is _REQUIRED or not _same(v, d): args.append(f'{a}={_fmt(v)}')
         return f"{type(self).__name__}({', '.join(args)})"
@@ -296,6 +296,8 @@ class Schedule:
         if return_fig: return ax.figure
 
 _schedules = {}  # schedule classes by name
+# the values a schedule goes through (and the schedules it runs): `repr` writes them by position
+_VALUES = 'start','end','lr_max','base','peak','sched','pcts','scheds'
 _REQUIRED = inspect.Parameter.empty
 
 @functools.lru_cache(maxsize=None)
