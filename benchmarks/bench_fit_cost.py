@@ -2,7 +2,8 @@
 (`fastai_oracle.fastai_fit_one_cycle`), on the digits demo and on a model with 50 parameter groups and discriminative
 lrs, interleaved in one process (best of `--reps`); the callback's share of wall time per batch (its methods timed
 inside the fit); and the memory of a long epoch (up to 10^6 batches, stepped without training) in the epoch tables
-(bounded: `_CHUNK` batches at a time) and in the per-batch record. Run: `python benchmarks/bench_fit_cost.py`."""
+(bounded: `_CHUNK` batches at a time) and in the per-batch record, per batch and per value kept.
+Run: `python benchmarks/bench_fit_cost.py` (`--max_batches 200000 --reps 1` for a quick run)."""
 import argparse, contextlib, gc, os, sys, time, tracemalloc
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests'))
 import fastai_oracle  # fastai's fit_one_cycle, captured before fastai_anneal replaces it
@@ -72,7 +73,7 @@ class _Learn:
     def __init__(self, opt): self.opt,self.n_epoch,self.epoch,self.training,self.iter,self.pct_train = opt,1,0,True,0,0.
 
 def epoch_memory(n_batch, n_groups, cls, sched_mod):
-    "Peak and retained traced memory of stepping `cls` (lr + mom one-cycle) through one epoch of `n_batch` batches"
+    "Table size, retained and peak traced memory of stepping `cls` (lr + mom one-cycle) through an epoch of `n_batch` batches"
     learn = groups_learner(n_groups, width=2, n=64)
     learn.create_opt()
     lr_max = np.array([1e-2]*n_groups) if n_groups > 1 else 1e-2
@@ -91,19 +92,27 @@ def epoch_memory(n_batch, n_groups, cls, sched_mod):
         f = getattr(cb, '_fit', None)  # ours: the state of the fit, with its table of values
         if i == n_batch//2 and f is not None:
             table = sum(sys.getsizeof(c) + sum(sys.getsizeof(r) for r in c) for c in f.cols) + sys.getsizeof(f.pos)
+            table += sum(c.nbytes for c in f.rec.table)  # the float64 arrays the lists were made from
     during,peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return table, during, peak
 
+def values_kept(n_groups, who):
+    "Values recorded a batch: ours keeps lr per group and mom once (one value for every group); fastai the last group's"
+    return n_groups + 1 if who == 'fastai_anneal' else 2
+
 def memory(sizes):
     "fastai's callback costs ~0.3 ms a batch, so it is stepped through 10^4 batches only (its memory per batch is constant)"
-    print('\n| batches an epoch | groups | callback | epoch tables (at mid-epoch) | traced memory at epoch end (tables + record) | per batch |\n|---|---|---|---|---|---|')
+    print('\n| batches an epoch | groups | callback | epoch tables (at mid-epoch) | traced memory at epoch end (tables + record) '
+          '| per batch | values kept a batch | B per value |\n|---|---|---|---|---|---|---|---|')
     for n_batch,n_groups in sizes:
         for who,cls,mod in (('fastai_anneal', fac.ParamScheduler, fa), ('fastai', fs.ParamScheduler, fs)):
             if who == 'fastai' and n_batch > 10**4: continue
             table,during,peak = epoch_memory(n_batch, n_groups, cls, mod)
             tab = f'{table/2**10:.0f} KiB' if who == 'fastai_anneal' else 'none (evaluates per batch)'
-            print(f'| {n_batch:,} | {n_groups} | {who} | {tab} | {during/2**20:.1f} MiB | {during/n_batch:.0f} B |')
+            per_value = during/(n_batch*values_kept(n_groups, who))
+            print(f'| {n_batch:,} | {n_groups} | {who} | {tab} | {during/2**20:.1f} MiB | {during/n_batch:,.0f} B '
+                  f'| {values_kept(n_groups, who)} | {per_value:.1f} B |')
 
 def main():
     p = argparse.ArgumentParser()
@@ -114,6 +123,6 @@ def main():
     print(f'torch {torch.__version__}, {torch.get_num_threads()} thread, best of {args.reps} interleaved runs\n')
     fit_costs(args.reps)
     m = args.max_batches
-    memory([(10**4, 1), (m, 1), (10**4, 50), (m//10, 50)])  # 50 groups: 10^5 batches (~2 GB of record at 10^6)
+    memory([(10**4, 1), (m, 1), (10**4, 50), (m//10, 50)])  # 50 groups: 10^5 batches (~0.4 GB of record at 10^6)
 
 if __name__ == '__main__': main()

@@ -6,7 +6,8 @@ Docs: https://fastai-anneal.github.io/fastai_anneal/callback.html.md"""
 
 # %% ../nbs/03_callback.ipynb #c002
 from __future__ import annotations
-import copy, math, numbers
+import copy, math, numbers, operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 import numpy as np, torch
@@ -108,15 +109,13 @@ class ParamScheduler(Callback):
         find = partial(_opt_slots, ngroups=ngroups)
         homes = OptHypers(self.learn, [n for n in run if n not in attrs], find)
         ints = [n in attrs and isinstance(attrs[n][0][0], _Ints) for n in run]
-        fit = _Fit(run, homes, attrs, ints, rec={n: [] for n in run})
+        fit = _Fit(run, homes, attrs, ints, rec=_Record(list(ngroups.values())))
         fit.custom = type(self)._update_val is not ParamScheduler._update_val
         _check_fit(fit, self.learn)
         self._fit = fit
         self._targets()
-        # `hps` keeps the last group's values: for a one-value schedule, the record itself
-        self.hps = {n: r if _ngroups(run[n]) is None else [] for n,r in fit.rec.items()}
-        fit.logs = [(r.append, None if self.hps[n] is r else self.hps[n].append)
-                    for n,r in fit.rec.items()]
+        # in the fit `hps[n]` reads the record (the last group's values); lists at the end
+        self.hps = {n: _Recorded(fit.rec, i) for i,n in enumerate(run)}
 
     def _targets(self):
         "Where each schedule writes, in the optimizer as it is now (plain dicts: a fast write)"
@@ -146,7 +145,7 @@ class ParamScheduler(Callback):
         pct = learn.pct_train
         if abs(pct - f.pos[j]) > _MOVED: self._update_val(pct)  # moved on purpose: follow it
         elif f.custom: self._update_val(f.pos[j])  # a subclass's own, called as fastai calls it
-        else: self._write([c[j] for c in f.cols])
+        else: self._write([c[j] for c in f.cols], j)
 
     def _table(self):
         "Evaluate the schedules at once for the next batches of this epoch, from the current one on"
@@ -154,7 +153,10 @@ class ParamScheduler(Callback):
         i,n_iter = learn.iter,learn.n_iter
         n = max(min(_CHUNK, n_iter - i), 1)
         pos = (learn.epoch*n_iter + np.arange(i, i + n)) / (learn.n_epoch*n_iter)  # exact: integers
-        f.off,f.n,f.pos,f.cols = i,n,pos.tolist(),[c.tolist() for c in _values(f, pos)]
+        f.rec.flush()  # the rows used of the table replaced, kept before the schedules run again
+        cols = _values(f, pos)
+        f.off,f.n,f.pos,f.cols = i,n,pos.tolist(),[c.tolist() for c in cols]
+        f.rec.use(cols)
         return 0
 
     def _update_val(self, pct):
@@ -163,34 +165,36 @@ class ParamScheduler(Callback):
         self._follow()
         vals = [s._f(pct) for s in f.run.values()]
         for n,v in zip(f.run, vals): check_hyper_values(n, v, pct)
-        self._write([round(v) if r else v for v,r in zip(vals, f.ints)])
+        self._write([round(v) if r else v for v,r in zip(vals, f.ints)], _OFF)
 
-    def _write(self, vals):
-        "Write `vals` (one per schedule); `after_batch` records them"
-        for (ds,k,slots),v in zip(self._fit.dst, vals):
+    def _write(self, vals, row):
+        "Write `vals` (one per schedule), row `row` of the table or `_OFF`; `after_batch` records"
+        f = self._fit
+        for (ds,k,slots),v in zip(f.dst, vals):
             if ds is None: write_hyper(slots, v)
             elif type(v) is list:
                 for d,x in zip(ds, v): d[k] = x
             else:
                 for d in ds: d[k] = v
-        self._fit.last = vals
+        f.row,f.last = row,vals
 
     def after_batch(self):
-        "Record the values of this batch: every group's, and the last group's in `hps` (as fastai)"
+        "Record the values of this batch: the table's row it used, or the values written off it"
         f = self._fit
         if f is None: return
-        vals,f.last = f.last,None
-        if vals is None: return  # cancelled before this callback wrote anything
-        for (rec,last),v in zip(f.logs, vals):
-            rec(v)
-            if last is not None: last(v[-1] if type(v) is list else v)
+        j,f.row = f.row,None
+        if j is None: return  # cancelled before this callback wrote anything
+        rec = f.rec
+        if j == rec.end: rec.end = j + 1  # the table's next row: the record grows by an int store
+        else: rec.add(j, f.last)
 
     def after_fit(self):
         "Save the record in the recorder, if there is one: `hps` (last group) and `group_hps`"
         f = self.__dict__.pop('_fit', None)
         if f is None: return
-        self.group_hps = {n: _table(r, ng) for (n,r),ng in zip(f.rec.items(), f.ngroups)}
-        for n,g in self.group_hps.items(): self.hps[n][:] = g[:, -1].tolist()
+        ngroups = dict(zip(f.run, f.ngroups))
+        self.group_hps = {n: _table(f.rec.values(i), ngroups[n]) for i,n in enumerate(f.run)}
+        for n,g in self.group_hps.items(): self.hps[n] = g[:, -1].tolist()
         rec = getattr(self.learn, 'recorder', None)
         if rec is not None: rec.hps,rec.group_hps = self.hps,self.group_hps
 
@@ -198,20 +202,22 @@ class ParamScheduler(Callback):
         "The record of the fit in progress, for `load_state_dict` in a resumed fit"
         f = getattr(self, '_fit', None)
         if f is None: return {'rec': {n: [] for n in self.scheds}}
-        return {'rec': {n: [list(v) if type(v) is list else v for v in r] for n,r in f.rec.items()}}
+        return {'rec': {n: f.rec.as_lists(i) for i,n in enumerate(f.run)}}
 
     def load_state_dict(self, d):
         "Continue the record of `d` (from `state_dict`); call it after the resumed `before_fit`"
         f = _in_fit(self)
-        if list(d['rec']) != list(f.rec):
-            raise ValueError(f"`d` records {list(d['rec'])}, but this scheduler sets {list(f.rec)}")
-        for n,r in d['rec'].items():
-            f.rec[n][:] = [list(v) if type(v) is list else v for v in r]
-            self.hps[n][:] = [v[-1] if type(v) is list else v for v in r]
+        if list(d['rec']) != list(f.run):
+            raise ValueError(f"`d` records {list(d['rec'])}, but this scheduler sets {list(f.run)}")
+        f.rec.load(list(f.run), list(d['rec'].values()))
 
     def __getstate__(self):
-        "Pickle without the state of a fit in progress (say, one interrupted)"
-        return {k: v for k,v in self.__dict__.items() if k != '_fit'}
+        "Pickle without the state of a fit in progress (say, one interrupted): its `hps` as lists"
+        d = {k: v for k,v in self.__dict__.items() if k != '_fit'}
+        hps = d.get('hps', {})
+        if any(isinstance(v, _Recorded) for v in hps.values()):
+            d['hps'] = {n: list(v) for n,v in hps.items()}
+        return d
 
     def __setstate__(self, d):
         "Unpickle; one pickled by plain fastai holds its schedules as `scheds`"
@@ -224,6 +230,116 @@ class ParamScheduler(Callback):
 # %% ../nbs/03_callback.ipynb #c007b
 _CHUNK = 1024  # batches evaluated at once
 _MOVED = 1e-6  # `pct_train` this far from the counters' was moved (its sum drifts ~1e-16 a batch)
+_OFF = -1      # the row of values written off the table (by `_update_val`)
+_CHUNK_BYTES = 2**16  # a chunk of the record holds this at least (numpy's header: ~0.2 % of it)
+
+class _Record:
+    "The values a fit wrote, a row a batch: float64 chunks, then the rows used of the epoch's table"
+    def __init__(self, ngroups): # per schedule: how many values it writes (None: one for all)
+        self.grouped = [ng is not None for ng in ngroups]  # `state_dict` gives a list a batch
+        self.edges = np.cumsum([0] + [ng or 1 for ng in ngroups]).tolist()  # schedule i: columns
+        self.cap = max(_CHUNK, _CHUNK_BYTES // (8*self.edges[-1]))  # rows a chunk
+        self.chunks = []                  # the full chunks
+        self.buf,self.k = None,0          # the chunk being filled, and its rows filled
+        self.flat = None                  # `buf` as a flat memoryview, for rows written one by one
+        self.table,self.start,self.end = None,0,0  # the table, and its rows used not yet copied
+
+    def __len__(self): return len(self.chunks)*self.cap + self.k + self.end - self.start
+
+    def use(self, table):
+        "Record from `table` (per schedule: its values from the batch in progress on)"
+        self.flush()
+        self.table,self.start,self.end = table,0,0
+
+    def add(self, row, vals):
+        "Record the table's `row` where it is not the next one, or `vals` (when `row` is `_OFF`)"
+        self.flush()
+        if row == _OFF: self._put_row(vals)
+        else: self.start,self.end = row,row + 1
+
+    def flush(self):
+        "Copy the table's rows used since the last copy into the chunks"
+        if self.end > self.start: self._put([c[self.start:self.end] for c in self.table])
+        self.start = self.end
+
+    def _put(self, cols):
+        "Append `cols` (per schedule: its values, a row a batch) to the chunks"
+        i,m = 0,len(cols[0])
+        while i < m:
+            if self.buf is None or self.k == self.cap: self._grow()
+            n = min(m - i, self.cap - self.k)
+            for a,b,c in zip(self.edges, self.edges[1:], cols):
+                self.buf[self.k:self.k + n, a:b] = np.reshape(c[i:i + n], (n, b - a))
+            self.k += n
+            i += n
+
+    def _put_row(self, vals):
+        "Append one row: `vals`, per schedule a number or a list (its per-group values)"
+        if self.buf is None or self.k == self.cap: self._grow()
+        i = self.k*self.edges[-1]
+        for v in vals:
+            for x in (v if type(v) is list else (v,)):
+                self.flat[i] = x  # a memoryview: a fast store of one float
+                i += 1
+        self.k += 1
+
+    def _grow(self):
+        "Start a new chunk"
+        if self.buf is not None: self.chunks.append(self.buf)
+        self.buf,self.k = np.empty((self.cap, self.edges[-1])),0
+        self.flat = memoryview(self.buf.reshape(-1))
+
+    def values(self, i):
+        "Schedule `i`'s values recorded, an array (batches, its number of values)"
+        a,b = self.edges[i],self.edges[i + 1]
+        parts = [c[:, a:b] for c in self.chunks] + [np.empty((0, b - a))]
+        if self.buf is not None: parts.append(self.buf[:self.k, a:b])
+        used = self.table[i][self.start:self.end] if self.end > self.start else []
+        if len(used): parts.append(np.reshape(used, (-1, b - a)))
+        return np.concatenate(parts, dtype=np.float64)
+
+    def value(self, i, n):
+        "Schedule `i`'s last value (the last group's) in row `n` (negative: from the end)"
+        size,kept = len(self),len(self.chunks)*self.cap + self.k
+        n = operator.index(n)
+        if n < 0: n += size
+        if not 0 <= n < size: raise IndexError(f"row {n} of a record of {size} rows")
+        if n >= kept: return float(np.ravel(self.table[i][self.start + n - kept])[-1])
+        c,r = divmod(n, self.cap)
+        chunk = self.chunks[c] if c < len(self.chunks) else self.buf
+        return float(chunk[r, self.edges[i + 1] - 1])
+
+    def as_lists(self, i):
+        "Schedule `i`'s values recorded as `state_dict` gives them: a number (or a list) a batch"
+        v = self.values(i)
+        return v.tolist() if self.grouped[i] else v[:, 0].tolist()
+
+    def load(self, names, recs):
+        "Replace the record with `recs` (per schedule named in `names`: `as_lists`'s lists)"
+        cols = [_loaded(n, r, b - a) for n,r,a,b in zip(names, recs, self.edges, self.edges[1:])]
+        if len({len(c) for c in cols}) > 1:
+            raise ValueError(f"the records of {names} must have one row a batch each, got "
+                             f"{[len(c) for c in cols]} rows")
+        self.chunks,self.buf,self.k,self.start = [],None,0,self.end
+        if cols and len(cols[0]): self._put(cols)
+
+def _loaded(name, r, width):
+    "`r`, the values recorded for `name` in a `state_dict`, as an array (batches, `width`)"
+    try: return np.asarray(r, dtype=np.float64).reshape(len(r), width)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"the record of {name!r} must be {width} number(s) a batch: {e}") from None
+
+class _Recorded(Sequence):
+    "`hps[name]` in a fit: its values recorded so far (the last group's), read from the record"
+    def __init__(self, rec, i): self.rec,self.i = rec,i
+    def __len__(self): return len(self.rec)
+    def __iter__(self): return iter(self.rec.values(self.i)[:, -1].tolist())
+    def __repr__(self): return repr(list(self))
+
+    def __getitem__(self, n):
+        "Row `n`'s value (a float), or a list of them for a slice"
+        if isinstance(n, slice): return [self[k] for k in range(*n.indices(len(self)))]
+        return self.rec.value(self.i, n)
 
 @dataclass
 class _Fit:
@@ -232,16 +348,16 @@ class _Fit:
     homes: OptHypers     # where the optimizer's hyper-parameters live
     attrs: dict          # dotted path -> slots (attributes do not move)
     ints: list           # per schedule: whether it sets an integer attribute (values rounded)
-    rec: dict            # name -> the values written, one per training batch
+    rec: _Record         # the values written, one row per training batch
     dst: list = None     # per schedule: (dicts, key, slots) to write to
     ngroups: list = None # per schedule: how many values it writes
     off: int = 0         # the batch (`iter`) of the table's first row
     n: int = 0           # rows in the table
     pos: list = None     # the positions of its rows
     cols: list = None    # per schedule: its values from batch `off` on
+    row: int = None      # the table's row written for the batch in progress (`_OFF`: `last`)
     last: list = None    # the values written for the batch in progress
     custom: bool = False # a subclass has its own `_update_val`: call it every batch
-    logs: list = None    # per schedule: append to its record, and to `hps` (None: the same list)
 
 def _sit_out(cb):
     "Whether `cb` sits this fit out: `lr_find` (another `LRFinder`) or `get_preds` runs it"
@@ -331,8 +447,8 @@ def _plain(slots):
     return None,None
 
 def _table(vs, ng):
-    "Recorded values `vs` (numbers or per-group lists) as an array (len(vs), ng)"
-    a = np.array(vs, dtype=np.float64).reshape(len(vs), -1 if vs else ng)
+    "Recorded values `vs` (numbers or per-group lists, or an array) as an array (len(vs), ng)"
+    a = np.asarray(vs, dtype=np.float64).reshape(len(vs), -1 if len(vs) else ng)
     return np.ascontiguousarray(np.broadcast_to(a, (len(vs), ng)))
 
 # %% ../nbs/03_callback.ipynb #i10c002
