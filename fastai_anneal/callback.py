@@ -323,6 +323,7 @@ class _Record:
         self.chunks,self.buf,self.k,self.start = [],None,0,self.end
         if cols and len(cols[0]): self._put(cols)
 
+# %% ../nbs/03_callback.ipynb #c007s1
 def _loaded(name, r, width):
     "`r`, the values recorded for `name` in a `state_dict`, as an array (batches, `width`)"
     try: return np.asarray(r, dtype=np.float64).reshape(len(r), width)
@@ -384,6 +385,7 @@ def _check_scheds(scheds):
                             f"paths, got {n!r}")
     return {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
 
+# %% ../nbs/03_callback.ipynb #c007s2
 def _resolved(scheds, learn):
     "`scheds` for this fit of `learn`: durations with units resolved (if the loader has a length)"
     try: n_iter = len(learn.dls.train)
@@ -446,6 +448,7 @@ def _plain(slots):
     if len({k for _,k,_ in slots}) == 1 and plain: return [d for d,_,_ in slots],slots[0][1]
     return None,None
 
+# %% ../nbs/03_callback.ipynb #c007s3
 def _table(vs, ng):
     "Recorded values `vs` (numbers or per-group lists, or an array) as an array (len(vs), ng)"
     a = np.asarray(vs, dtype=np.float64).reshape(len(vs), -1 if len(vs) else ng)
