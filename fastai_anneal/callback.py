@@ -17,6 +17,7 @@ from fastai.callback.tracker import TrackerCallback
 from .core import *
 from .hypers import *
 from .hypers import is_hyper
+from .core import units_in
 from .schedules import DECAYS
 
 # %% auto #0
@@ -97,13 +98,15 @@ class ParamScheduler(Callback):
         return self._scheds
 
     @scheds.setter
-    def scheds(self, scheds): self._scheds = _check_scheds(scheds)
+    def scheds(self, scheds):
+        self._scheds = _check_scheds(scheds)
+        self._checked = list(self._scheds.items())  # what `before_fit` need not check again
 
     def before_fit(self):
         "Resolve durations for this fit, find where each value lives, check every value to write"
         self._fit = None
         if _sit_out(self): return
-        run = _resolved(_check_scheds(self.scheds), self.learn)
+        run = _resolved(_scheds_to_run(self), self.learn)
         attrs = {n: _attr_slots(self.learn, n, s) for n,s in run.items() if '.' in n}
         ngroups = {n: _ngroups(s) for n,s in run.items()}
         find = partial(_opt_slots, ngroups=ngroups)
@@ -386,12 +389,20 @@ def _check_scheds(scheds):
     return {n: as_schedule(s, f'scheds[{n!r}]') for n,s in scheds.items()}
 
 # %% ../nbs/03_callback.ipynb #c007s2
+def _scheds_to_run(cb):
+    "`cb`'s schedules, checked again only if they changed since the setter checked them"
+    done,now = cb.__dict__.get('_checked'),list(cb._scheds.items())
+    same = done is not None and len(done) == len(now)
+    if same and all(a == n and b is s for (a,b),(n,s) in zip(done, now)): return cb._scheds
+    return _check_scheds(cb._scheds)  # changed in place, or unpickled from plain fastai
+
 def _resolved(scheds, learn):
     "`scheds` for this fit of `learn`: durations with units resolved (if the loader has a length)"
     try: n_iter = len(learn.dls.train)
     except (TypeError, AttributeError): n_iter = 0
     if not n_iter: return scheds  # no length: schedules with units refuse to evaluate
-    return {n: s.resolve(learn.n_epoch*n_iter, n_iter) for n,s in scheds.items()}
+    n = learn.n_epoch*n_iter
+    return {k: s.resolve(n, n_iter) if units_in(s) else s for k,s in scheds.items()}
 
 def _ngroups(s):
     "How many per-group values schedule `s` gives (`None`: one value for every group)"

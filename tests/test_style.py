@@ -33,3 +33,30 @@ def test_each_formula_written_once():
     # scalar twin (its phase lookup), for the per-step path of 1cycle, warmups and wsd
     assert _both(core) == {'Schedule', 'Annealer', '_Fn', 'CombineScheds'}
     assert _both(shapes) == {'_Shape'}
+
+def _checker_calls(run):
+    "How many times `run()` calls the package's check helpers (`check_*`, `_check*`)"
+    n = collections.Counter()
+    def count(frame, event, arg):
+        co = frame.f_code
+        if event == 'call' and 'fastai_anneal' in co.co_filename and co.co_name.startswith(('check_', '_check')):
+            n[co.co_name] += 1
+    sys.setprofile(count)
+    try: run()
+    finally: sys.setprofile(None)
+    return sum(n.values())
+
+def test_fit_one_cycle_checks_its_arguments_once():
+    learn = synth_learner(n_trn=4)  # 4 batches
+    with learn.no_bar(), learn.no_logging():
+        assert _checker_calls(lambda: learn.fit_one_cycle(1)) <= 30
+
+def test_schedules_changed_in_place_are_checked_again():
+    learn = synth_learner(n_trn=4)
+    cb = ParamScheduler({'lr': sched_lin(1e-3, 1e-2)})
+    cb.scheds['lr'] = 'not a schedule'
+    with learn.no_bar(), learn.no_logging():
+        try: learn.fit(1, cbs=cb)
+        except TypeError as e: assert "scheds['lr']" in str(e)
+        else: raise AssertionError('a schedule changed in place must be checked')
+    assert cb not in learn.cbs
