@@ -185,15 +185,18 @@ def test_state_dict_format():
         assert d['rec']['mom'] == [r[0] for r in rows['mom']] and all(type(v) is float for v in d['rec']['mom'])
     assert cb.state_dict() == {'rec': {'lr': [], 'mom': []}}  # out of a fit
 
+class Load(Callback):
+    "Load the record `rec` into scheduler `cb` as a resumed fit does, after its `before_fit`"
+    order = 100
+    def __init__(self, cb, rec): self.cb,self.rec = cb,rec
+    def before_fit(self): self.cb.load_state_dict({'rec': self.rec})
+
 def test_load_state_dict_of_an_earlier_version():
     "A record saved before (ints, Python lists) continues: its rows first, then the fit's"
     learn = groups_learner(3, n_trn=7)
     cb = ParamScheduler(dict(SCHEDS3))
-    class Load(Callback):
-        order = 100
-        def before_fit(self): cb.load_state_dict({'rec': {'lr': [[1., 2., 3.], [4, 5, 6]], 'mom': [0.5, 1]}})
     written = Written(list(cb.scheds))
-    learn.fit(1, cbs=[cb, written, Load()])
+    learn.fit(1, cbs=[cb, written, Load(cb, {'lr': [[1., 2., 3.], [4, 5, 6]], 'mom': [0.5, 1]})])
     r,n = learn.recorder,len(learn.dls.train)
     np.testing.assert_array_equal(r.group_hps['lr'], [[1., 2., 3.], [4., 5., 6.], *written.rows['lr']])
     np.testing.assert_array_equal(r.group_hps['mom'], [[.5]*3, [1.]*3, *written.rows['mom']])
@@ -204,10 +207,7 @@ def test_load_state_dict_of_an_earlier_version():
 def test_load_state_dict_refuses_a_bad_record(rec, match):
     learn = groups_learner(3, n_trn=7)
     cb = ParamScheduler(dict(SCHEDS3))
-    class Load(Callback):
-        order = 100
-        def before_fit(self): cb.load_state_dict({'rec': rec})
-    with pytest.raises(ValueError, match=match): learn.fit(1, cbs=[cb, Load()])
+    with pytest.raises(ValueError, match=match): learn.fit(1, cbs=[cb, Load(cb, rec)])
 
 def test_pickled_mid_fit_hps_are_lists():
     "A scheduler pickled in an interrupted fit keeps `hps` as lists of the values so far (as before)"
