@@ -45,25 +45,28 @@ def _real(name, v):
     if not math.isfinite(v): raise ValueError(f"`{name}` must be finite, got {_show(v)}")
     return v
 
-def _bounded(name, v, lo, hi, lo_open=False, hi_open=False):
-    "Float `v` if it is in [`lo`, `hi`] (open ends if `lo_open`, `hi_open`), else an error"
-    if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
-        opening = '(' if lo_open else '['
-        closing = ')' if hi_open else ']'
-        raise ValueError(f"`{name}` must be in {opening}{lo}, {hi}{closing}, got {_show(v)}")
+def _bounded(name, v, gt=None, ge=None, lt=None, le=None):
+    "Number `v` if it is `> gt`, `>= ge`, `< lt` and `<= le` (`None`: no bound), else an error"
+    lo,hi = (gt if ge is None else ge),(lt if le is None else le)
+    below = lo is not None and (v < lo or (gt is not None and v == gt))
+    above = hi is not None and (v > hi or (lt is not None and v == lt))
+    if below or above:
+        lo_text = '[-inf' if lo is None else f"{'(' if gt is not None else '['}{lo}"
+        hi_text = 'inf]' if hi is None else f"{hi}{')' if lt is not None else ']'}"
+        raise ValueError(f"`{name}` must be in {lo_text}, {hi_text}, got {_show(v)}")
     return v
 
-def check_num(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
-    "Check that `v` is a finite real number in [`lo`, `hi`] (open ends if `lo_open`, `hi_open`)"
-    return _bounded(name, _real(name, v), lo, hi, lo_open, hi_open)
+def check_num(name, v, gt=None, ge=None, lt=None, le=None):
+    "Check that `v` is a finite real number `> gt`, `>= ge`, `< lt`, `<= le` (`None`: no bound)"
+    return _bounded(name, _real(name, v), gt, ge, lt, le)
 
 # %% ../nbs/00_core.ipynb #c006
-def check_int(name, v, lo=0, hi=None):
-    "Check that `v` is an integer (not a bool) with `lo <= v < hi` (`None`: no bound); return it"
+def check_int(name, v, ge=0, lt=None):
+    "Check that `v` is an integer (not a bool) with `ge <= v < lt` (`None`: no bound); return it"
     v = _number(v)
-    if (isinstance(v, bool) or not isinstance(v, numbers.Integral) or (lo is not None and v < lo)
-            or (hi is not None and v >= hi)):
-        bounds = ' and '.join([f'>= {lo}'] * (lo is not None) + [f'< {hi}'] * (hi is not None))
+    if (isinstance(v, bool) or not isinstance(v, numbers.Integral) or (ge is not None and v < ge)
+            or (lt is not None and v >= lt)):
+        bounds = ' and '.join([f'>= {ge}'] * (ge is not None) + [f'< {lt}'] * (lt is not None))
         raise ValueError(f"`{name}` must be an integer{' ' * bool(bounds)}{bounds}, got {_show(v)}")
     return int(v)
 
@@ -114,19 +117,19 @@ def is_duration(v):
     "Is `v` a duration with a unit: `'500ba'` (batches, or optimizer steps) or `'2ep'` (epochs)?"
     return isinstance(v, str) and _DURATION.fullmatch(v) is not None
 
-def check_duration(name, v, lo=0., hi=1., hi_open=False):
-    "Check that `v` is a fraction of training in [`lo`, `hi`] or a duration (`'500ba'`, `'2ep'`)"
+def check_duration(name, v, ge=0., le=1., lt=None):
+    "Check that `v` is a duration (`'500ba'`, `'2ep'`) or a fraction `>= ge`, `<= le` (or `< lt`)"
     if isinstance(v, str):
         if not is_duration(v):
             raise ValueError(f"`{name}` must be a fraction of training or a duration like '500ba' "
                              f"(batches) or '2ep' (epochs), got {v!r}")
         return v
-    return _bounded(name, _real(name, v), lo, hi, hi_open=hi_open)
+    return _bounded(name, _real(name, v), ge=ge, le=None if lt is not None else le, lt=lt)
 
 # durations in epochs ('2ep') need `steps_per_epoch`, the length of an epoch
 def duration_steps(name, v, n_steps, steps_per_epoch=None):
     "Steps that `v` (a fraction of training or a duration with a unit) lasts in a run of `n_steps`"
-    return steps_of(name, check_duration(name, v, hi=math.inf), n_steps, steps_per_epoch)
+    return steps_of(name, check_duration(name, v, le=math.inf), n_steps, steps_per_epoch)
 
 def steps_of(name, v, n_steps, steps_per_epoch=None):
     "`duration_steps` of a checked duration or fraction `v`: no second check on internal paths"
@@ -285,7 +288,7 @@ class Schedule:
                 steps_per_epoch=None, # steps in an epoch, for durations in epochs
                 return_fig=False):    # return the figure
         "Draw the values this schedule takes over `n_steps` training steps, titled with its name"
-        n_steps = check_int('n_steps', n_steps, 1)
+        n_steps = check_int('n_steps', n_steps, ge=1)
         ax = check_ax(ax)
         y = self.resolve(n_steps, steps_per_epoch)(np.arange(n_steps) / n_steps)
         if ax is None: _,ax = plt.subplots(figsize=(6, 4))
@@ -471,7 +474,7 @@ class SchedPoly(Schedule):
     _args = 'start','end','power'
     def __init__(self, start, end, power):
         self.start,self.end = check_param('start', start),check_param('end', end)
-        self.power = check_num('power', power, lo=0)  # 0: `end` throughout, as fastai's
+        self.power = check_num('power', power, ge=0)  # 0: `end` throughout, as fastai's
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.start, self.end)
 
@@ -560,7 +563,7 @@ def _refuse(s, pos):
 def _check_pcts(pcts):
     "`pcts` checked: fractions >= 0 or durations with units, at most one `None`/'rest'"
     ps = [None if p is None or (isinstance(p, str) and p == 'rest')
-          else check_duration(f'pcts[{i}]', p, hi=math.inf) for i,p in enumerate(pcts)]
+          else check_duration(f'pcts[{i}]', p, le=math.inf) for i,p in enumerate(pcts)]
     if ps.count(None) > 1:
         raise ValueError("only one phase can take the rest of the run (`None` or 'rest'), "
                          f"got pcts={pcts!r}")
@@ -763,8 +766,8 @@ def _build(d):
 # %% ../nbs/00_core.ipynb #i11c004
 def _check_run(n_steps, steps_per_epoch):
     "`n_steps` and `steps_per_epoch` (`None`: unknown) checked"
-    sp = None if steps_per_epoch is None else check_int('steps_per_epoch', steps_per_epoch, 1)
-    return check_int('n_steps', n_steps, 1),sp
+    sp = None if steps_per_epoch is None else check_int('steps_per_epoch', steps_per_epoch, ge=1)
+    return check_int('n_steps', n_steps, ge=1),sp
 
 def _resolve_arg(v, name, n_steps, steps_per_epoch):
     "Argument `v` (named `name`) of a schedule spanning `n_steps` steps, its durations as fractions"

@@ -99,8 +99,8 @@ def demo(out='anneal_demo', # folder for `schedules.png`
          bar=None):          # fastai's progress bar (`None`: in a terminal or notebook)
     "Train on the digits data with one-cycle, save a picture; return the learner"
     import fastai_anneal.learner  # turns the plugin on here, not when this module is imported
-    epochs = check_int('epochs', epochs, lo=1)
-    lr_max = check_num('lr_max', lr_max, lo=0, lo_open=True)
+    epochs = check_int('epochs', epochs, ge=1)
+    lr_max = check_num('lr_max', lr_max, gt=0)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     learn = digits_learner(seed=seed)

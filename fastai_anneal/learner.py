@@ -77,9 +77,9 @@ def hyper_values(learn, v, name):
     n = len(learn.opt.param_lists)
     if isinstance(v, slice):
         if v.step is not None: raise ValueError(f"`{name}` as a slice takes no step, got {v!r}")
-        stop = check_num(f'{name}.stop', v.stop, lo=0, lo_open=True)
+        stop = check_num(f'{name}.stop', v.stop, gt=0)
         if v.start is not None:
-            vals = even_mults(check_num(f'{name}.start', v.start, lo=0, lo_open=True), stop, n)
+            vals = even_mults(check_num(f'{name}.start', v.start, gt=0), stop, n)
         else: vals = [stop/10]*(n-1) + [stop]
     else: vals = check_param(name, v)
     vals = np.array(vals if is_listy(vals) else [vals]*n, dtype=np.float64)
@@ -104,8 +104,8 @@ max_epochs = 2**53  # beyond, training positions (`pct_train`, a float) cannot b
 # all of them checked before anything is added to `learn` or changed
 def check_fit_args(learn, n_epoch, start_epoch=0, wd=None, cbs=None, reset_opt=False):
     "Check the arguments every `fit_*` method shares"
-    n_epoch = check_int('n_epoch', n_epoch, lo=1, hi=max_epochs)
-    check_int('start_epoch', start_epoch, lo=0, hi=n_epoch)
+    n_epoch = check_int('n_epoch', n_epoch, ge=1, lt=max_epochs)
+    check_int('start_epoch', start_epoch, ge=0, lt=n_epoch)
     check_cbs(cbs)
     check_bool('reset_opt', reset_opt)
     if wd is not None:
@@ -170,8 +170,8 @@ def _divided(lr, d, name):
 
 def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):
     "The schedules of `fit_one_cycle` for `n_epoch` epochs, every argument checked"
-    div = check_num('div', div, lo=0, lo_open=True)
-    div_final = check_num('div_final', div_final, lo=0, lo_open=True)
+    div = check_num('div', div, gt=0)
+    div_final = check_num('div_final', div_final, gt=0)
     pct_start = check_duration('pct_start', pct_start)
     _fit_durations(learn, n_epoch, pct_start=pct_start)
     moms = None if moms is None else _check_moms(moms)  # before `hyper_values` makes the optimizer
@@ -270,7 +270,7 @@ def plot_sched(self:Recorder,
     if figsize is not None:
         if not isinstance(figsize, (tuple, list)) or len(figsize) != 2:
             raise TypeError(f"`figsize` must be (width, height), got {figsize!r}")
-        figsize = tuple(check_num('figsize', v, lo=0, lo_open=True) for v in figsize)
+        figsize = tuple(check_num('figsize', v, gt=0) for v in figsize)
     cols = min(2, len(keys))
     rows = (len(keys)+1)//2
     fig,axs = plt.subplots(rows, cols, figsize=figsize or (6*cols, 4*rows), squeeze=False)
@@ -297,7 +297,7 @@ def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, 
                  cbs=None, reset_opt=False, start_epoch=0):
     "Fit `self.model` for `n_epoch` at flat `lr` before a cosine annealing."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
-    div_final = check_num('div_final', div_final, lo=0, lo_open=True)
+    div_final = check_num('div_final', div_final, gt=0)
     pct_start = check_duration('pct_start', pct_start)
     _fit_durations(self, n_epoch, pct_start=pct_start)
     lr = hyper_values(self, self.lr if lr is None else lr, 'lr')
@@ -308,9 +308,9 @@ def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, 
 def sgdr_epochs(n_cycles, cycle_len, cycle_mult=2):
     # the first cycle `cycle_len` epochs long, each next one `cycle_mult` times the one before
     "Number of epochs of `n_cycles` SGDR cycles"
-    n_cycles = check_int('n_cycles', n_cycles, 1)
-    cycle_len = check_int('cycle_len', cycle_len, 1, max_epochs)
-    cycle_mult = check_int('cycle_mult', cycle_mult, 1, max_epochs)
+    n_cycles = check_int('n_cycles', n_cycles, ge=1)
+    cycle_len = check_int('cycle_len', cycle_len, ge=1, lt=max_epochs)
+    cycle_mult = check_int('cycle_mult', cycle_mult, ge=1, lt=max_epochs)
     if cycle_mult == 1: n = n_cycles*cycle_len
     else:
         n,c = 0,cycle_len
@@ -345,12 +345,12 @@ def fine_tune(self:Learner,
               div_final=1e5, wd=None, moms=None, cbs=None, reset_opt=False,  # to both phases
               start_epoch=0):    # resume at this epoch, counting both phases
     "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`"
-    freeze_epochs = check_int('freeze_epochs', freeze_epochs, 0, max_epochs)
-    epochs = check_int('epochs', epochs, 1, max_epochs - freeze_epochs)
+    freeze_epochs = check_int('freeze_epochs', freeze_epochs, ge=0, lt=max_epochs)
+    epochs = check_int('epochs', epochs, ge=1, lt=max_epochs - freeze_epochs)
     check_fit_args(self, epochs + freeze_epochs, start_epoch, wd, cbs, reset_opt)
-    base_lr = check_num('base_lr', base_lr, lo=0, lo_open=True)
-    lr_mult = check_num('lr_mult', lr_mult, lo=0, lo_open=True)
-    div = check_num('div', div, lo=0, lo_open=True)  # `pct_start`: by `_one_cycle`
+    base_lr = check_num('base_lr', base_lr, gt=0)
+    lr_mult = check_num('lr_mult', lr_mult, gt=0)
+    div = check_num('div', div, gt=0)  # `pct_start`: by `_one_cycle`
     kw = dict(div_final=div_final, moms=moms)
     if start_epoch < freeze_epochs:  # both phases checked before `freeze`
         frozen = _one_cycle(self, freeze_epochs, slice(base_lr), 25., pct_start=0.99, **kw)
@@ -588,8 +588,8 @@ def fit_budget(self:Learner,
                clock=time.monotonic,   # returns the time in seconds, never going backwards
                max_epoch=10_000):      # the most epochs to run, whatever the budget left
     "Fit for `seconds` of time, the lr following `sched` (default: linear from `lr_max` to 0)"
-    seconds = check_num('seconds', seconds, lo=0, lo_open=True)
-    max_epoch = check_int('max_epoch', max_epoch, lo=1)
+    seconds = check_num('seconds', seconds, gt=0)
+    max_epoch = check_int('max_epoch', max_epoch, ge=1)
     check_fit_args(self, max_epoch, 0, wd, cbs, reset_opt)
     if not callable(clock):
         raise TypeError(f"`clock` must be a function returning the time in seconds, got {clock!r}")

@@ -247,12 +247,12 @@ def keep_state(learn,
 
 # %% ../nbs/05_lr_find.ipynb #c011
 def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode):
-    start_lr = check_num('start_lr', start_lr, lo=0, lo_open=True)
-    end_lr = check_num('end_lr', end_lr, lo=0, lo_open=True)
+    start_lr = check_num('start_lr', start_lr, gt=0)
+    end_lr = check_num('end_lr', end_lr, gt=0)
     if start_lr >= end_lr:
         raise ValueError(f"`start_lr` must be smaller than `end_lr`, got start_lr={start_lr!r}, "
                          f"end_lr={end_lr!r}")
-    check_int('num_it', num_it, lo=1)  # fastai takes any count (and runs at least 6 batches)
+    check_int('num_it', num_it, ge=1)  # fastai takes any count (and runs at least 6 batches)
     check_bool('stop_div', stop_div)
     check_choice('step_mode', step_mode, ('exp', 'lin'))
     # the ramp start*(end/start)**pos would be inf from batch 1
@@ -396,9 +396,9 @@ def valley(lrs, losses, num_it):
 # %% ../nbs/05_lr_find.ipynb #c016
 def slide(lrs, losses, num_it, lr_diff=15, thresh=.005, adjust_value=1.):
     "Suggests a learning rate following an interval slide rule and returns its index"
-    check_int('lr_diff', lr_diff, lo=1)
-    thresh = check_num('thresh', thresh, lo=0)
-    adjust_value = check_num('adjust_value', adjust_value, lo=0, lo_open=True)
+    check_int('lr_diff', lr_diff, ge=1)
+    thresh = check_num('thresh', thresh, ge=0)
+    adjust_value = check_num('adjust_value', adjust_value, gt=0)
     lrs,losses = _clean(lrs, losses)
     n = len(losses)
     if n < 2: lr = float(lrs[0])

@@ -72,7 +72,7 @@ def plot_scheds(scheds,               # a dict from label to schedule, or schedu
                 return_fig=False):    # return the figure
     "Draw `scheds` over training progress `pos` in [0, 1], with a legend of short labels"
     ss = _labelled(scheds)
-    n = check_int('n', n, 2)
+    n = check_int('n', n, ge=2)
     ax = check_ax(ax)
     pos = np.linspace(0, 1, n)
     if n_steps is not None: ss = {k: s.resolve(n_steps, steps_per_epoch) for k,s in ss.items()}
@@ -119,8 +119,8 @@ class one_cycle(_Shape):
                  pct_final=None,    # where the second of three phases ends (default: 2*pct_start)
                  total_steps=None): # steps of torch's OneCycleLR to match step for step
         self.lr_max = check_param('lr_max', lr_max)
-        self.div = check_num('div', div, lo=0, lo_open=True)
-        self.div_final = check_num('div_final', div_final, lo=0, lo_open=True)
+        self.div = check_num('div', div, gt=0)
+        self.div_final = check_num('div_final', div_final, gt=0)
         self.three_phase = check_bool('three_phase', three_phase)
         self.anneal = _check_shape('anneal', anneal, ('cos', 'lin'))
         self.pct_start = check_duration('pct_start', pct_start)
@@ -128,14 +128,14 @@ class one_cycle(_Shape):
             raise ValueError(f"`pct_final` ends the second phase of `three_phase=True`, "
                              f"got pct_final={pct_final!r} with three_phase=False")
         self.pct_final = None if pct_final is None else check_duration('pct_final', pct_final)
-        self.total_steps = None if total_steps is None else check_int('total_steps', total_steps, 1)
+        self.total_steps = None if total_steps is None else check_int('total_steps', total_steps, ge=1)
         if refuse_unresolved(self): return  # built once resolved for a run
         self._use(self._phases())
 
     def _phases(self):
         "The phases as torch builds them: one running past the end of training is cut there"
         p,hi,a = self.pct_start,self.lr_max,_ANNEAL[self.anneal]
-        if self.pct_final is not None: check_num('pct_final', self.pct_final, p, 1)
+        if self.pct_final is not None: check_num('pct_final', self.pct_final, ge=p, le=1)
         check_span(0., hi, ('0', 'lr_max'))  # its phases span at most [0, lr_max]
         lo = _check_derived('div', self.div, _div(hi, self.div), 'lr_max/div')
         end = _check_derived('div_final', self.div_final, _div(hi, self.div_final),
@@ -185,12 +185,12 @@ class sgdr(_Shape):
                  lr_min=0.,       # the bottom of each cosine
                  cycle_decay=1.,  # scales `lr_max` at every restart
                  k=1.):           # warps time inside a cycle (timm's k-decay)
-        self.n_cycles = check_int('n_cycles', n_cycles, 1, hi=MAX_CYCLES+1)
-        self.cycle_len = check_num('cycle_len', cycle_len, lo=0, lo_open=True)
+        self.n_cycles = check_int('n_cycles', n_cycles, ge=1, lt=MAX_CYCLES+1)
+        self.cycle_len = check_num('cycle_len', cycle_len, gt=0)
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
-        self.cycle_mult = check_num('cycle_mult', cycle_mult, lo=1)
-        self.cycle_decay = check_num('cycle_decay', cycle_decay, lo=0, lo_open=True)
-        self.k = check_num('k', k, lo=0, lo_open=True)
+        self.cycle_mult = check_num('cycle_mult', cycle_mult, ge=1)
+        self.cycle_decay = check_num('cycle_decay', cycle_decay, gt=0)
+        self.k = check_num('k', k, gt=0)
         self.ngroups = group_count(self.lr_max, self.lr_min)
         m,n = self.cycle_mult,self.n_cycles
         if (n-1)*math.log(m) > _LOG_MAX:
@@ -241,10 +241,10 @@ class cyclic(_Shape):
                  scale_fn=None,       # a callable of a float scaling the height, instead of `mode`
                  scale_mode='cycle'): # 'cycle' (the cycle number) or 'iterations' (cycles done)
         self.base,self.peak = check_param('base', base),check_param('peak', peak)
-        self.n_cycles = check_num('n_cycles', n_cycles, lo=0, lo_open=True)
+        self.n_cycles = check_num('n_cycles', n_cycles, gt=0)
         self.mode = check_choice('mode', mode, ('triangular', 'triangular2', 'exp_range'))
-        self.gamma = check_num('gamma', gamma, lo=0)
-        self.pct_up = check_num('pct_up', pct_up, 0, 1, lo_open=True)
+        self.gamma = check_num('gamma', gamma, ge=0)
+        self.pct_up = check_num('pct_up', pct_up, gt=0, le=1)
         self.scale_mode = check_choice('scale_mode', scale_mode, ('cycle', 'iterations'))
         self.ngroups = group_count(self.base, self.peak)
         check_span(self.base, self.peak, ('base', 'peak'))
@@ -303,9 +303,9 @@ class sched_step(_Shape):
         if isinstance(pcts, (np.ndarray, torch.Tensor)): pcts = pcts.tolist()
         if not isinstance(pcts, (list, tuple)):
             raise ValueError(f"`pcts` must be a list of fractions of training, got {pcts!r}")
-        pcts = [check_num(f'pcts[{i}]', p, 0, 1) for i,p in enumerate(pcts)]
+        pcts = [check_num(f'pcts[{i}]', p, ge=0, le=1) for i,p in enumerate(pcts)]
         self.pcts = sorted(pcts)  # in any order, repeated ones counting twice: torch's MultiStepLR
-        self.gamma = check_num('gamma', gamma, lo=0)
+        self.gamma = check_num('gamma', gamma, ge=0)
         top = math.log(max(np.abs(self.start).max(), 1e-300))
         if self.gamma > 0 and len(self.pcts)*math.log(self.gamma) + top > _LOG_MAX:
             raise ValueError(f"`gamma`**{len(self.pcts)} * `start` is too large for a float, "
@@ -323,8 +323,8 @@ class sched_poly(_Shape):
     _args = 'start','end','power','k'
     def __init__(self, start, end, power=1., k=1.):
         self.start,self.end = check_param('start', start),check_param('end', end)
-        self.power = check_num('power', power, lo=0)  # 0: constant, as torch's PolynomialLR
-        self.k = check_num('k', k, lo=0, lo_open=True)
+        self.power = check_num('power', power, ge=0)  # 0: constant, as torch's PolynomialLR
+        self.k = check_num('k', k, gt=0)
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
 
@@ -336,7 +336,7 @@ class sched_inv_sqrt(_Shape):
     _args = 'start','timescale'
     def __init__(self, start, timescale):
         self.start = check_param('start', start)
-        self.timescale = check_num('timescale', timescale, lo=0, lo_open=True)
+        self.timescale = check_num('timescale', timescale, gt=0)
         if not math.isfinite(1/self.timescale):
             raise ValueError(f"`timescale` is too small: 1/timescale is too large for a float, "
                              f"got {timescale!r}")
@@ -358,7 +358,7 @@ class warmup(_Shape):
                  prefix=True,   # run all of `sched` after the warmup, else from where it would be
                  end=None):     # value the warmup reaches; default: `sched`'s first value
         self.sched = as_schedule(sched, 'sched')
-        self.pct = check_duration('pct', pct, 0, 1, hi_open=True)
+        self.pct = check_duration('pct', pct, ge=0, lt=1)
         self.anneal = anneal = _check_shape('anneal', anneal, ('lin', 'cos', 'exp'))
         self.start = check_param('start', start)
         if anneal == 'exp' and 0 in per_group(self.start, 1):
@@ -388,8 +388,8 @@ class cos_decay(_Shape):
                  num_cycles=0.5, # cosine waves over training (transformers' `num_cycles`)
                  exponent=1.):   # power of the cosine (optax's `exponent`)
         self.start,self.end = check_param('start', start),check_param('end', end)
-        self.num_cycles = check_num('num_cycles', num_cycles, lo=0)  # 0: `start` throughout
-        self.exponent = check_num('exponent', exponent, lo=0)
+        self.num_cycles = check_num('num_cycles', num_cycles, ge=0)  # 0: `start` throughout
+        self.exponent = check_num('exponent', exponent, ge=0)
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
         k = 2*math.pi*self.num_cycles
@@ -408,9 +408,9 @@ class warmup_cos_lr_rate(_Shape):
                  lr_min=0.,            # the bottom of the cosine
                  warmup_lr_rate=None): # first warmup value over `lr_max` (default: 1/warmup_steps)
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
-        self.total_steps = check_int('total_steps', total_steps, 1)
-        self.warmup_steps = check_int('warmup_steps', warmup_steps, 0, self.total_steps)
-        self.num_cycles = check_num('num_cycles', num_cycles, lo=0)
+        self.total_steps = check_int('total_steps', total_steps, ge=1)
+        self.warmup_steps = check_int('warmup_steps', warmup_steps, ge=0, lt=self.total_steps)
+        self.num_cycles = check_num('num_cycles', num_cycles, ge=0)
         self.warmup_lr_rate = (None if warmup_lr_rate is None
                                else check_num('warmup_lr_rate', warmup_lr_rate))
         T,W,r = self.total_steps,self.warmup_steps,self.warmup_lr_rate
@@ -435,8 +435,8 @@ class warmup_cos(_Shape):
                  lr_min=0.,       # the bottom of the cosine
                  num_cycles=0.5): # cosine waves after the warmup (0.5: one half-wave down)
         self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
-        self.pct_warmup = check_duration('pct_warmup', pct_warmup, 0, 1, hi_open=True)
-        self.num_cycles = check_num('num_cycles', num_cycles, lo=0)
+        self.pct_warmup = check_duration('pct_warmup', pct_warmup, ge=0, lt=1)
+        self.num_cycles = check_num('num_cycles', num_cycles, ge=0)
         if refuse_unresolved(self): return  # built once resolved for a run
         check_span(0., self.lr_max, ('0', 'lr_max'))
         check_span(self.lr_max, self.lr_min, ('lr_max', 'lr_min'))
@@ -468,7 +468,7 @@ class wsd(_Shape):
         self.pct_decay = check_duration('pct_decay', pct_decay)
         self.decay = decay = _check_shape('decay', decay, tuple(DECAYS))
         self.warmup = _check_shape('warmup', warmup, tuple(_WARMUPS))
-        self.num_cycles = check_num('num_cycles', num_cycles, lo=0)
+        self.num_cycles = check_num('num_cycles', num_cycles, ge=0)
         if refuse_unresolved(self): return  # built once resolved for a run
         if self.pct_warmup + self.pct_decay > 1 + 1e-12:
             raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, "
@@ -494,9 +494,9 @@ class exp_decay(_Shape):
                  pct_begin=0.,    # where the decay begins, a fraction of training
                  staircase=False, # multiply by whole transitions only
                  end=None):       # the clip: a floor when decaying, a ceiling when growing
-        self.start,self.rate = check_param('start', start),check_num('rate', rate, lo=0)
-        self.pct_transition = check_num('pct_transition', pct_transition, lo=0, lo_open=True)
-        self.pct_begin = check_num('pct_begin', pct_begin, 0, 1)
+        self.start,self.rate = check_param('start', start),check_num('rate', rate, ge=0)
+        self.pct_transition = check_num('pct_transition', pct_transition, gt=0)
+        self.pct_begin = check_num('pct_begin', pct_begin, ge=0, le=1)
         _check_derived('pct_transition', pct_transition, 1/self.pct_transition, '1/pct_transition')
         self.staircase = check_bool('staircase', staircase)
         self.end = None if end is None else check_param('end', end)
@@ -562,11 +562,11 @@ class with_noise(_Shape):
                                  f"fractions of training, got {noise_range!r}")
             self.noise_range = [check_num(f'noise_range[{i}]', v) for i,v in enumerate(noise_range)]
         else: self.noise_range = check_num('noise_range', noise_range)
-        self.noise_pct = check_num('noise_pct', noise_pct, lo=0, lo_open=True)
-        self.noise_std = check_num('noise_std', noise_std, lo=0, lo_open=True)
-        self.noise_seed = check_int('noise_seed', noise_seed, lo=None)  # any int, as torch's seeds
+        self.noise_pct = check_num('noise_pct', noise_pct, gt=0)
+        self.noise_std = check_num('noise_std', noise_std, gt=0)
+        self.noise_seed = check_int('noise_seed', noise_seed, ge=None)  # any int, as torch's seeds
         self.noise_type = check_choice('noise_type', noise_type, ('normal', 'uniform'))
-        self.noise_steps = check_int('noise_steps', noise_steps, 1)
+        self.noise_steps = check_int('noise_steps', noise_steps, ge=1)
         pair = isinstance(self.noise_range, list)
         lo,hi = self.noise_range if pair else (self.noise_range, math.inf)
         self._lo = lo - EDGE_TOL

@@ -44,8 +44,8 @@ class AnnealLR(LRScheduler):
                  steps_per_epoch=None): # steps in an epoch, for durations in epochs (`'2ep'`)
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"`optimizer` must be a torch optimizer, got {optimizer!r}")
-        check_int('total_steps', total_steps, lo=1)
-        check_int('last_epoch', last_epoch, lo=-1)
+        check_int('total_steps', total_steps, ge=1)
+        check_int('last_epoch', last_epoch, ge=-1)
         if last_epoch >= 0 and not all('initial_lr' in g for g in optimizer.param_groups):
             raise ValueError(f"`last_epoch`={last_epoch!r} resumes a scheduler, but the "
                              "optimizer's param groups have no 'initial_lr' (load its state first, "
@@ -91,7 +91,7 @@ class AnnealLR(LRScheduler):
 
     def _update_lr(self, epoch=None):
         "Set the values of the next step, or of step `epoch` (a fraction too: `step(epoch + i/n)`)"
-        if epoch is not None: epoch = check_num('epoch', epoch, lo=0)
+        if epoch is not None: epoch = check_num('epoch', epoch, ge=0)
         last,frac = self.last_epoch,self._frac
         if epoch is not None: self._frac = epoch - math.floor(epoch)
         try: super()._update_lr(None if epoch is None else math.floor(epoch))  # checks, then writes
