@@ -166,7 +166,7 @@ class ParamScheduler(Callback):
         "Set every value for position `pct` (fastai's method: subclasses, like `LRFinder`, call it)"
         f = self._fit
         self._follow()
-        vals = [s._f(pct) for s in f.run.values()]
+        vals = [s.value(pct) for s in f.run.values()]
         for n,v in zip(f.run, vals): check_hyper_values(n, v, pct)
         self._write([round(v) if r else v for v,r in zip(vals, f.ints)], _OFF)
 
@@ -406,7 +406,7 @@ def _resolved(scheds, learn):
 
 def _ngroups(s):
     "How many per-group values schedule `s` gives (`None`: one value for every group)"
-    v0 = s._f(0.)
+    v0 = s.value(0.)
     return s.ngroups or (len(v0) if type(v0) is list else None)
 
 def _attr_slots(learn, n, s):
@@ -440,14 +440,14 @@ def _check_fit(f, learn):
 
 def _values(f, pos):
     "The values of the schedules of fit `f` at positions `pos` (integers rounded), checked"
-    cols = [_arr(n, s, pos) for n,s in f.run.items()]
+    cols = [_column(n, s, pos) for n,s in f.run.items()]
     cols = [np.rint(c) if r else c for c,r in zip(cols, f.ints)]
     for n,c in zip(f.run, cols): check_hyper_values(n, c, pos)
     return cols
 
-def _arr(n, s, pos):
+def _column(n, s, pos):
     "Schedule `s` of hyper-parameter `n` at positions `pos`; an error evaluating it names `n`"
-    try: return s._arr(pos)
+    try: return s.values(pos)
     except (ValueError, TypeError, ArithmeticError) as e:
         err = TypeError if isinstance(e, TypeError) else ValueError
         raise err(f"the schedule of `{n}` cannot be evaluated: {type(e).__name__}: {e}") from None

@@ -204,15 +204,15 @@ class Schedule:
         "Derive what evaluation needs from checked arguments; shapes that check split this off"
         self.__init__(*args)
 
-    # a shape writes its formula once, in numpy (`_arr`); the scalar path is derived from it
-    def _f(self, pos):
+    # a shape writes its formula once, in numpy (`values`); the scalar path is derived from it
+    def value(self, pos):
         "The value at float `pos`: a float, or a list of one per parameter group"
-        v = self._arr(np.array([pos]))[0]
+        v = self.values(np.array([pos]))[0]
         return v.tolist() if self.ngroups else float(v)
 
-    def _arr(self, pos):
+    def values(self, pos):
         "Values at the positions in the float64 array `pos`: shape `pos.shape` (+ `(ngroups,)`)"
-        vals = [self._f(p) for p in pos.ravel().tolist()]
+        vals = [self.value(p) for p in pos.ravel().tolist()]
         return np.array(vals, dtype=np.float64).reshape(pos.shape + self._gshape)
 
     @property
@@ -222,7 +222,7 @@ class Schedule:
         if type(pos) is float:  # the per-batch path: no conversions
             if pos != pos:  # +-inf are clipped by the shapes
                 raise ValueError(f"`pos` must not be NaN, got {pos!r}")
-            return _out(self._f(pos))
+            return _out(self.value(pos))
         return _eval(self, pos)
 
     def __repr__(self):
@@ -334,7 +334,7 @@ def _eval(s, pos):
     a = a.astype(np.float64)
     if a.ndim == 0: return s(float(a))
     if np.isnan(a).any(): raise ValueError(f"`pos` must not contain NaN, got {_show(pos)}")
-    return s._arr(a)
+    return s.values(a)
 
 # %% ../nbs/00_core.ipynb #c014
 # called with `(start, end)` it gives an `Annealer` schedule, with `(start, end, pos)` the value
@@ -390,7 +390,7 @@ class Annealer(Schedule):
             self._pairs = list(zip(per_group(self.start, self.ngroups),
                                    per_group(self.end, self.ngroups)))
 
-    def _f(self, pos):
+    def value(self, pos):
         f = self.formula.f
         try:
             if self.ngroups: return [f(s, e, pos) for s,e in self._pairs]
@@ -398,7 +398,7 @@ class Annealer(Schedule):
         except ArithmeticError as e:  # not ZeroDivisionError at batch 0
             raise ValueError(f"{self!r} cannot be evaluated at pos={pos!r}: {e!r}") from None
 
-    def _arr(self, pos):
+    def values(self, pos):
         s,e = self.start,self.end
         x = pos[..., None] if self.ngroups else pos
         try:
@@ -406,9 +406,9 @@ class Annealer(Schedule):
                 res = np.asarray(self.formula.f(np.asarray(s), np.asarray(e), x), dtype=np.float64)
             res = np.broadcast_to(res, pos.shape + self._gshape).copy()
         except Exception:  # a formula written for floats only (`if p < .5`, `math.cos`):
-            return super()._arr(pos)  # its errors, if any, are the scalar path's
+            return super().values(pos)  # its errors, if any, are the scalar path's
         # where numpy gives inf or NaN, the scalar path decides: the two agree
-        return res if np.isfinite(res).all() else super()._arr(pos)
+        return res if np.isfinite(res).all() else super().values(pos)
 
     def __repr__(self): return f"{self.formula!r}({_fmt(self.start)}, {_fmt(self.end)})"
     @property
@@ -478,13 +478,13 @@ class SchedPoly(Schedule):
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.start, self.end)
 
-    def _arr(self, pos): return self._lin._arr(np.maximum(pos, 0.) ** self.power)
+    def values(self, pos): return self._lin.values(np.maximum(pos, 0.) ** self.power)
 
 # %% ../nbs/00_core.ipynb #c032
 class _Fn(Schedule):
     "A plain callable of `pos` used as a schedule"
     def __init__(self, fn, name='sched'): self.fn,self.name = fn,name
-    def _f(self, pos):
+    def value(self, pos):
         try: r = self.fn(pos)
         except ArithmeticError as e:
             msg = f"`{self.name}` = {self.fn!r} cannot be evaluated at pos={pos!r}: {e!r}"
@@ -497,8 +497,8 @@ class _Fn(Schedule):
             raise TypeError(f"`{self.name}` = {self.fn!r} must return a real number "
                             f"(or one per parameter group), got {_show(r)} at pos={pos!r}")
         return float(a) if a.ndim == 0 else a.astype(np.float64).tolist()
-    def _arr(self, pos):
-        rs = [self._f(p) for p in pos.ravel().tolist()]
+    def values(self, pos):
+        rs = [self.value(p) for p in pos.ravel().tolist()]
         return np.array(rs, dtype=np.float64).reshape(pos.shape + (np.shape(rs[0]) if rs else ()))
     def __repr__(self): return repr(self.fn)
     @property
@@ -585,7 +585,7 @@ def _fill_rest(ps, given):
 def refuse_unresolved(s):
     "If schedule `s` has durations with units, make it refuse to be evaluated, and return True"
     if not units_in(s): return False
-    s._f = s._arr = functools.partial(_refuse, s)
+    s.value = s.values = functools.partial(_refuse, s)
     return True
 
 def units_in(v):
@@ -644,11 +644,11 @@ class CombineScheds(Schedule):
         # the width of each active phase
         self._w = [edges[i+1] - lo for i,lo in zip(self._active, self._lo)]
         self._cut,self._snap = phase_cuts(self._lo, self._w)
-        self._fs = [self.scheds[i]._f for i in self._active]  # for the per-batch path
+        self._fs = [self.scheds[i].value for i in self._active]  # for the per-batch path
 
     # the one scalar twin: phases (1cycle, warmups, wsd) dispatch a float to their schedules in
     # ~0.6 µs, where numpy costs ~10 µs a call (`AnnealLR.step`, `_update_val` run it a batch)
-    def _f(self, pos):
+    def value(self, pos):
         j = bisect.bisect_right(self._cut, pos) - 1
         if j < 0: j = 0
         t,e = (pos - self._lo[j]) / self._w[j],self._snap[j]
@@ -670,14 +670,14 @@ class CombineScheds(Schedule):
                              "or one must take the rest (`None`)")
         return {'scheds': [p*n_steps for p in _fill_rest(ps, self.pcts)]}
 
-    def _arr(self, pos):
+    def values(self, pos):
         j = np.maximum(np.searchsorted(self._cut, pos, side='right') - 1, 0)
         out = np.empty(pos.shape + self._gshape)
         for k,i in enumerate(self._active):
             m = j == k
             if m.any():
                 t,e = (pos[m] - self._lo[k]) / self._w[k],self._snap[k]
-                r = self.scheds[i]._arr(np.where(abs(t) < e, 0., np.where(abs(t - 1) < e, 1., t)))
+                r = self.scheds[i].values(np.where(abs(t) < e, 0., np.where(abs(t - 1) < e, 1., t)))
                 out[m] = r[:, None] if r.ndim < out.ndim - pos.ndim + 1 else r
         return out
 
@@ -819,8 +819,8 @@ class SchedOp(Schedule):
               else v if _is_group(v) else 0. for v in (self.a, self.b)]
         self.ngroups = group_count(*vs)
 
-    def _arr(self, pos):
-        a,b = [v._arr(pos) if isinstance(v, Schedule) else np.asarray(v) for v in (self.a, self.b)]
+    def values(self, pos):
+        a,b = [v.values(pos) if isinstance(v, Schedule) else np.asarray(v) for v in (self.a, self.b)]
         if self.ngroups:
             a,b = [x[..., None] if isinstance(v, Schedule) and not v.ngroups else x
                    for x,v in ((a, self.a), (b, self.b))]

@@ -44,12 +44,12 @@ def _check_shape(name, v, choices):
 
 # %% ../nbs/01_schedules.ipynb #c006
 class _Shape(Schedule):
-    "Base of named shapes: a formula in `_arr`, or `_use(s)` to take the values of schedule `s`"
+    "Base of named shapes: a formula in `values`, or `_use(s)` to take the values of schedule `s`"
     _s = None  # the schedule this shape is built from, if any
     def _use(self, s): self._s,self.ngroups = s,s.ngroups
-    def _arr(self, pos): return self._s._arr(pos)
+    def values(self, pos): return self._s.values(pos)
     # built from a schedule: its scalar path (fast for the per-batch `AnnealLR.step`)
-    def _f(self, pos): return super()._f(pos) if self._s is None else self._s._f(pos)
+    def value(self, pos): return super().value(pos) if self._s is None else self._s.value(pos)
 
 # %% ../nbs/01_schedules.ipynb #c039
 def _labelled(scheds):
@@ -103,7 +103,7 @@ class sched_crop(_Shape):
         "`sched` runs from `lo` to `hi` over this span: its whole run spans `n_steps/(hi-lo)`"
         return {'sched': n_steps / (kw['hi'] - kw['lo'])}
 
-    def _arr(self, pos): return self.sched._arr(self.lo + pos*self._w)
+    def values(self, pos): return self.sched.values(self.lo + pos*self._w)
 
 # %% ../nbs/01_schedules.ipynb #c008
 class one_cycle(_Shape):
@@ -147,7 +147,7 @@ class one_cycle(_Shape):
         if self.total_steps is None: return combine_scheds(*_cut(ends, phases, 1.))
         n = self.total_steps
         pcts,phases = _cut(_torch_ends(ends, n), phases, 1 - 1/n)
-        last = [s for w,s in zip(pcts, phases) if w > 0][-1]._f(1.)  # held past torch's last step
+        last = [s for w,s in zip(pcts, phases) if w > 0][-1].value(1.)  # held past torch's last step
         return combine_scheds(pcts + [1/n], phases + [sched_no(last, last)])
 
 def _cut(ends, phases, last):
@@ -209,7 +209,7 @@ class sgdr(_Shape):
         # the cosines go from lr_max*top to lr_min
         check_span(self.lr_min, _scale(self.lr_max, max(self._tops)), ('lr_min', 'lr_max'))
 
-    def _arr(self, pos):
+    def values(self, pos):
         i = np.maximum(np.searchsorted(self._cuts, pos, side='right') - 1, 0)
         t,e = (pos - np.take(self._starts, i)) / np.take(self._lens, i),np.take(self._snap, i)
         t = np.where(t < e, 0., np.where(t > 1 - e, 1., t))
@@ -287,12 +287,12 @@ class cyclic(_Shape):
         if self.mode == 'triangular2': return 0.5**c
         return self.gamma**x if self.mode == 'exp_range' else 1.
 
-    def _arr(self, pos):
+    def values(self, pos):
         x = pos*self.n_cycles
         c = np.floor(x + self._tol)
         t,u = np.maximum(x - c, 0.),self.pct_up
         up = np.minimum(t, u)/u  # no overflow in the branch `where` drops for a tiny `pct_up`
-        return self._lin._arr(np.where(t <= u, up, (1-t)/max(1-u, 1e-300)) * self._height(x, c))
+        return self._lin.values(np.where(t <= u, up, (1-t)/max(1-u, 1e-300)) * self._height(x, c))
 
 # %% ../nbs/01_schedules.ipynb #c020
 class sched_step(_Shape):
@@ -313,7 +313,7 @@ class sched_step(_Shape):
         self.ngroups = group_count(self.start)
         self._cuts = [p - EDGE_TOL for p in self.pcts]  # a position on a milestone is past it
 
-    def _arr(self, pos):
+    def values(self, pos):
         k = self.gamma ** np.searchsorted(self._cuts, pos, side='right').astype(np.float64)
         return np.asarray(self.start) * (k[..., None] if self.ngroups else k)
 
@@ -328,7 +328,7 @@ class sched_poly(_Shape):
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
 
-    def _arr(self, pos): return self._lin._arr((1 - np.clip(pos, 0., 1.)**self.k) ** self.power)
+    def values(self, pos): return self._lin.values((1 - np.clip(pos, 0., 1.)**self.k) ** self.power)
 
 # %% ../nbs/01_schedules.ipynb #c025
 class sched_inv_sqrt(_Shape):
@@ -342,7 +342,7 @@ class sched_inv_sqrt(_Shape):
                              f"got {timescale!r}")
         self.ngroups = group_count(self.start)
 
-    def _arr(self, pos):
+    def values(self, pos):
         k = 1/np.sqrt(1 + np.maximum(pos, 0.)/self.timescale)
         return np.asarray(self.start) * (k[..., None] if self.ngroups else k)
 
@@ -370,7 +370,7 @@ class warmup(_Shape):
         rest = self.sched if prefix else sched_crop(self.sched, self.pct, 1.)
         # the crop is part of this warmup: not a level of its own
         rest._depth = sched_depth(self.sched)
-        top = self.sched._f(0.) if end is None else self.end
+        top = self.sched.value(0.) if end is None else self.end
         warm = _ANNEAL[anneal](self.start, top)
         self._use(combine_scheds([self.pct, 1-self.pct], [warm, rest]))
 
@@ -395,7 +395,7 @@ class cos_decay(_Shape):
         k = 2*math.pi*self.num_cycles
         self._k = _check_derived('num_cycles', num_cycles, k, '2*pi*num_cycles')
 
-    def _arr(self, pos): return self._lin._arr((0.5 * (1 + np.cos(self._k*pos))) ** self.exponent)
+    def values(self, pos): return self._lin.values((0.5 * (1 + np.cos(self._k*pos))) ** self.exponent)
 
 class warmup_cos_lr_rate(_Shape):
     "transformers' `get_cosine_with_min_lr_schedule_with_warmup_lr_rate` at `k/total_steps`"
@@ -418,7 +418,7 @@ class warmup_cos_lr_rate(_Shape):
         # step k of the decay: progress (k+1-W)/(T-W), 1 at step T-1
         a,top = (1/max(W, 1), 1.) if r is None else (r, 1. if W > 1 else r)
         down = cos_decay(self.lr_max, self.lr_min, self.num_cycles)
-        last = down._f(1.)
+        last = down.value(1.)
         self._use(combine_scheds([max(W-1, 0)/T, min(W, 1)/T, (T-1-W)/T, 1/T],
                                  [sched_lin(_scale(self.lr_max, a), _scale(self.lr_max, top)),
                                   sched_no(_scale(self.lr_max, top), 0.),
@@ -510,7 +510,7 @@ class exp_decay(_Shape):
         self._clip = None if end is None else (np.maximum if self.rate < 1 else np.minimum)
         self._tol = EDGE_TOL / self.pct_transition  # a position on a transition's end is past it
 
-    def _arr(self, pos):
+    def values(self, pos):
         d = pos - self.pct_begin
         p = np.maximum(d, 0.) / self.pct_transition
         if self.staircase: p = np.floor(p + self._tol)
@@ -529,7 +529,7 @@ class sched_tanh(_Shape):
         self.ub = check_num('ub', ub)
         self.ngroups,self._lin = group_count(self.start, self.end),sched_lin(self.end, self.start)
 
-    def _arr(self, pos): return self._lin._arr(0.5 * (1 - np.tanh(self.lb*(1-pos) + self.ub*pos)))
+    def values(self, pos): return self._lin.values(0.5 * (1 - np.tanh(self.lb*(1-pos) + self.ub*pos)))
 
 # %% ../nbs/01_schedules.ipynb #i10b011
 _M1,_M2,_GOLD = np.uint64(0xBF58476D1CE4E5B9),np.uint64(0x94D049BB133111EB),0x9E3779B97F4A7C15
@@ -590,9 +590,9 @@ class with_noise(_Shape):
         inside = (pos >= self._lo) & (pos < self._hi)
         return np.where(inside, np.clip(n, -self.noise_pct, self.noise_pct), 0.)
 
-    def _arr(self, pos):
+    def values(self, pos):
         k = 1 + self.noise(pos)
-        return self.sched._arr(pos) * (k[..., None] if self.ngroups else k)
+        return self.sched.values(pos) * (k[..., None] if self.ngroups else k)
 
 
 # %% ../nbs/01_schedules.ipynb #i10b014

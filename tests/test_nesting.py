@@ -157,7 +157,7 @@ def test_custom_schedule_class_deep_chain_refused():
     class Hold(Schedule):
         _args = 's',
         def __init__(self, s): self.s = s
-        def _f(self, pos): return 0.
+        def value(self, pos): return 0.
     s = LEAF
     for _ in range(3000): s = Hold(s)
     with pytest.raises(ValueError, match='MAX_DEPTH'): combine_scheds([1.], [s])

@@ -23,12 +23,12 @@ def test_repr_writes_values_by_position_the_rest_by_keyword():
         assert repr(eval(r)) == r
 
 def _both(mod):
-    "Schedule classes of `mod` that write both a scalar `_f` and an array `_arr`"
+    "Schedule classes of `mod` that write both a scalar `value` and an array `values`"
     return {n for n,c in vars(mod).items() if isinstance(c, type) and issubclass(c, Schedule)
-            and c.__module__ == mod.__name__ and {'_f', '_arr'} <= set(vars(c))}
+            and c.__module__ == mod.__name__ and {'value', 'values'} <= set(vars(c))}
 
 def test_each_formula_written_once():
-    # Schedule derives `_f` from `_arr`; Annealer runs its one formula on floats or arrays; _Fn wraps a
+    # Schedule derives `value` from `values`; Annealer runs its one formula on floats or arrays; _Fn wraps a
     # callable of a float; _Shape hands both to the schedule it is built from; CombineScheds is the one
     # scalar twin (its phase lookup), for the per-step path of 1cycle, warmups and wsd
     assert _both(core) == {'Schedule', 'Annealer', '_Fn', 'CombineScheds'}
