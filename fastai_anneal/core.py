@@ -16,9 +16,9 @@ from matplotlib.axes import Axes
 # %% auto #0
 __all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'EDGE_TOL', 'MAX_CONFIG_SIZE', 'check_num', 'check_int',
            'check_choice', 'check_param', 'check_finite_values', 'is_duration', 'check_duration', 'duration_steps',
-           'steps_of', 'check_bool', 'Schedule', 'Formula', 'annealer', 'Annealer', 'sched_lin', 'sched_cos',
-           'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'check_nesting', 'phase_edges', 'phase_cuts',
-           'CombineScheds', 'combine_scheds', 'combined_cos', 'cos_phases', 'sched_from_dict', 'SchedOp']
+           'steps_of', 'check_bool', 'Schedule', 'units_in', 'Formula', 'annealer', 'Annealer', 'sched_lin',
+           'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'check_nesting', 'phase_edges',
+           'phase_cuts', 'CombineScheds', 'combine_scheds', 'combined_cos', 'cos_phases', 'sched_from_dict', 'SchedOp']
 
 # %% ../nbs/00_core.ipynb #i9a005
 _shower = reprlib.Repr()
@@ -190,94 +190,51 @@ def plot_groups(ax, x, y, label=None):
 class Schedule:
     "Base class of schedules: a pure, picklable function of training progress `pos` in [0, 1]"
     _args = ()
-    # number of parameter groups the values are for; `None`: one value for every group
-    ngroups = None
-
-    @classmethod
-    def _build(cls, *args):
-        "An instance from arguments checked already (internal builders): `_setup` without checks"
-        s = cls.__new__(cls)
-        s._setup(*args)
-        return s
-
-    def _setup(self, *args):
-        "Derive what evaluation needs from checked arguments; shapes that check split this off"
-        self.__init__(*args)
-
-    # a shape writes its formula once, in numpy (`values`); the scalar path is derived from it
-    def value(self, pos):
-        "The value at float `pos`: a float, or a list of one per parameter group"
-        v = self.values(np.array([pos]))[0]
-        return v.tolist() if self.ngroups else float(v)
+    ngroups = None  # parameter groups the values are for; `None`: one value for every group
 
     def values(self, pos):
-        "Values at the positions in the float64 array `pos`: shape `pos.shape` (+ `(ngroups,)`)"
+        "Values at the float64 array `pos`: shape `pos.shape` (+ `(ngroups,)`); shapes write this"
         vals = [self.value(p) for p in pos.ravel().tolist()]
         return np.array(vals, dtype=np.float64).reshape(pos.shape + self._gshape)
-
+    def value(self, pos):
+        "The value at float `pos`, from `values`: a float, or a list of one per parameter group"
+        v = self.values(np.array([pos]))[0]
+        return v.tolist() if self.ngroups else float(v)
     @property
     def _gshape(self): return () if self.ngroups is None else (self.ngroups,)
-
+    @functools.cached_property
+    def _unresolved(self): return bool(units_in(self))  # durations with units: resolve first
     def __call__(self, pos):
+        if self._unresolved: _refuse(self)
         if type(pos) is float:  # the per-batch path: no conversions
-            if pos != pos:  # +-inf are clipped by the shapes
-                raise ValueError(f"`pos` must not be NaN, got {pos!r}")
+            if pos != pos: raise ValueError(f"`pos` must not be NaN, got {pos!r}")  # +-inf: clipped
             return _out(self.value(pos))
         return _eval(self, pos)
-
-    def __repr__(self):
-        "Python source: the leading values by position, other arguments by keyword unless default"
-        args,kw = [],False
-        for a in self._args:
-            v,d = getattr(self, a),_defaults(type(self)).get(a, _REQUIRED)
-            kw = kw or a not in _VALUES or d is not _REQUIRED
-            if not kw: args.append(_fmt(v))
-            elif d is _REQUIRED or not _same(v, d): args.append(f'{a}={_fmt(v)}')
-        return f"{type(self).__name__}({', '.join(args)})"
-
+    def __repr__(self): return _source(self)
     @property
-    def label(self):
-        "A short name for legends and titles: the name of the shape"
-        return type(self).__name__
-
-    # `__setstate__` re-runs `__init__`, which derives the rest
-    def __getstate__(self):
-        "Pickle the constructor arguments only"
+    def label(self): return type(self).__name__  # a short name for legends and titles
+    def to_dict(self): return _config(self)  # JSON-safe; `sched_from_dict` turns it back
+    def __getstate__(self):  # the constructor arguments: `__setstate__` re-runs `__init__`
         return {a: getattr(self, a) for a in self._args} if self._args else self.__dict__
     def __setstate__(self, d):
         if self._args: self.__init__(**d)
         else: self.__dict__.update(d)
-
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith('_'): _schedules[cls.__name__] = cls  # for `sched_from_dict`
-
-    def to_dict(self):
-        "A JSON-safe `{'type': name, **args}` that `sched_from_dict` turns back into this schedule"
-        if not self._args:
-            raise ValueError(f"{self!r} cannot be serialised: {type(self).__name__} has no `_args`")
-        args = {a: _to_json(getattr(self, a), a) for a in self._args}
-        return {'type': type(self).__name__, **args}
-
+        if not cls.__name__.startswith('_'): _schedules[cls.__name__] = cls  # by name, for configs
     def resolve(self,
                 n_steps,               # steps in the run (batches, or optimizer steps)
                 steps_per_epoch=None): # steps in an epoch, for durations in epochs ('2ep')
         "This schedule for a run of `n_steps` steps: its durations with units become fractions"
         n_steps,steps_per_epoch = _check_run(n_steps, steps_per_epoch)
         return _resolve(self, n_steps, steps_per_epoch, n_steps)
-
-    def _spans(self, kw, n_steps):
-        "Steps each schedule argument spans when this one spans `n_steps` (own durations in `kw`)"
-        return {}  # all of them: they run over this schedule's whole span
-
-    # arithmetic gives `SchedOp`s: products are torch's `ChainedScheduler`
-    def __mul__(self, o): return SchedOp('*', self, o)
+    def _spans(self, kw, n_steps): return {}  # steps each argument spans: all of this one's
+    def __mul__(self, o): return SchedOp('*', self, o)  # products are torch's `ChainedScheduler`
     def __rmul__(self, o): return SchedOp('*', o, self)
     def __add__(self, o): return SchedOp('+', self, o)
     def __radd__(self, o): return SchedOp('+', o, self)
     def __sub__(self, o): return _sub(self, o)
-    def __rsub__(self, o):
-        return _sub(o, self) if isinstance(o, Schedule) else SchedOp('+', o, -self)
+    def __rsub__(self, o): return _sub(o, self)
     def __neg__(self): return SchedOp('*', -1., self)
     def __truediv__(self, o): return _div(self, o)
     __array_ufunc__ = None  # `np.array([1, 2]) * s` is `s.__rmul__`, not an array of schedules
@@ -288,17 +245,10 @@ class Schedule:
                 steps_per_epoch=None, # steps in an epoch, for durations in epochs
                 return_fig=False):    # return the figure
         "Draw the values this schedule takes over `n_steps` training steps, titled with its name"
-        n_steps = check_int('n_steps', n_steps, ge=1)
-        ax = check_ax(ax)
-        y = self.resolve(n_steps, steps_per_epoch)(np.arange(n_steps) / n_steps)
-        if ax is None: _,ax = plt.subplots(figsize=(6, 4))
-        plot_groups(ax, np.arange(n_steps), y)
-        if y.ndim > 1: ax.legend(fontsize='small')
-        ax.set_xlabel('step')
-        ax.set_title(self.label)
-        if return_fig: return ax.figure
+        return _preview(self, n_steps, ax, steps_per_epoch, return_fig)
 
-_schedules = {}  # schedule classes by name
+# %% ../nbs/00_core.ipynb #sched-helpers
+_schedules = {}  # schedule classes by name, for `sched_from_dict`
 # the values a schedule goes through (and the schedules it runs): `repr` writes them by position
 _VALUES = 'start','end','lr_max','base','peak','sched','pcts','scheds'
 _REQUIRED = inspect.Parameter.empty
@@ -311,6 +261,49 @@ def _defaults(cls):
 def _same(v, d):
     "Is argument value `v` the default `d` (a number, string, bool or None)?"
     return not isinstance(v, (list, Schedule)) and (type(v) is bool) == (type(d) is bool) and v == d
+
+def _source(s):
+    "Python source for schedule `s`: leading values by position, other arguments by keyword"
+    args,kw = [],False
+    for a in s._args:
+        v,d = getattr(s, a),_defaults(type(s)).get(a, _REQUIRED)
+        kw = kw or a not in _VALUES or d is not _REQUIRED
+        if not kw: args.append(_fmt(v))
+        elif d is _REQUIRED or not _same(v, d): args.append(f'{a}={_fmt(v)}')  # defaults left out
+    return f"{type(s).__name__}({', '.join(args)})"
+
+def _config(s):
+    "A JSON-safe `{'type': name, **args}` that `sched_from_dict` turns back into schedule `s`"
+    if not s._args:
+        raise ValueError(f"{s!r} cannot be serialised: {type(s).__name__} has no `_args`")
+    args = {a: _to_json(getattr(s, a), a) for a in s._args}
+    return {'type': type(s).__name__, **args}
+
+def units_in(v):
+    "The durations with units in `v`: a schedule's argument, or a schedule (through its arguments)"
+    if is_duration(v): return [v]
+    if isinstance(v, (list, tuple)): return [u for o in v for u in units_in(o)]
+    if isinstance(v, Schedule): return [u for a in v._args for u in units_in(getattr(v, a))]
+    return []
+
+# %% ../nbs/00_core.ipynb #sched-helpers2
+def _trusted(cls, *args):
+    "A `cls` from arguments checked already (internal builders): its `_setup`, without checks"
+    s = cls.__new__(cls)
+    s._setup(*args)
+    return s
+
+def _preview(s, n_steps, ax, steps_per_epoch, return_fig):
+    "Draw schedule `s` over `n_steps` training steps: `Schedule.preview`"
+    n_steps = check_int('n_steps', n_steps, ge=1)
+    ax = check_ax(ax)
+    y = s.resolve(n_steps, steps_per_epoch)(np.arange(n_steps) / n_steps)
+    if ax is None: _,ax = plt.subplots(figsize=(6, 4))
+    plot_groups(ax, np.arange(n_steps), y)
+    if y.ndim > 1: ax.legend(fontsize='small')
+    ax.set_xlabel('step')
+    ax.set_title(s.label)
+    if return_fig: return ax.figure
 
 # %% ../nbs/00_core.ipynb #c012
 def _out(v): return np.array(v) if _is_group(v) else v
@@ -554,7 +547,8 @@ def sched_depth(s):
     return s._depth
 
 # %% ../nbs/00_core.ipynb #i11c003
-def _refuse(s, pos):
+def _refuse(s):
+    "Refuse to evaluate schedule `s`, which has durations with units"
     raise ValueError(f"{s!r} has durations with units ({', '.join(map(repr, units_in(s)))}): "
                      "resolve it for a run first with `.resolve(n_steps, steps_per_epoch)` "
                      "(`ParamScheduler` and `AnnealLR` do)")
@@ -580,20 +574,6 @@ def _fill_rest(ps, given):
         raise ValueError("`pcts` must sum to at most 1 besides the phase that takes the rest, "
                          f"got {given!r} (sum {total!r})")
     return [max(1 - total, 0.) if p is None else p for p in ps]
-
-# %% ../nbs/00_core.ipynb #x0069
-def refuse_unresolved(s):
-    "If schedule `s` has durations with units, make it refuse to be evaluated, and return True"
-    if not units_in(s): return False
-    s.value = s.values = functools.partial(_refuse, s)
-    return True
-
-def units_in(v):
-    "The durations with units in `v`: a schedule's argument, or a schedule (through its arguments)"
-    if is_duration(v): return [v]
-    if isinstance(v, (list, tuple)): return [u for o in v for u in units_in(o)]
-    if isinstance(v, Schedule): return [u for a in v._args for u in units_in(getattr(v, a))]
-    return []
 
 # %% ../nbs/00_core.ipynb #c033
 # positions closer than this to a phase edge are on it
@@ -636,7 +616,10 @@ class CombineScheds(Schedule):
         "Find the phases' edges from checked `pcts` and `scheds`"
         self.pcts,self.scheds = pcts,scheds
         self.ngroups = group_count(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
-        if refuse_unresolved(self): return  # evaluated once resolved for a run
+        if not units_in(self): self._index_phases()  # else indexed by `.resolve`
+
+    def _index_phases(self):
+        "Where each phase starts, how wide it is, and the cuts `value` bisects"
         edges = phase_edges(self.pcts)
         # phases of length 0 (in floats) are never active
         self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]
@@ -708,8 +691,9 @@ def combined_cos(pct, start, middle, end):
 
 def cos_phases(pct, start, middle, end):
     "`combined_cos` of checked arguments, built without checking them again"
-    phases = [Annealer._build(sched_cos, start, middle), Annealer._build(sched_cos, middle, end)]
-    return CombineScheds._build([pct, None] if is_duration(pct) else [pct, 1-pct], phases)
+    phases = [_trusted(Annealer, sched_cos, start, middle),
+              _trusted(Annealer, sched_cos, middle, end)]
+    return _trusted(CombineScheds, [pct, None] if is_duration(pct) else [pct, 1-pct], phases)
 
 # %% ../nbs/00_core.ipynb #c040
 def _to_json(v, name):

@@ -10,7 +10,7 @@ import math, numbers
 import numpy as np, torch
 import matplotlib.pyplot as plt
 from .core import *
-from .core import group_count, per_group, sched_depth, check_span, refuse_unresolved
+from .core import group_count, per_group, sched_depth, check_span, units_in
 from .core import check_ax, plot_groups
 
 # %% auto #0
@@ -129,8 +129,7 @@ class one_cycle(_Shape):
                              f"got pct_final={pct_final!r} with three_phase=False")
         self.pct_final = None if pct_final is None else check_duration('pct_final', pct_final)
         self.total_steps = None if total_steps is None else check_int('total_steps', total_steps, ge=1)
-        if refuse_unresolved(self): return  # built once resolved for a run
-        self._use(self._phases())
+        if not units_in(self): self._use(self._phases())  # else built by `.resolve`
 
     def _phases(self):
         "The phases as torch builds them: one running past the end of training is cut there"
@@ -254,8 +253,11 @@ class cyclic(_Shape):
             raise ValueError(f"`gamma`={gamma!r} over {n_cycles!r} cycles makes values too large "
                              f"for floats (height x gamma**n_cycles)")
         self.scale_fn = check_nesting('scale_fn', scale_fn)
-        if refuse_unresolved(self): return  # built once resolved for a run
-        if scale_fn is not None: self._check_scale_fn()
+        if not units_in(self): self._prepare()  # else prepared by `.resolve`
+
+    def _prepare(self):
+        "What evaluation needs, once `scale_fn` has no durations with units"
+        if self.scale_fn is not None: self._check_scale_fn()
         # positions within EDGE_TOL of a cycle's end start the next cycle
         self._tol = EDGE_TOL * self.n_cycles
         self._lin = sched_lin(self.base, self.peak)
@@ -366,13 +368,16 @@ class warmup(_Shape):
         self.prefix = check_bool('prefix', prefix)
         self.end = None if end is None else check_param('end', end)
         self.ngroups = self.sched.ngroups
-        if refuse_unresolved(self): return  # built once resolved for a run
-        rest = self.sched if prefix else sched_crop(self.sched, self.pct, 1.)
+        if not units_in(self): self._use(self._phases())  # else built by `.resolve`
+
+    def _phases(self):
+        "The warmup, then `sched` (all of it if `prefix`, else its part after `pct`)"
+        rest = self.sched if self.prefix else sched_crop(self.sched, self.pct, 1.)
         # the crop is part of this warmup: not a level of its own
         rest._depth = sched_depth(self.sched)
-        top = self.sched.value(0.) if end is None else self.end
-        warm = _ANNEAL[anneal](self.start, top)
-        self._use(combine_scheds([self.pct, 1-self.pct], [warm, rest]))
+        top = self.sched.value(0.) if self.end is None else self.end
+        warm = _ANNEAL[self.anneal](self.start, top)
+        return combine_scheds([self.pct, 1-self.pct], [warm, rest])
 
     def _spans(self, kw, n_steps):
         "`sched` spans what the warmup leaves (all of the span if not `prefix`)"
@@ -434,15 +439,19 @@ class warmup_cos(_Shape):
                  pct_warmup=0.1,  # the warmup: a fraction of training, or '500ba', '2ep'
                  lr_min=0.,       # the bottom of the cosine
                  num_cycles=0.5): # cosine waves after the warmup (0.5: one half-wave down)
-        self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
+        self.lr_max = check_param('lr_max', lr_max)
+        self.lr_min = check_param('lr_min', lr_min)
         self.pct_warmup = check_duration('pct_warmup', pct_warmup, ge=0, lt=1)
         self.num_cycles = check_num('num_cycles', num_cycles, ge=0)
-        if refuse_unresolved(self): return  # built once resolved for a run
+        if not units_in(self): self._use(self._phases())  # else built by `.resolve`
+
+    def _phases(self):
+        "A linear rise from 0, then the cosine down"
         check_span(0., self.lr_max, ('0', 'lr_max'))
         check_span(self.lr_max, self.lr_min, ('lr_max', 'lr_min'))
         up = sched_lin(0., self.lr_max)
         down = _cos_decay(self.lr_max, self.lr_min, self.num_cycles)
-        self._use(combine_scheds([self.pct_warmup, 1-self.pct_warmup], [up, down]))
+        return combine_scheds([self.pct_warmup, 1-self.pct_warmup], [up, down])
 
 def _cos_decay(start, end, num_cycles):
     "fastai's cosine for half a cycle, else `cos_decay`"
@@ -469,16 +478,20 @@ class wsd(_Shape):
         self.decay = decay = _check_shape('decay', decay, tuple(DECAYS))
         self.warmup = _check_shape('warmup', warmup, tuple(_WARMUPS))
         self.num_cycles = check_num('num_cycles', num_cycles, ge=0)
-        if refuse_unresolved(self): return  # built once resolved for a run
+        if not units_in(self): self._use(self._phases())  # else built by `.resolve`
+
+    def _phases(self):
+        "The warmup, the stable phase at `lr_max` and the decay"
         if self.pct_warmup + self.pct_decay > 1 + 1e-12:
             raise ValueError(f"`pct_warmup` + `pct_decay` must be <= 1, "
-                             f"got {pct_warmup!r} + {pct_decay!r}")
+                             f"got {self.pct_warmup!r} + {self.pct_decay!r}")
         hi,lo = self.lr_max,self.lr_min
         check_span(lo, hi, ('lr_min', 'lr_max'))
-        down = _cos_decay(hi, lo, self.num_cycles) if decay == 'cosine' else DECAYS[decay](hi, lo)
+        decay = DECAYS[self.decay]
+        down = _cos_decay(hi, lo, self.num_cycles) if self.decay == 'cosine' else decay(hi, lo)
         stable = max(1 - self.pct_warmup - self.pct_decay, 0.)
-        self._use(combine_scheds([self.pct_warmup, stable, self.pct_decay],
-                                 [_WARMUPS[self.warmup](lo, hi), sched_no(hi, hi), down]))
+        return combine_scheds([self.pct_warmup, stable, self.pct_decay],
+                              [_WARMUPS[self.warmup](lo, hi), sched_no(hi, hi), down])
 
 # %% ../nbs/01_schedules.ipynb #x0173
 DECAYS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: SchedPoly(s, e, 0.5)}
