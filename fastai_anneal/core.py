@@ -596,25 +596,53 @@ def phase_cuts(los, ws):
     cuts = [lo - min(t, tp) for lo,t,tp in zip(los, tols, [math.inf] + tols)]
     return cuts,[t/w for t,w in zip(tols, ws)]
 
+# %% ../nbs/00_core.ipynb #phase-checks
+def _as_list(name, v):
+    "Sequence `v` (a list, tuple, array, 1-d tensor or fastcore `L`) as a list"
+    if isinstance(v, (torch.Tensor, np.ndarray)):
+        if v.ndim == 1: return v.tolist()
+        raise TypeError(f"`{name}` must be a list or a 1-d array, got {_show(v)}")
+    seq = isinstance(v, Iterable) and hasattr(v, '__len__')
+    if isinstance(v, (str, bytes, dict)) or not seq:
+        raise TypeError(f"`{name}` must be a list, got {_show(v)}")
+    return list(v)
+
+def _check_phases(pcts, scheds):
+    "`pcts` and `scheds` checked: lists of one fraction (or duration) and one schedule per phase"
+    pcts,scheds = _as_list('pcts', pcts),_as_list('scheds', scheds)
+    if len(pcts) == 0: raise ValueError(f"`pcts` must not be empty, got {pcts!r}")
+    if len(pcts) != len(scheds):
+        raise ValueError("`pcts` and `scheds` must have the same length, "
+                         f"got {len(pcts)} pcts and {len(scheds)} scheds")
+    scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
+    # fractions summing to 1, or with units and a phase taking the rest: see "Durations with units"
+    return _check_pcts(pcts),scheds
+
+def _phase_spans(ps, given, n_steps):
+    "Steps each phase of fractions `ps` (`None`: the rest) spans in `n_steps`; `given` as written"
+    total = math.fsum(p for p in ps if p is not None)
+    if total > 1 + 1e-9:
+        raise ValueError(f"the phases pcts={given!r} add up to more than the run "
+                         f"({n_steps:.10g} steps)")
+    if None not in ps and abs(total - 1) > 1e-9:
+        raise ValueError(f"the phases pcts={given!r} must add up to the run "
+                         f"({n_steps:.10g} steps), "
+                         "or one must take the rest (`None`)")
+    return [p*n_steps for p in _fill_rest(ps, given)]
+
+# %% ../nbs/00_core.ipynb #combine-scheds
 class CombineScheds(Schedule):
     "Run `scheds[i]` over the fraction `pcts[i]` of training (the fractions sum to 1)"
     _args = 'pcts','scheds'
     def __init__(self,
                  pcts,     # fractions of training (or durations like '500ba', or `None`: the rest)
                  scheds):  # one schedule per phase
-        pcts,scheds = _as_list('pcts', pcts),_as_list('scheds', scheds)
-        if len(pcts) == 0: raise ValueError(f"`pcts` must not be empty, got {pcts!r}")
-        if len(pcts) != len(scheds):
-            raise ValueError("`pcts` and `scheds` must have the same length, "
-                             f"got {len(pcts)} pcts and {len(scheds)} scheds")
-        # fractions summing to 1, or with units and a phase taking the rest:
-        # see "Durations with units"
-        scheds = [as_schedule(s, f'scheds[{i}]') for i,s in enumerate(scheds)]
-        self._setup(_check_pcts(pcts), scheds)
+        self._setup(*_check_phases(pcts, scheds))
 
     def _setup(self, pcts, scheds):
         "Find the phases' edges from checked `pcts` and `scheds`"
-        self.pcts,self.scheds = pcts,scheds
+        self.pcts = pcts
+        self.scheds = scheds
         self.ngroups = group_count(*[[0.]*s.ngroups if s.ngroups else 0. for s in self.scheds])
         if not units_in(self): self._index_phases()  # else indexed by `.resolve`
 
@@ -624,10 +652,13 @@ class CombineScheds(Schedule):
         # phases of length 0 (in floats) are never active
         self._active = [i for i in range(len(self.pcts)) if edges[i+1] > edges[i]]
         self._lo = [edges[i] for i in self._active]
-        # the width of each active phase
-        self._w = [edges[i+1] - lo for i,lo in zip(self._active, self._lo)]
+        self._w = [edges[i+1] - lo for i,lo in zip(self._active, self._lo)]  # their widths
         self._cut,self._snap = phase_cuts(self._lo, self._w)
         self._fs = [self.scheds[i].value for i in self._active]  # for the per-batch path
+
+    def _spans(self, kw, n_steps):
+        "Steps each phase spans (its schedule resolves its durations within it); they fill the span"
+        return {'scheds': _phase_spans(kw['pcts'], self.pcts, n_steps)}
 
     # the one scalar twin: phases (1cycle, warmups, wsd) dispatch a float to their schedules in
     # ~0.6 µs, where numpy costs ~10 µs a call (`AnnealLR.step`, `_update_val` run it a batch)
@@ -640,19 +671,6 @@ class CombineScheds(Schedule):
         v = self._fs[j](t)
         return [v]*self.ngroups if self.ngroups and type(v) is not list else v
 
-    def _spans(self, kw, n_steps):
-        "Steps each phase spans (its schedule resolves its durations within it); they fill the span"
-        ps = kw['pcts']
-        total = math.fsum(p for p in ps if p is not None)
-        if total > 1 + 1e-9:
-            raise ValueError(f"the phases pcts={self.pcts!r} add up to more than the run "
-                             f"({n_steps:.10g} steps)")
-        if None not in ps and abs(total - 1) > 1e-9:
-            raise ValueError(f"the phases pcts={self.pcts!r} must add up to the run "
-                             f"({n_steps:.10g} steps), "
-                             "or one must take the rest (`None`)")
-        return {'scheds': [p*n_steps for p in _fill_rest(ps, self.pcts)]}
-
     def values(self, pos):
         j = np.maximum(np.searchsorted(self._cut, pos, side='right') - 1, 0)
         out = np.empty(pos.shape + self._gshape)
@@ -663,16 +681,6 @@ class CombineScheds(Schedule):
                 r = self.scheds[i].values(np.where(abs(t) < e, 0., np.where(abs(t - 1) < e, 1., t)))
                 out[m] = r[:, None] if r.ndim < out.ndim - pos.ndim + 1 else r
         return out
-
-def _as_list(name, v):
-    "Sequence `v` (a list, tuple, array, 1-d tensor or fastcore `L`) as a list"
-    if isinstance(v, (torch.Tensor, np.ndarray)):
-        if v.ndim == 1: return v.tolist()
-        raise TypeError(f"`{name}` must be a list or a 1-d array, got {_show(v)}")
-    seq = isinstance(v, Iterable) and hasattr(v, '__len__')
-    if isinstance(v, (str, bytes, dict)) or not seq:
-        raise TypeError(f"`{name}` must be a list, got {_show(v)}")
-    return list(v)
 
 def combine_scheds(pcts, scheds):
     "Combine `scheds` according to `pcts` in one schedule"

@@ -105,6 +105,27 @@ class sched_crop(_Shape):
 
     def values(self, pos): return self.sched.values(self.lo + pos*self._w)
 
+# %% ../nbs/01_schedules.ipynb #one-cycle-cuts
+def _cut(ends, phases, last):
+    "Widths of `phases` ending at `ends`; one past `last` is cut there, those after it are empty"
+    pcts,out,prev = [],[],0.
+    for e,s in zip(ends, phases):
+        if e > last + 1e-12 and prev < last: s = sched_crop(s, 0., (last - prev)/(e - prev))
+        e = min(e, last)
+        pcts.append(e - prev)
+        out.append(s)
+        prev = e
+    return pcts,out
+
+def _torch_ends(ends, n):
+    "Ends of `OneCycleLR`'s phases over `n` steps, as fractions: phase i ends at `pct*n - (i+1)`"
+    steps = [float(e*n) - (i+1) for i,e in enumerate(ends[:-1])] + [n - 1.]
+    reached = [min(s, n - 1.) for s in steps]  # torch cuts a phase that runs past its last step
+    if any(b < a for a,b in zip([0.] + reached, reached)):
+        raise ValueError(f"`total_steps`={n} is too few for phases ending at {ends!r}: "
+                         f"torch's OneCycleLR ends them at steps {steps!r}")
+    return [s/n for s in steps]
+
 # %% ../nbs/01_schedules.ipynb #c008
 class one_cycle(_Shape):
     "1cycle (torch's `OneCycleLR`): `lr_max/div` up to `lr_max`, then down to `lr_max/div_final`"
@@ -148,26 +169,6 @@ class one_cycle(_Shape):
         pcts,phases = _cut(_torch_ends(ends, n), phases, 1 - 1/n)
         last = [s for w,s in zip(pcts, phases) if w > 0][-1].value(1.)  # held past torch's last step
         return combine_scheds(pcts + [1/n], phases + [sched_no(last, last)])
-
-def _cut(ends, phases, last):
-    "Widths of `phases` ending at `ends`; one past `last` is cut there, those after it are empty"
-    pcts,out,prev = [],[],0.
-    for e,s in zip(ends, phases):
-        if e > last + 1e-12 and prev < last: s = sched_crop(s, 0., (last - prev)/(e - prev))
-        e = min(e, last)
-        pcts.append(e - prev)
-        out.append(s)
-        prev = e
-    return pcts,out
-
-def _torch_ends(ends, n):
-    "Ends of `OneCycleLR`'s phases over `n` steps, as fractions: phase i ends at `pct*n - (i+1)`"
-    steps = [float(e*n) - (i+1) for i,e in enumerate(ends[:-1])] + [n - 1.]
-    reached = [min(s, n - 1.) for s in steps]  # torch cuts a phase that runs past its last step
-    if any(b < a for a,b in zip([0.] + reached, reached)):
-        raise ValueError(f"`total_steps`={n} is too few for phases ending at {ends!r}: "
-                         f"torch's OneCycleLR ends them at steps {steps!r}")
-    return [s/n for s in steps]
 
 # %% ../nbs/01_schedules.ipynb #c012
 MAX_CYCLES = 10_000  # most cycles `sgdr` takes
@@ -227,6 +228,21 @@ def _vec(fn, x):
         r = np.array([fn(v) for v in x.ravel().tolist()], dtype=np.float64).reshape(x.shape)
     return r
 
+def _check_scale_fn(fn):
+    "Check that `fn` is a picklable callable of a float giving one finite number"
+    if isinstance(fn, Schedule) and fn.ngroups:
+        raise ValueError(f"`scale_fn` must give one number, got per-group {fn!r}")
+    if not callable(fn):
+        raise ValueError(f"`scale_fn` must be a schedule or a picklable callable of a float, "
+                         f"got {fn!r}")
+    try: v = fn(1.)
+    except Exception as e:
+        raise ValueError(f"`scale_fn` must be a callable of a float: "
+                         f"scale_fn(1.) raised {e!r}") from None
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        raise ValueError(f"`scale_fn` must return finite numbers, scale_fn(1.) gave {v!r}")
+
+# %% ../nbs/01_schedules.ipynb #cyclic-class
 class cyclic(_Shape):
     "Cyclic learning rates (torch's `CyclicLR`): `n_cycles` cycles from `base` to `peak` and back"
     _args = 'base','peak','n_cycles','mode','gamma','pct_up','scale_fn','scale_mode'
@@ -239,7 +255,8 @@ class cyclic(_Shape):
                  pct_up=0.5,          # the rise: a fraction of each cycle, then back down
                  scale_fn=None,       # a callable of a float scaling the height, instead of `mode`
                  scale_mode='cycle'): # 'cycle' (the cycle number) or 'iterations' (cycles done)
-        self.base,self.peak = check_param('base', base),check_param('peak', peak)
+        self.base = check_param('base', base)
+        self.peak = check_param('peak', peak)
         self.n_cycles = check_num('n_cycles', n_cycles, gt=0)
         self.mode = check_choice('mode', mode, ('triangular', 'triangular2', 'exp_range'))
         self.gamma = check_num('gamma', gamma, ge=0)
@@ -257,7 +274,7 @@ class cyclic(_Shape):
 
     def _prepare(self):
         "What evaluation needs, once `scale_fn` has no durations with units"
-        if self.scale_fn is not None: self._check_scale_fn()
+        if self.scale_fn is not None: _check_scale_fn(self.scale_fn)
         # positions within EDGE_TOL of a cycle's end start the next cycle
         self._tol = EDGE_TOL * self.n_cycles
         self._lin = sched_lin(self.base, self.peak)
@@ -265,20 +282,6 @@ class cyclic(_Shape):
     def _spans(self, kw, n_steps):
         "`scale_fn` takes a number of cycles: one of its units spans one cycle"
         return {'scale_fn': n_steps / kw['n_cycles']}
-
-    def _check_scale_fn(self):
-        fn = self.scale_fn
-        if isinstance(fn, Schedule) and fn.ngroups:
-            raise ValueError(f"`scale_fn` must give one number, got per-group {fn!r}")
-        if not callable(fn):
-            raise ValueError(f"`scale_fn` must be a schedule or a picklable callable of a float, "
-                             f"got {fn!r}")
-        try: v = fn(1.)
-        except Exception as e:
-            raise ValueError(f"`scale_fn` must be a callable of a float: "
-                             f"scale_fn(1.) raised {e!r}") from None
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-            raise ValueError(f"`scale_fn` must return finite numbers, scale_fn(1.) gave {v!r}")
 
     def _height(self, x, c):
         "Scale of the triangles at `x` cycles in cycle numbers `c` (from 0), arrays"
@@ -557,6 +560,7 @@ def _uniform(seed, i):
         z = z ^ (z >> np.uint64(31))
     return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.**-53
 
+# %% ../nbs/01_schedules.ipynb #with-noise-class
 class with_noise(_Shape):
     "`sched` times `1 + noise` inside `noise_range` (timm's lr noise), a pure function of the step"
     _args = 'sched','noise_range','noise_pct','noise_std','noise_seed','noise_type','noise_steps'
@@ -606,7 +610,6 @@ class with_noise(_Shape):
     def values(self, pos):
         k = 1 + self.noise(pos)
         return self.sched.values(pos) * (k[..., None] if self.ngroups else k)
-
 
 # %% ../nbs/01_schedules.ipynb #i10b014
 @annealer
