@@ -345,7 +345,9 @@ class Formula:
     def __repr__(self): return self.__name__
 
 # `check(start, end)`, if given, validates the arguments
-def annealer(f=None, *, check=None):
+def annealer(f=None,       # a formula `f(start, end, pos)`
+              *,
+              check=None): # checks `(start, end)` when the schedule is made
     "Decorator turning `f(start, end, pos)` into `f(start, end)`, a schedule factory"
     if f is None: return functools.partial(annealer, check=check)
     if not callable(f):
@@ -370,7 +372,10 @@ def per_group(v, n): return v if _is_group(v) else [v]*n
 # %% ../nbs/00_core.ipynb #c016
 class Annealer(Schedule):
     "Schedule `formula(start, end, pos)`; `start` and `end` are numbers or per-group arrays"
-    def __init__(self, formula, start, end):
+    def __init__(self,
+                 formula, # a function `f(start, end, pos)`, or one decorated by `annealer`
+                 start,   # value at pos=0 (a number, or one per parameter group)
+                 end):    # value at pos=1
         if not isinstance(formula, Formula): formula = Formula(formula)
         self._setup(formula, check_param('start', start), check_param('end', end))
         if formula.check: formula.check(self.start, self.end)
@@ -439,22 +444,30 @@ def check_span(start, end, names=('start', 'end')):
 
 # %% ../nbs/00_core.ipynb #c019
 @annealer(check=check_span)
-def sched_lin(start, end, pos):
+def sched_lin(start, # value at pos=0
+              end,   # value at pos=1
+              pos):  # training progress in [0, 1]
     "Linear schedule from `start` to `end`"
     return start + pos*(end-start)
 
 @annealer(check=check_span)
-def sched_cos(start, end, pos):
+def sched_cos(start, # value at pos=0
+              end,   # value at pos=1
+              pos):  # training progress in [0, 1]
     "Cosine schedule from `start` to `end`"
     return start + (1 + _cos(math.pi*(1-pos))) * (end-start) / 2
 
 @annealer
-def sched_no(start, end, pos):
+def sched_no(start, # the value throughout
+             end,   # unused: fastai's signature
+             pos):  # training progress in [0, 1]
     "Constant schedule at `start`"
     return start
 
 @annealer(check=_check_exp)
-def sched_exp(start, end, pos):
+def sched_exp(start, # value at pos=0 (not zero)
+              end,   # value at pos=1 (the same sign as `start`)
+              pos):  # training progress in [0, 1]
     "Exponential schedule from `start` to `end`"
     return start * (end/start) ** pos
 
@@ -465,8 +478,12 @@ SchedLin,SchedCos,SchedNo,SchedExp = sched_lin,sched_cos,sched_no,sched_exp
 class SchedPoly(Schedule):
     "Polynomial schedule (of `power`) from `start` to `end`: `start + (end-start) * pos**power`"
     _args = 'start','end','power'
-    def __init__(self, start, end, power):
-        self.start,self.end = check_param('start', start),check_param('end', end)
+    def __init__(self,
+                 start,  # value at pos=0 (a number, or one per parameter group)
+                 end,    # value at pos=1
+                 power): # the exponent of `pos`
+        self.start = check_param('start', start)
+        self.end = check_param('end', end)
         self.power = check_num('power', power, ge=0)  # 0: `end` throughout, as fastai's
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.start, self.end)
@@ -682,12 +699,16 @@ class CombineScheds(Schedule):
                 out[m] = r[:, None] if r.ndim < out.ndim - pos.ndim + 1 else r
         return out
 
-def combine_scheds(pcts, scheds):
+def combine_scheds(pcts,    # fractions of training (or durations like '500ba', or `None`: the rest)
+                   scheds): # one schedule per phase
     "Combine `scheds` according to `pcts` in one schedule"
     return CombineScheds(pcts, scheds)
 
 # %% ../nbs/00_core.ipynb #c034
-def combined_cos(pct, start, middle, end):
+def combined_cos(pct,    # the first phase: a fraction of training, or '500ba', '2ep'
+                 start,  # value at pos=0 (a number, or one per parameter group)
+                 middle, # value at the end of the first phase
+                 end):   # value at pos=1
     "Cosine annealing from `start`→`middle` over `pct` of training, then `middle`→`end`"
     pct = check_duration('pct', pct)
     start = check_param('start', start)
@@ -734,7 +755,7 @@ def _check_config(d):
         if isinstance(o, dict): todo += [(v, k + isinstance(v, dict), c+1) for v in o.values()]
         elif isinstance(o, list): todo += [(v, k + isinstance(v, dict), c+1) for v in o]
 
-def sched_from_dict(d):
+def sched_from_dict(d): # a dict made by `Schedule.to_dict` (from JSON too)
     "The schedule described by `d`, a dict made by `Schedule.to_dict`"
     _check_config(d)
     return _build(d)

@@ -303,7 +303,10 @@ class cyclic(_Shape):
 class sched_step(_Shape):
     "`start`, multiplied by `gamma` at each fraction of training in `pcts` (torch's `MultiStepLR`)"
     _args = 'start','pcts','gamma'
-    def __init__(self, start, pcts, gamma=0.1):
+    def __init__(self,
+                 start,      # value at pos=0 (a number, or one per parameter group)
+                 pcts,       # fractions of training where the value is multiplied by `gamma`
+                 gamma=0.1): # the factor at each of them
         self.start = check_param('start', start)
         if isinstance(pcts, (np.ndarray, torch.Tensor)): pcts = pcts.tolist()
         if not isinstance(pcts, (list, tuple)):
@@ -326,8 +329,13 @@ class sched_step(_Shape):
 class sched_poly(_Shape):
     "Polynomial decay from `start` to `end`: `end + (start-end) * (1 - pos**k)**power`"
     _args = 'start','end','power','k'
-    def __init__(self, start, end, power=1., k=1.):
-        self.start,self.end = check_param('start', start),check_param('end', end)
+    def __init__(self,
+                 start,    # value at pos=0 (a number, or one per parameter group)
+                 end,      # value at pos=1
+                 power=1., # the exponent of the decay (torch's `power`)
+                 k=1.):    # warps time: `pos**k` (timm's k-decay)
+        self.start = check_param('start', start)
+        self.end = check_param('end', end)
         self.power = check_num('power', power, ge=0)  # 0: constant, as torch's PolynomialLR
         self.k = check_num('k', k, gt=0)
         self.ngroups = group_count(self.start, self.end)
@@ -339,7 +347,9 @@ class sched_poly(_Shape):
 class sched_inv_sqrt(_Shape):
     "Inverse square root decay: `start / sqrt(1 + pos/timescale)`"
     _args = 'start','timescale'
-    def __init__(self, start, timescale):
+    def __init__(self,
+                 start,      # value at pos=0 (a number, or one per parameter group)
+                 timescale): # the fraction of training over which the value falls to start/sqrt(2)
         self.start = check_param('start', start)
         self.timescale = check_num('timescale', timescale, gt=0)
         if not math.isfinite(1/self.timescale):
@@ -539,8 +549,13 @@ class exp_decay(_Shape):
 class sched_tanh(_Shape):
     "timm's tanh from `start` to `end`: `end + (start-end)/2 * (1 - tanh(lb*(1-pos) + ub*pos))`"
     _args = 'start','end','lb','ub'
-    def __init__(self, start, end=0., lb=-7., ub=3.):
-        self.start,self.end = check_param('start', start),check_param('end', end)
+    def __init__(self,
+                 start,   # value at pos=0 (a number, or one per parameter group)
+                 end=0.,  # value at pos=1
+                 lb=-7.,  # tanh argument at the start
+                 ub=3.):  # tanh argument at the end
+        self.start = check_param('start', start)
+        self.end = check_param('end', end)
         self.lb = check_num('lb', lb)  # timm takes any pair: lb > ub rises, lb == ub is constant
         self.ub = check_num('ub', ub)
         self.ngroups,self._lin = group_count(self.start, self.end),sched_lin(self.end, self.start)
@@ -613,6 +628,8 @@ class with_noise(_Shape):
 
 # %% ../nbs/01_schedules.ipynb #i10b014
 @annealer
-def sched_rex(start, end, pos):
+def sched_rex(start, # value at pos=0
+              end,   # value at pos=1
+              pos):  # training progress in [0, 1]
     "REX (Chen et al., MLSys 2022): `end + (start-end) * (1-pos) / (0.5 + 0.5*(1-pos))`"
     return end + (start-end) * (1-pos) / (0.5 + 0.5*(1-pos))
