@@ -334,7 +334,8 @@ def _eval(s, pos):
 class Formula:
     "A formula `f(start, end, pos)` decorated by `annealer`"
     def __init__(self, f, check=None):
-        self.f,self.check = f,check
+        self.f = f
+        self.check = check
         functools.update_wrapper(self, f)
     # with `pos`, fastai's functional form `sched_lin(start, end, pos)`
     def __call__(self, start, end, pos=None):
@@ -382,7 +383,9 @@ class Annealer(Schedule):
 
     def _setup(self, formula, start, end):
         "Keep the checked `start` and `end`, paired per group"
-        self.formula,self.start,self.end = formula,start,end
+        self.formula = formula
+        self.start = start
+        self.end = end
         self.ngroups = group_count(start, end)
         if self.ngroups:
             self._pairs = list(zip(per_group(self.start, self.ngroups),

@@ -187,7 +187,8 @@ class sgdr(_Shape):
                  k=1.):           # warps time inside a cycle (timm's k-decay)
         self.n_cycles = check_int('n_cycles', n_cycles, ge=1, lt=MAX_CYCLES+1)
         self.cycle_len = check_num('cycle_len', cycle_len, gt=0)
-        self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
+        self.lr_max = check_param('lr_max', lr_max)
+        self.lr_min = check_param('lr_min', lr_min)
         self.cycle_mult = check_num('cycle_mult', cycle_mult, ge=1)
         self.cycle_decay = check_num('cycle_decay', cycle_decay, gt=0)
         self.k = check_num('k', k, gt=0)
@@ -202,7 +203,8 @@ class sgdr(_Shape):
                              f"got cycle_decay={cycle_decay!r}, n_cycles={n_cycles!r}")
         cycle_lens = [int(m)**i for i in range(n)] if m.is_integer() else [m**i for i in range(n)]
         edges = phase_edges(cycle_lens)  # exact rational sums, O(n_cycles)
-        self._starts,self._lens = edges[:-1],[b-a for a,b in zip(edges, edges[1:])]
+        self._starts = edges[:-1]
+        self._lens = [b-a for a,b in zip(edges, edges[1:])]
         # a restart's edge belongs to the new cycle
         self._cuts,self._snap = phase_cuts(self._starts, self._lens)
         self._tops = [self.cycle_decay**i for i in range(self.n_cycles)]
@@ -405,7 +407,8 @@ class cos_decay(_Shape):
                  end=0.,         # the bottom of the cosine
                  num_cycles=0.5, # cosine waves over training (transformers' `num_cycles`)
                  exponent=1.):   # power of the cosine (optax's `exponent`)
-        self.start,self.end = check_param('start', start),check_param('end', end)
+        self.start = check_param('start', start)
+        self.end = check_param('end', end)
         self.num_cycles = check_num('num_cycles', num_cycles, ge=0)  # 0: `start` throughout
         self.exponent = check_num('exponent', exponent, ge=0)
         self.ngroups = group_count(self.start, self.end)
@@ -425,7 +428,8 @@ class warmup_cos_lr_rate(_Shape):
                  num_cycles=0.5,       # cosine waves down to `lr_min` after the warmup
                  lr_min=0.,            # the bottom of the cosine
                  warmup_lr_rate=None): # first warmup value over `lr_max` (default: 1/warmup_steps)
-        self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
+        self.lr_max = check_param('lr_max', lr_max)
+        self.lr_min = check_param('lr_min', lr_min)
         self.total_steps = check_int('total_steps', total_steps, ge=1)
         self.warmup_steps = check_int('warmup_steps', warmup_steps, ge=0, lt=self.total_steps)
         self.num_cycles = check_num('num_cycles', num_cycles, ge=0)
@@ -485,7 +489,8 @@ class wsd(_Shape):
                  lr_min=0.,       # value at the start and at the end
                  warmup='linear', # shape of the warmup: 'linear', 'cosine' or '1-sqrt'
                  num_cycles=0.5): # cosine waves of a 'cosine' decay
-        self.lr_max,self.lr_min = check_param('lr_max', lr_max),check_param('lr_min', lr_min)
+        self.lr_max = check_param('lr_max', lr_max)
+        self.lr_min = check_param('lr_min', lr_min)
         self.pct_warmup = check_duration('pct_warmup', pct_warmup)
         self.pct_decay = check_duration('pct_decay', pct_decay)
         self.decay = decay = _check_shape('decay', decay, tuple(DECAYS))
@@ -520,7 +525,8 @@ class exp_decay(_Shape):
                  pct_begin=0.,    # where the decay begins, a fraction of training
                  staircase=False, # multiply by whole transitions only
                  end=None):       # the clip: a floor when decaying, a ceiling when growing
-        self.start,self.rate = check_param('start', start),check_num('rate', rate, ge=0)
+        self.start = check_param('start', start)
+        self.rate = check_num('rate', rate, ge=0)
         self.pct_transition = check_num('pct_transition', pct_transition, gt=0)
         self.pct_begin = check_num('pct_begin', pct_begin, ge=0, le=1)
         _check_derived('pct_transition', pct_transition, 1/self.pct_transition, '1/pct_transition')
@@ -558,7 +564,8 @@ class sched_tanh(_Shape):
         self.end = check_param('end', end)
         self.lb = check_num('lb', lb)  # timm takes any pair: lb > ub rises, lb == ub is constant
         self.ub = check_num('ub', ub)
-        self.ngroups,self._lin = group_count(self.start, self.end),sched_lin(self.end, self.start)
+        self.ngroups = group_count(self.start, self.end)
+        self._lin = sched_lin(self.end, self.start)
 
     def values(self, pos): return self._lin.values(0.5 * (1 - np.tanh(self.lb*(1-pos) + self.ub*pos)))
 
