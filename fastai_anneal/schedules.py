@@ -14,9 +14,9 @@ from .core import group_count, per_group, sched_depth, check_span, units_in
 from .core import check_ax, plot_groups
 
 # %% auto #0
-__all__ = ['MAX_CYCLES', 'plot_scheds', 'sched_crop', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt',
-           'warmup', 'cos_decay', 'warmup_cos_lr_rate', 'warmup_cos', 'wsd', 'exp_decay', 'sched_tanh', 'with_noise',
-           'sched_rex']
+__all__ = ['MAX_CYCLES', 'check_no_overflow', 'plot_scheds', 'sched_crop', 'one_cycle', 'sgdr', 'cyclic', 'sched_step',
+           'sched_poly', 'sched_inv_sqrt', 'warmup', 'cos_decay', 'warmup_cos_lr_rate', 'warmup_cos', 'wsd',
+           'exp_decay', 'sched_tanh', 'with_noise', 'sched_rex']
 
 # %% ../nbs/01_schedules.ipynb #c005
 def _scale(v, k):
@@ -32,6 +32,15 @@ def _check_derived(name, arg, v, what):
     if not all(math.isfinite(4*float(x)) for x in np.ravel(v)):  # Python floats: inf, not a warning
         raise ValueError(f"`{name}` = {arg!r} makes {what} = {v!r}, too large for a float")
     return v
+
+_LOG_MAX = math.log(np.finfo(np.float64).max)
+
+def check_no_overflow(name, base, n, scale=1.):
+    "Check that `scale * base**n`, made by argument `name` = `base`, fits a float (in logs)"
+    top = max(float(np.abs(np.asarray(scale, dtype=np.float64)).max()), 1e-300)
+    if base > 0 and n*math.log(base) + math.log(top) > _LOG_MAX:
+        raise ValueError(f"`{name}` = {base!r} makes values too large for a float: "
+                         f"{base!r}**{n:.10g} * {top:g}")
 
 _ANNEAL = {'lin': sched_lin, 'cos': sched_cos, 'exp': sched_exp}
 _SPELLINGS = ('lin', 'linear'),('cos', 'cosine')  # torch and transformers spell them out
@@ -172,8 +181,6 @@ class one_cycle(_Shape):
 
 # %% ../nbs/01_schedules.ipynb #c012
 MAX_CYCLES = 10_000  # most cycles `sgdr` takes
-_LOG_MAX = math.log(np.finfo(np.float64).max)
-
 class sgdr(_Shape):
     "SGDR: `n_cycles` cosines from `lr_max` to `lr_min` (torch's `CosineAnnealingWarmRestarts`)"
     _args = 'n_cycles','cycle_len','lr_max','cycle_mult','lr_min','cycle_decay','k'
@@ -194,13 +201,8 @@ class sgdr(_Shape):
         self.k = check_num('k', k, gt=0)
         self.ngroups = group_count(self.lr_max, self.lr_min)
         m,n = self.cycle_mult,self.n_cycles
-        if (n-1)*math.log(m) > _LOG_MAX:
-            raise ValueError(f"`cycle_mult`**(`n_cycles`-1) is too large for a float, "
-                             f"got cycle_mult={cycle_mult!r}, n_cycles={n_cycles!r}")
-        log_top = math.log(max(np.abs(self.lr_max).max(), 1e-300))
-        if (n-1)*math.log(self.cycle_decay) + log_top > _LOG_MAX:
-            raise ValueError(f"`cycle_decay`**(`n_cycles`-1) * `lr_max` is too large for a float, "
-                             f"got cycle_decay={cycle_decay!r}, n_cycles={n_cycles!r}")
+        check_no_overflow('cycle_mult', m, n-1)  # the last cycle's length
+        check_no_overflow('cycle_decay', self.cycle_decay, n-1, self.lr_max)  # its top
         cycle_lens = [int(m)**i for i in range(n)] if m.is_integer() else [m**i for i in range(n)]
         edges = phase_edges(cycle_lens)  # exact rational sums, O(n_cycles)
         self._starts = edges[:-1]
@@ -268,9 +270,7 @@ class cyclic(_Shape):
         check_span(self.base, self.peak, ('base', 'peak'))
         amp = max(abs(np.asarray(self.peak) - np.asarray(self.base)).max(), 1e-300)
         grows = mode == 'exp_range' and scale_fn is None and self.gamma > 1
-        if grows and self.n_cycles*math.log(self.gamma) + math.log(amp) > _LOG_MAX:
-            raise ValueError(f"`gamma`={gamma!r} over {n_cycles!r} cycles makes values too large "
-                             f"for floats (height x gamma**n_cycles)")
+        if grows: check_no_overflow('gamma', self.gamma, self.n_cycles, amp)
         self.scale_fn = check_nesting('scale_fn', scale_fn)
         if not units_in(self): self._prepare()  # else prepared by `.resolve`
 
@@ -316,10 +316,7 @@ class sched_step(_Shape):
         pcts = [check_num(f'pcts[{i}]', p, ge=0, le=1) for i,p in enumerate(pcts)]
         self.pcts = sorted(pcts)  # in any order, repeated ones counting twice: torch's MultiStepLR
         self.gamma = check_num('gamma', gamma, ge=0)
-        top = math.log(max(np.abs(self.start).max(), 1e-300))
-        if self.gamma > 0 and len(self.pcts)*math.log(self.gamma) + top > _LOG_MAX:
-            raise ValueError(f"`gamma`**{len(self.pcts)} * `start` is too large for a float, "
-                             f"got gamma={gamma!r}, start={start!r}")
+        check_no_overflow('gamma', self.gamma, len(self.pcts), self.start)
         self.ngroups = group_count(self.start)
         self._cuts = [p - EDGE_TOL for p in self.pcts]  # a position on a milestone is past it
 
@@ -533,12 +530,8 @@ class exp_decay(_Shape):
         self.staircase = check_bool('staircase', staircase)
         self.end = None if end is None else check_param('end', end)
         self.ngroups = group_count(self.start, 0. if end is None else self.end)
-        top = max(abs(np.asarray(self.start)).max(), 1e-300)
-        grows = end is None and self.rate > 1
         n_trans = (1 - self.pct_begin)/self.pct_transition  # transitions by the end of training
-        if grows and n_trans*math.log(self.rate) + math.log(top) > _LOG_MAX:
-            raise ValueError(f"`rate`={rate!r} makes values too large for floats by the end of "
-                             f"training; give an `end` to stop at")
+        if end is None: check_no_overflow('rate', self.rate, n_trans, self.start)  # else clipped
         self._clip = None if end is None else (np.maximum if self.rate < 1 else np.minimum)
         self._tol = EDGE_TOL / self.pct_transition  # a position on a transition's end is past it
 
