@@ -406,8 +406,8 @@ class Annealer(Schedule):
             with np.errstate(all='ignore'):
                 res = np.asarray(self.formula.f(np.asarray(s), np.asarray(e), x), dtype=np.float64)
             res = np.broadcast_to(res, pos.shape + self._gshape).copy()
-        except Exception:  # a formula written for floats only (`if p < .5`, `math.cos`):
-            return super().values(pos)  # its errors, if any, are the scalar path's
+        except (TypeError, ValueError, ArithmeticError):  # written for floats only (`if p < .5`,
+            return super().values(pos)  # `math.cos`): its errors, if any, are the scalar path's
         # where numpy gives inf or NaN, the scalar path decides: the two agree
         return res if np.isfinite(res).all() else super().values(pos)
 

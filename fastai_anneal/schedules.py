@@ -227,7 +227,7 @@ def _vec(fn, x):
     "`fn` (a schedule or a callable of a float) at the floats in array `x`"
     if isinstance(fn, Schedule): return np.asarray(fn(x), dtype=np.float64)
     try: r = np.asarray(fn(x), dtype=np.float64)
-    except Exception: r = None
+    except (TypeError, ValueError, ArithmeticError): r = None  # written for floats only
     if r is None or r.shape != x.shape:
         r = np.array([fn(v) for v in x.ravel().tolist()], dtype=np.float64).reshape(x.shape)
     return r
