@@ -14,9 +14,9 @@ from .core import group_count, per_group, sched_depth, check_span, units_in
 from .core import check_ax, plot_groups
 
 # %% auto #0
-__all__ = ['MAX_CYCLES', 'check_no_overflow', 'plot_scheds', 'sched_crop', 'one_cycle', 'sgdr', 'cyclic', 'sched_step',
-           'sched_poly', 'sched_inv_sqrt', 'warmup', 'cos_decay', 'warmup_cos_lr_rate', 'warmup_cos', 'wsd',
-           'exp_decay', 'sched_tanh', 'with_noise', 'sched_rex']
+__all__ = ['MAX_CYCLES', 'check_no_overflow', 'check_anneal', 'plot_scheds', 'sched_crop', 'one_cycle', 'sgdr', 'cyclic',
+           'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup', 'cos_decay', 'warmup_cos_lr_rate', 'warmup_cos',
+           'wsd', 'exp_decay', 'sched_tanh', 'with_noise', 'sched_rex']
 
 # %% ../nbs/01_schedules.ipynb #c005
 def _scale(v, k):
@@ -45,8 +45,8 @@ def check_no_overflow(name, base, n, scale=1.):
 _ANNEAL = {'lin': sched_lin, 'cos': sched_cos, 'exp': sched_exp}
 _SPELLINGS = ('lin', 'linear'),('cos', 'cosine')  # torch and transformers spell them out
 
-def _check_shape(name, v, choices):
-    "`v`, one of the shape names `choices` or another spelling of one, spelt as in `choices`"
+def check_anneal(name, v, choices):
+    "`v`, one of the annealing shapes `choices` or its other spelling, spelt as in `choices`"
     for short,long in _SPELLINGS:
         if isinstance(v, str) and v in (short, long): v = short if short in choices else long
     return check_choice(name, v, choices)
@@ -152,7 +152,7 @@ class one_cycle(_Shape):
         self.div = check_num('div', div, gt=0)
         self.div_final = check_num('div_final', div_final, gt=0)
         self.three_phase = check_bool('three_phase', three_phase)
-        self.anneal = _check_shape('anneal', anneal, ('cos', 'lin'))
+        self.anneal = check_anneal('anneal', anneal, ('cos', 'lin'))
         self.pct_start = check_duration('pct_start', pct_start)
         if pct_final is not None and not three_phase:
             raise ValueError(f"`pct_final` ends the second phase of `three_phase=True`, "
@@ -373,7 +373,7 @@ class warmup(_Shape):
                  end=None):     # value the warmup reaches; default: `sched`'s first value
         self.sched = as_schedule(sched, 'sched')
         self.pct = check_duration('pct', pct, ge=0, lt=1)
-        self.anneal = anneal = _check_shape('anneal', anneal, ('lin', 'cos', 'exp'))
+        self.anneal = anneal = check_anneal('anneal', anneal, ('lin', 'cos', 'exp'))
         self.start = check_param('start', start)
         if anneal == 'exp' and 0 in per_group(self.start, 1):
             raise ValueError(f"an exponential warmup needs a non-zero `start`, got {start!r}")
@@ -490,8 +490,8 @@ class wsd(_Shape):
         self.lr_min = check_param('lr_min', lr_min)
         self.pct_warmup = check_duration('pct_warmup', pct_warmup)
         self.pct_decay = check_duration('pct_decay', pct_decay)
-        self.decay = decay = _check_shape('decay', decay, tuple(DECAYS))
-        self.warmup = _check_shape('warmup', warmup, tuple(_WARMUPS))
+        self.decay = decay = check_anneal('decay', decay, tuple(DECAYS))
+        self.warmup = check_anneal('warmup', warmup, tuple(_WARMUPS))
         self.num_cycles = check_num('num_cycles', num_cycles, ge=0)
         if not units_in(self): self._use(self._phases())  # else built by `.resolve`
 
