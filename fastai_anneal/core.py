@@ -496,7 +496,9 @@ class SchedPoly(Schedule):
 # %% ../nbs/00_core.ipynb #c032
 class _Fn(Schedule):
     "A plain callable of `pos` used as a schedule"
-    def __init__(self, fn, name='sched'): self.fn,self.name = fn,name
+    def __init__(self, fn, name='sched'):
+        self.fn = fn
+        self.name = name
     def value(self, pos):
         try: r = self.fn(pos)
         except ArithmeticError as e:
