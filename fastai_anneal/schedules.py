@@ -148,17 +148,30 @@ class one_cycle(_Shape):
                  anneal='cos',      # 'cos' or 'lin' (or 'linear')
                  pct_final=None,    # where the second of three phases ends (default: 2*pct_start)
                  total_steps=None): # steps of torch's OneCycleLR to match step for step
-        self.lr_max = check_param('lr_max', lr_max)
-        self.div = check_num('div', div, gt=0)
-        self.div_final = check_num('div_final', div_final, gt=0)
-        self.three_phase = check_bool('three_phase', three_phase)
-        self.anneal = check_anneal('anneal', anneal, ('cos', 'lin'))
-        self.pct_start = check_duration('pct_start', pct_start)
+        lr_max = check_param('lr_max', lr_max)
+        div = check_num('div', div, gt=0)
+        div_final = check_num('div_final', div_final, gt=0)
+        three_phase = check_bool('three_phase', three_phase)
+        anneal = check_anneal('anneal', anneal, ('cos', 'lin'))
+        pct_start = check_duration('pct_start', pct_start)
         if pct_final is not None and not three_phase:
             raise ValueError(f"`pct_final` ends the second phase of `three_phase=True`, "
                              f"got pct_final={pct_final!r} with three_phase=False")
-        self.pct_final = None if pct_final is None else check_duration('pct_final', pct_final)
-        self.total_steps = None if total_steps is None else check_int('total_steps', total_steps, ge=1)
+        if pct_final is not None: pct_final = check_duration('pct_final', pct_final)
+        if total_steps is not None: total_steps = check_int('total_steps', total_steps, ge=1)
+        self._setup(lr_max, div, div_final, pct_start, three_phase, anneal, pct_final, total_steps)
+
+    def _setup(self, lr_max, div, div_final, pct_start, three_phase=False, anneal='cos',
+               pct_final=None, total_steps=None):
+        "Keep checked arguments (`Learner.fit_one_cycle` passes them so) and build the phases"
+        self.lr_max = lr_max
+        self.div = div
+        self.div_final = div_final
+        self.pct_start = pct_start
+        self.three_phase = three_phase
+        self.anneal = anneal
+        self.pct_final = pct_final
+        self.total_steps = total_steps
         if not units_in(self): self._use(self._phases())  # else built by `.resolve`
 
     def _phases(self):
