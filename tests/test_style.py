@@ -1,6 +1,7 @@
 """The shape of the code the team keeps: the user API in the star import, schedules whose `repr` reads
 as a call with keywords, each formula written once, and arguments checked once at the boundary."""
-import sys, collections  # the checker count below
+import sys, collections, ast, inspect, textwrap
+import pytest
 import fastai_anneal.core as core, fastai_anneal.schedules as shapes
 from fastai_anneal.all import *
 from fastai.test_utils import synth_learner
@@ -60,3 +61,34 @@ def test_schedules_changed_in_place_are_checked_again():
         except TypeError as e: assert "scheds['lr']" in str(e)
         else: raise AssertionError('a schedule changed in place must be checked')
     assert cb not in learn.cbs
+
+def test_check_helpers_read_gt_ge_lt_le():
+    from fastai_anneal.core import check_num, check_int, check_duration
+    for call,msg in [(lambda: check_num('x', 0., gt=0), r'`x` must be in \(0, inf\], got 0.0'),
+                     (lambda: check_num('x', 1., lt=1), r'`x` must be in \[-inf, 1\), got 1.0'),
+                     (lambda: check_num('x', 2., ge=0, le=1), r'`x` must be in \[0, 1\], got 2.0'),
+                     (lambda: check_int('n', 5, ge=1, lt=5), '`n` must be an integer >= 1 and < 5, got 5'),
+                     (lambda: check_duration('p', 1., ge=0, lt=1), r'`p` must be in \[0, 1\), got 1.0')]:
+        with pytest.raises(ValueError, match=msg): call()
+    assert check_num('x', 0, ge=0) == 0. and check_int('n', -3, ge=None) == -3
+
+def _schedule_classes():
+    "Every schedule class of the package's own modules"
+    mods = core, shapes
+    return [c for m in mods for c in vars(m).values()
+            if isinstance(c, type) and issubclass(c, Schedule) and c.__module__ == m.__name__]
+
+def test_constructors_never_return_early():
+    "No half-built objects: a constructor runs to its end (shapes with units build once resolved)"
+    for c in _schedule_classes():
+        if '__init__' not in vars(c): continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(c.__init__)))
+        assert not [n for n in ast.walk(tree) if isinstance(n, ast.Return)], c.__name__
+
+def test_unresolved_schedules_keep_their_methods():
+    "A schedule with units refuses evaluation in `Schedule.__call__`, not by methods set on it"
+    for s in [one_cycle(1., pct_start='5ba'), warmup(sched_cos(1., 0.), '2ba'), wsd(1., '1ba', '2ba'),
+              warmup_cos(1., '3ba'), combine_scheds(['2ba', None], [sched_no(1., 1.)]*2)]:
+        assert not {'value', 'values'} & set(vars(s))
+        with pytest.raises(ValueError, match='resolve'): s(0.5)
+        assert s.resolve(10)(0.5) == pytest.approx(s.resolve(10)(0.5))
