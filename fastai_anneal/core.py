@@ -838,7 +838,8 @@ class SchedOp(Schedule):
         self.ngroups = group_count(*vs)
 
     def values(self, pos):
-        a,b = [v.values(pos) if isinstance(v, Schedule) else np.asarray(v) for v in (self.a, self.b)]
+        a,b = [v.values(pos) if isinstance(v, Schedule) else np.asarray(v)
+               for v in (self.a, self.b)]
         if self.ngroups:
             a,b = [x[..., None] if isinstance(v, Schedule) and not v.ngroups else x
                    for x,v in ((a, self.a), (b, self.b))]

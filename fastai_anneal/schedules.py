@@ -189,7 +189,8 @@ class one_cycle(_Shape):
         if self.total_steps is None: return combine_scheds(*_cut(ends, phases, 1.))
         n = self.total_steps
         pcts,phases = _cut(_torch_ends(ends, n), phases, 1 - 1/n)
-        last = [s for w,s in zip(pcts, phases) if w > 0][-1].value(1.)  # held past torch's last step
+        # the last value is held past torch's last step
+        last = [s for w,s in zip(pcts, phases) if w > 0][-1].value(1.)
         return combine_scheds(pcts + [1/n], phases + [sched_no(last, last)])
 
 # %% ../nbs/01_schedules.ipynb #c012
@@ -426,7 +427,8 @@ class cos_decay(_Shape):
         k = 2*math.pi*self.num_cycles
         self._k = _check_derived('num_cycles', num_cycles, k, '2*pi*num_cycles')
 
-    def values(self, pos): return self._lin.values((0.5 * (1 + np.cos(self._k*pos))) ** self.exponent)
+    def values(self, pos):
+        return self._lin.values((0.5 * (1 + np.cos(self._k*pos))) ** self.exponent)
 
 class warmup_cos_lr_rate(_Shape):
     "transformers' `get_cosine_with_min_lr_schedule_with_warmup_lr_rate` at `k/total_steps`"
@@ -573,7 +575,8 @@ class sched_tanh(_Shape):
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
 
-    def values(self, pos): return self._lin.values(0.5 * (1 - np.tanh(self.lb*(1-pos) + self.ub*pos)))
+    def values(self, pos):
+        return self._lin.values(0.5 * (1 - np.tanh(self.lb*(1-pos) + self.ub*pos)))
 
 # %% ../nbs/01_schedules.ipynb #i10b011
 _M1,_M2,_GOLD = np.uint64(0xBF58476D1CE4E5B9),np.uint64(0x94D049BB133111EB),0x9E3779B97F4A7C15
