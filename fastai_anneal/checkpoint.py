@@ -280,45 +280,49 @@ def _resumed_batches(learn, k, rngs):
         for i,b in enumerate(it, k): learn.one_batch(i, b)
     finally: it.close()
 
-# %% ../nbs/09_checkpoint.ipynb #k036
-class Checkpoint(Callback):
-    "Save what a fit needs to go on, every `every` and at each epoch's end; with `resume`, go on"
-    order,run_valid = 100,False  # after the callbacks that record and schedule: saves a batch's end
+# %% ../nbs/09_checkpoint.ipynb #l9a01
+def _in_a_fit(learn):
+    "Whether `learn` is in a `fit`: not in `lr_find`, nor in `validate` or `get_preds`"
+    return not hasattr(learn, 'lr_finder') and 'fit' in [n for n,_ in _fit_calls(learn)]
 
-    def __init__(self,
-                 every='500ba',       # how often: `'Nba'` (training batches) or `'Nep'` (epochs)
-                 fname='checkpoint',  # the file: `learn.path/learn.model_dir/{fname}.pth`
-                 resume=True):        # go on from the file when the same fit runs again
-        self.every = _check_every(every)
-        self.fname = _check_fname(fname)
-        self.resume = check_bool('resume', resume)
-        self._plan,self._paused,self._finished = None,[],True  # no fit yet: nothing to save
+def _unfinished(file):
+    "The checkpoint in `file`, if there is one and its fit is unfinished, else None"
+    ck = torch.load(file, weights_only=False) if file.exists() else None
+    return None if ck is None or ck['finished'] else ck
 
-    @property
-    def file(self):
-        "Where the checkpoint is"
-        return Path(self.learn.path)/self.learn.model_dir/f'{self.fname}.pth'
+def _resume_plan(ck):
+    "Where the fit of `ck` goes on: its epoch, batch and progress, this process's random states"
+    mine = ck['ranks'][_world()[0]]
+    return dict(epoch=ck['epoch'], it=ck['iter'], pct=ck['pct_train'], rngs=mine['rngs'],
+                dls=mine['dls'])
 
-    def before_fit(self):
-        "Identify the fit; with `resume`, restore its checkpoint (every other `before_fit` has run)"
-        self._plan,self._paused,self._finished = None,[],False
-        if hasattr(self.learn, 'lr_finder') or 'fit' not in [n for n,_ in _fit_calls(self.learn)]:
-            self.run = False  # not in `lr_find`, nor in `validate` or `get_preds` (no `fit` called)
-            return
-        self._ident = fit_identity(self.learn)
-        self._every_n = duration_steps('every', self.every, math.inf, max(len(self.dls.train), 1))
-        self._mid = callable(getattr(self.dls.train, 'get_idxs', None))  # skips batches unloaded
-        found = self.resume and self.file.exists()
-        ck = torch.load(self.file, weights_only=False) if found else None
-        if ck is None or ck['finished']: return
+def _start_states(dls, plan):
+    "Put back the random and loaders' states the first epoch after those `plan` skips starts at"
+    set_rng_states(plan['rngs'])
+    _set_loader_states(dls, plan['dls'])
+
+def _write_checkpoint(learn, me, dls, file, **at):
+    "Write the checkpoint of `learn` `at` (ident, finished, epoch, iter) to `file`, from rank 0"
+    rank,world = _world()
+    ranks = _gather(_rank_state(learn, me, dls), world)
+    if rank: return
+    ck = dict(**at, ranks=ranks, train_iter=learn.train_iter, pct_train=learn.pct_train,
+              **_weights_state(learn))
+    save_atomic(ck, file)
+
+# %% ../nbs/09_checkpoint.ipynb #l9a02
+class _Resumer(Callback):
+    "`Checkpoint`'s resuming: restore the checkpoint, skip the epochs done, go on after the batch"
+    def _resume(self):
+        "With `resume`, go on from this fit's unfinished checkpoint (a later phase's: do nothing)"
+        ck = _unfinished(self.file) if self.resume else None
+        if ck is None: return
         if _later_phase(ck['ident'], self._ident):
             self._finished = True  # a later fit of this call restores all: this one does nothing
             raise CancelFitException()
         _check_same_fit(ck['ident'], self._ident, self.file)
         _restore(self.learn, ck, self)
-        mine = ck['ranks'][_world()[0]]
-        self._plan = dict(epoch=ck['epoch'], it=ck['iter'], pct=ck['pct_train'], rngs=mine['rngs'],
-                          dls=mine['dls'])
+        self._plan = _resume_plan(ck)
         if ck['epoch'] > 0: self._pause()
 
     def _pause(self):
@@ -341,11 +345,59 @@ class Checkpoint(Callback):
                                                      p['rngs'])
 
     def before_train(self):
-        "Note the loaders' random states at the epoch's start (its checkpoints resume from them)"
+        "In the epoch the fit stopped in, put back the loaders' states and the progress saved"
         p = self._plan
         if p is not None and p['it']:
             _set_loader_states(self.dls, p['dls'])
             self.learn.pct_train = p['pct']
+
+    def _skipped(self):
+        "Whether this epoch was done; after the last one, wake the callbacks, put back the states"
+        p = self._plan
+        if p is None or self.epoch >= p['epoch']: return False
+        if self.epoch < p['epoch'] - 1: return True
+        self._wake()
+        if not p['it']: _start_states(self.dls, p)
+        return True
+
+    def _end_resume(self):
+        "Drop the resumed epoch's batch loop and the plan: the fit goes on as any other"
+        self.learn.__dict__.pop('all_batches', None)
+        self._plan = None
+
+# %% ../nbs/09_checkpoint.ipynb #k036
+class Checkpoint(_Resumer):
+    "Save what a fit needs to go on, every `every` and at each epoch's end; with `resume`, go on"
+    order,run_valid = 100,False  # after the callbacks that record and schedule: saves a batch's end
+
+    def __init__(self,
+                 every='500ba',       # how often: `'Nba'` (training batches) or `'Nep'` (epochs)
+                 fname='checkpoint',  # the file: `learn.path/learn.model_dir/{fname}.pth`
+                 resume=True):        # go on from the file when the same fit runs again
+        self.every = _check_every(every)
+        self.fname = _check_fname(fname)
+        self.resume = check_bool('resume', resume)
+        self._plan,self._paused,self._finished = None,[],True  # no fit yet: nothing to save
+
+    @property
+    def file(self):
+        "Where the checkpoint is"
+        return Path(self.learn.path)/self.learn.model_dir/f'{self.fname}.pth'
+
+    def before_fit(self):
+        "Identify the fit; with `resume`, restore its checkpoint (every other `before_fit` has run)"
+        self._plan,self._paused,self._finished = None,[],False
+        if not _in_a_fit(self.learn):
+            self.run = False  # not in `lr_find`, nor in `validate` or `get_preds` (no `fit` called)
+            return
+        self._ident = fit_identity(self.learn)
+        self._every_n = duration_steps('every', self.every, math.inf, max(len(self.dls.train), 1))
+        self._mid = callable(getattr(self.dls.train, 'get_idxs', None))  # skips batches unloaded
+        self._resume()
+
+    def before_train(self):
+        "Note the loaders' random states at the epoch's start (its checkpoints resume from them)"
+        super().before_train()
         self._epoch_dls = _loader_states(self.dls)
 
     def after_batch(self):
@@ -355,16 +407,8 @@ class Checkpoint(Callback):
 
     def after_epoch(self):
         "Save at the epoch's end; after the epochs skipped, put back the states the next starts at"
-        p = self._plan
-        if p is not None and self.epoch < p['epoch']:
-            if self.epoch < p['epoch'] - 1: return
-            self._wake()
-            if not p['it']:
-                set_rng_states(p['rngs'])
-                _set_loader_states(self.dls, p['dls'])
-            return
-        self.learn.__dict__.pop('all_batches', None)
-        self._plan = None
+        if self._skipped(): return
+        self._end_resume()
         self._save(self.epoch + 1, 0)
 
     def after_fit(self):
@@ -375,12 +419,7 @@ class Checkpoint(Callback):
 
     def _save(self, epoch, it, finished=False):
         "Write the checkpoint of the fit at batch `it` of `epoch`, the next to run"
-        learn = self.learn
-        rank,world = _world()
         self._finished = finished = finished or epoch >= self.n_epoch
-        dls = self._epoch_dls if it else _loader_states(learn.dls)
-        ranks = _gather(_rank_state(learn, self, dls), world)
-        if rank: return
-        ck = dict(ident=self._ident, finished=finished, epoch=epoch, iter=it, ranks=ranks,
-                  train_iter=learn.train_iter, pct_train=learn.pct_train, **_weights_state(learn))
-        save_atomic(ck, self.file)
+        dls = self._epoch_dls if it else _loader_states(self.learn.dls)
+        _write_checkpoint(self.learn, self, dls, self.file, ident=self._ident, finished=finished,
+                          epoch=epoch, iter=it)

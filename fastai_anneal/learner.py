@@ -148,6 +148,7 @@ def _fit_sched(learn, n_epoch, scheds, cbs, reset_opt, wd, start_epoch):
     finally:
         if sched in learn.cbs: learn.remove_cb(sched)
 
+# %% ../nbs/04_learner.ipynb #l4a01
 def _check_moms(moms, n=3, name='moms'):
     "Check `moms`, `n` momentums (each a number or one per parameter group) in [0, 1]; return them"
     if not isinstance(moms, (list, tuple)) or len(moms) != n:
@@ -168,6 +169,7 @@ def _divided(lr, d, name):
                          f"got {d!r}")
     return res
 
+# %% ../nbs/04_learner.ipynb #l4a03
 def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):
     "The schedules of `fit_one_cycle` for `n_epoch` epochs, every argument checked"
     div = check_num('div', div, gt=0)
@@ -255,6 +257,7 @@ def _check_keys(keys, hps):
                              f"recorded: {', '.join(hps)}")
     return list(ks)
 
+# %% ../nbs/04_learner.ipynb #l4b04
 @patch
 def plot_sched(self:Recorder,
                keys=None,         # the recorded hyper-parameters to plot (default: all)
@@ -507,26 +510,41 @@ def cooldown(self:Learner,
 # %% ../nbs/04_learner.ipynb #i11l007
 _BudgetEnd = collections.namedtuple('BudgetEnd', 'stopped seconds epochs')  # `fit_budget`'s answer
 
-class _TimeBudget(ParamScheduler):
-    "`ParamScheduler` at the position elapsed time / `seconds` (from `clock`); stops when spent"
-    def __init__(self, scheds, seconds, clock, max_epoch):
+def _clock_time(clock, last):
+    "The time `clock` says, checked: a finite number of seconds, never less than `last`"
+    try: t = clock()
+    except Exception as e: raise ValueError(f"`clock` raised {type(e).__name__}: {e}") from e
+    if isinstance(t, bool) or not isinstance(t, numbers.Real):
+        raise TypeError(f"`clock` must return a number of seconds, got {t!r}")
+    t = float(t)
+    if not math.isfinite(t): raise ValueError(f"`clock` must return a finite time, got {t!r}")
+    if t < last:
+        raise ValueError(f"`clock` went backwards, from {last!r} to {t!r}")
+    return t
+
+def _stop_reason(spent, epochs, max_epoch):
+    "Why a budgeted fit stopped: 'budget', 'max_epoch' or 'cancelled' (by another callback)"
+    if spent: return 'budget'
+    return 'max_epoch' if epochs >= max_epoch else 'cancelled'
+
+def _warn_max_epoch(result, seconds, max_epoch):
+    "Warn that `max_epoch` stopped the fit before `seconds` were spent"
+    spent = f"{result.seconds:g} of its {seconds:g} seconds"
+    warnings.warn(f"`fit_budget` stopped at `max_epoch`={max_epoch} after {spent}: "
+                  "give a larger `max_epoch` to spend the budget")
+
+# %% ../nbs/04_learner.ipynb #l4c06
+class _ClockScheduler(ParamScheduler):
+    "`ParamScheduler` at the position elapsed time / `seconds`, the time read from `clock`"
+    def __init__(self, scheds, seconds, clock):
         super().__init__(scheds)
         self.seconds = seconds
         self.clock = clock
-        self.max_epoch = max_epoch
 
     def _now(self):
         "The time `clock` says, checked: a finite number of seconds, never less than the last one"
-        try: t = self.clock()
-        except Exception as e: raise ValueError(f"`clock` raised {type(e).__name__}: {e}") from e
-        if isinstance(t, bool) or not isinstance(t, numbers.Real):
-            raise TypeError(f"`clock` must return a number of seconds, got {t!r}")
-        t = float(t)
-        if not math.isfinite(t): raise ValueError(f"`clock` must return a finite time, got {t!r}")
-        if t < self._last:
-            raise ValueError(f"`clock` went backwards, from {self._last!r} to {t!r}")
-        self._last = t
-        return t
+        self._last = _clock_time(self.clock, self._last)
+        return self._last
 
     def _elapsed(self): return (self._now() - self._t0) / self.seconds
 
@@ -535,6 +553,26 @@ class _TimeBudget(ParamScheduler):
         super().before_fit()
         self._last = -math.inf
         self._t0 = self._now()
+
+    def state_dict(self):
+        "The record and the time spent: for `load_state_dict` in a resumed fit"
+        return {**super().state_dict(), 'elapsed': self._now() - self._t0}
+
+    def load_state_dict(self, d):
+        "Continue `d` (a `state_dict`) after `before_fit`: the clock goes on from the time spent"
+        super().load_state_dict(d)
+        self._t0 = self._now() - d['elapsed']
+
+# %% ../nbs/04_learner.ipynb #l4d01
+class _TimeBudget(_ClockScheduler):
+    "`_ClockScheduler` that stops when the budget is spent (or after `max_epoch` epochs)"
+    def __init__(self, scheds, seconds, clock, max_epoch):
+        super().__init__(scheds, seconds, clock)
+        self.max_epoch = max_epoch
+
+    def before_fit(self):
+        "Check the schedule, start the clock and the count of epochs"
+        super().before_fit()
         self._spent = False
         self._epochs = 0
 
@@ -559,26 +597,38 @@ class _TimeBudget(ParamScheduler):
 
     def state_dict(self):
         "The record, the time spent and the epochs done: for `load_state_dict` in a resumed fit"
-        return {**super().state_dict(), 'elapsed': self._now() - self._t0, 'epochs': self._epochs}
+        return {**super().state_dict(), 'epochs': self._epochs}
 
     def load_state_dict(self, d):
         "Continue `d` (a `state_dict`) after `before_fit`: the budget goes on from the time spent"
         super().load_state_dict(d)
-        self._t0 = self._now() - d['elapsed']
         self._epochs = d['epochs']
 
     def after_fit(self):
         "Say why the fit stopped (in `recorder.budget`), with a warning if `max_epoch` came first"
         super().after_fit()
-        if self._spent: stop = 'budget'
-        else: stop = 'max_epoch' if self._epochs >= self.max_epoch else 'cancelled'
+        stop = _stop_reason(self._spent, self._epochs, self.max_epoch)
         self.result = _BudgetEnd(stop, self._last - self._t0, self._epochs)
-        if stop == 'max_epoch':
-            spent = f"{self.result.seconds:g} of its {self.seconds:g} seconds"
-            warnings.warn(f"`fit_budget` stopped at `max_epoch`={self.max_epoch} after {spent}: "
-                          "give a larger `max_epoch` to spend the budget")
+        if stop == 'max_epoch': _warn_max_epoch(self.result, self.seconds, self.max_epoch)
         if hasattr(self.learn, 'recorder'): self.learn.recorder.budget = self.result
 
+# %% ../nbs/04_learner.ipynb #l4c08
+def _budget_sched(learn, lr_max, sched):
+    "The lr's schedule of `fit_budget`: `sched` in fractions, or linear from `lr_max` to 0"
+    if sched is None:
+        lrs = hyper_values(learn, learn.lr if lr_max is None else lr_max, 'lr_max')
+        sched = sched_lin(lrs.tolist(), 0.)
+    elif lr_max is not None:
+        raise ValueError(f"give `lr_max` or `sched`, not both: got lr_max={lr_max!r}, "
+                         f"sched={sched!r}")
+    sched = as_schedule(sched, 'sched')
+    if units_in(sched):
+        units = ', '.join(map(repr, units_in(sched)))
+        raise ValueError("a time budget has no known number of steps: give `sched` in fractions "
+                         f"of the budget, got the durations {units}")
+    return sched
+
+# %% ../nbs/04_learner.ipynb #l4c09
 @patch
 def fit_budget(self:Learner,
                seconds,                # the time budget, in the units of `clock`
@@ -593,17 +643,7 @@ def fit_budget(self:Learner,
     check_fit_args(self, max_epoch, 0, wd, cbs, reset_opt)
     if not callable(clock):
         raise TypeError(f"`clock` must be a function returning the time in seconds, got {clock!r}")
-    if sched is None:
-        lrs = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
-        sched = sched_lin(lrs.tolist(), 0.)
-    elif lr_max is not None:
-        raise ValueError(f"give `lr_max` or `sched`, not both: got lr_max={lr_max!r}, "
-                         f"sched={sched!r}")
-    sched = as_schedule(sched, 'sched')
-    if units_in(sched):
-        units = ', '.join(map(repr, units_in(sched)))
-        raise ValueError("a time budget has no known number of steps: give `sched` in fractions "
-                         f"of the budget, got the durations {units}")
+    sched = _budget_sched(self, lr_max, sched)
     budget = _TimeBudget({'lr': sched}, seconds, clock, max_epoch)
     _fit_sched(self, max_epoch, budget, cbs, reset_opt, wd, 0)
     return budget.result

@@ -28,6 +28,51 @@ def _on_disk(t):
     return (t.layout == torch.strided and t.device.type != 'meta' and t.is_contiguous()
             and not (t.is_quantized or t.is_conj() or t.is_neg()))
 
+def _chunks(t):
+    "The bytes of `t` as a flat uint8 view, in slices of at most `_CHUNK`"
+    flat = t.detach().reshape(-1).view(torch.uint8)
+    return [(flat[a:a+_CHUNK], min(_CHUNK, flat.numel()-a))
+            for a in range(0, flat.numel(), _CHUNK)]
+
+# %% ../nbs/05_lr_find.ipynb #l5a01
+class _DiskFile:
+    "An anonymous temporary file that tensors' bytes go to and come back from through one buffer"
+    def __init__(self):
+        self.f,self.buf = tempfile.TemporaryFile(),bytearray(_CHUNK)
+        self.buf_t = torch.frombuffer(self.buf, dtype=torch.uint8)
+        self.size = 0  # bytes written to the file
+
+    def write(self, t):
+        "Append the bytes of `t` (dense, contiguous) to the file; return where they start"
+        off = self.size
+        for c,n in _chunks(t):
+            self.buf_t[:n].copy_(c)
+            self.f.write(memoryview(self.buf)[:n])
+            self.size += n
+        return off
+
+    def sync(self):
+        "Make the copy complete on disk: flushed, fsync'd, its size checked"
+        self.f.flush()
+        fd = self.f.fileno()
+        try: os.fsync(fd)
+        except OSError as e:  # a file system without fsync: the flushed bytes are all there is
+            if e.errno not in (errno.EINVAL, errno.ENOTSUP): raise
+        size = os.fstat(fd).st_size
+        if size != self.size: raise OSError(errno.EIO, f"the file has {size} of {self.size} bytes")
+
+    def read(self, off, into):
+        "Fill `into` (contiguous) with the bytes written at `off`; return it"
+        self.f.seek(off)
+        for c,n in _chunks(into):
+            got = self.f.readinto(memoryview(self.buf)[:n])
+            if got != n: raise OSError(errno.EIO, f"the snapshot ended after {got} of {n} bytes")
+            c.copy_(self.buf_t[:n])
+        return into
+
+    def close(self): self.f.close()
+
+# %% ../nbs/05_lr_find.ipynb #l5a03
 class _Saved:
     "A saved tensor: a weak reference, its layout, and its copy (`data`) or file offset (`off`)"
     def __init__(self, t, data=None, off=None):
@@ -35,38 +80,31 @@ class _Saved:
         self.param,self.requires_grad = isinstance(t, nn.Parameter),t.requires_grad
         self.data,self.off = data,off
 
+def _fits(into, h):
+    "Whether `into` can take the saved values of `h` in place"
+    return (isinstance(into, torch.Tensor) and into.shape == h.shape and into.dtype == h.dtype
+            and into.device == h.device
+            and (_on_disk(into) if h.data is None else into.layout == h.data.layout))
+
+# %% ../nbs/05_lr_find.ipynb #l5a04
 class _Store:
     "Copies of tensors on their device, in host memory or in an anonymous temporary file"
     def __init__(self, where='disk'): # 'device', 'cpu' (host memory) or 'disk' (the file)
         self.where = check_choice('snapshot', where, _SNAPSHOTS)
-        self.saved,self.loaded,self.f = {},{},None
-        self.size = 0  # bytes written to the file
-        if where == 'disk':
-            self.f,self.buf = tempfile.TemporaryFile(),bytearray(_CHUNK)
-            self.buf_t = torch.frombuffer(self.buf, dtype=torch.uint8)
+        self.saved,self.loaded = {},{}
+        self.file = _DiskFile() if where == 'disk' else None
 
     def close(self):
         "Drop the copies; the file goes with them"
         try:
-            if self.f is not None: self.f.close()
+            if self.file is not None: self.file.close()
         except OSError: pass  # the bytes the disk refused, flushed again: already an error
         self.saved,self.loaded = {},{}
-
-    def _chunks(self, t):
-        "The bytes of `t` as a flat uint8 view, in slices of at most `_CHUNK`"
-        flat = t.detach().reshape(-1).view(torch.uint8)
-        return [(flat[a:a+_CHUNK], min(_CHUNK, flat.numel()-a))
-                for a in range(0, flat.numel(), _CHUNK)]
 
     def put(self, t):
         "Save a copy of `t` (once per tensor object)"
         if id(t) in self.saved: return self.saved[id(t)]
-        if self.where == 'disk' and _on_disk(t):
-            h = _Saved(t, off=self.size)
-            for c,n in self._chunks(t):
-                self.buf_t[:n].copy_(c)
-                self.f.write(memoryview(self.buf)[:n])
-                self.size += n
+        if self.where == 'disk' and _on_disk(t): h = _Saved(t, off=self.file.write(t))
         else:  # in memory
             # on the device, or on the host for 'cpu' and for what cannot go to disk as bytes
             dev = t.device if self.where == 'device' or t.device.type == 'meta' else 'cpu'
@@ -76,29 +114,7 @@ class _Store:
 
     def sync(self):
         "Make the file copy complete on disk: flushed, fsync'd, its size checked"
-        if self.f is None: return
-        self.f.flush()
-        fd = self.f.fileno()
-        try: os.fsync(fd)
-        except OSError as e:  # a file system without fsync: the flushed bytes are all there is
-            if e.errno not in (errno.EINVAL, errno.ENOTSUP): raise
-        size = os.fstat(fd).st_size
-        if size != self.size: raise OSError(errno.EIO, f"the file has {size} of {self.size} bytes")
-
-    def _read(self, h, into):
-        "Fill `into` (contiguous) with the bytes of `h` from disk; return it"
-        self.f.seek(h.off)
-        for c,n in self._chunks(into):
-            got = self.f.readinto(memoryview(self.buf)[:n])
-            if got != n: raise OSError(errno.EIO, f"the snapshot ended after {got} of {n} bytes")
-            c.copy_(self.buf_t[:n])
-        return into
-
-    def _fits(self, into, h):
-        "Whether `into` can take the saved values of `h` in place"
-        return (isinstance(into, torch.Tensor) and into.shape == h.shape and into.dtype == h.dtype
-                and into.device == h.device
-                and (_on_disk(into) if h.data is None else into.layout == h.data.layout))
+        if self.file is not None: self.file.sync()
 
     def get(self, h, live=None):
         "The saved values of `h`, in the saved tensor if alive, else in `live`, if either fits"
@@ -106,17 +122,18 @@ class _Store:
         into = h.ref()
         if into is None: into = live
         with torch.no_grad():
-            if self._fits(into, h):
-                if h.data is None: self._read(h, into)
+            if _fits(into, h):
+                if h.data is None: self.file.read(h.off, into)
                 else: into.copy_(h.data)
             else:  # a new tensor
-                into = (self._read(h, torch.empty(h.shape, dtype=h.dtype, device=h.device))
+                into = (self.file.read(h.off, torch.empty(h.shape, dtype=h.dtype, device=h.device))
                         if h.data is None else h.data.to(h.device))
                 if h.param: into = nn.Parameter(into, requires_grad=h.requires_grad)
         h.data = None  # free the copy as soon as it is back
         self.loaded[id(h)] = into
         return into
 
+# %% ../nbs/05_lr_find.ipynb #l5a06
 def _save(store, o):
     "`o` with its tensors saved in `store` (containers copied, other values deep-copied)"
     if isinstance(o, torch.Tensor): return store.put(o)
@@ -141,6 +158,7 @@ def _load(store, o,
         return type(o)(_load(store, v, l) for v,l in zip(o, lives))
     return o
 
+# %% ../nbs/05_lr_find.ipynb #l5a07
 def _opt_parts(opt):
     "`(per-parameter state, hyper-parameter dicts)` of `opt`, or `None` for an unknown optimizer"
     if isinstance(opt, OptimWrapper): return opt.opt.state, opt.opt.param_groups
@@ -177,6 +195,7 @@ def _snapshot(learn, store):
              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None),
         dl_rngs=[(dl, dl.rng, dl.rng.getstate()) for dl in dls])
 
+# %% ../nbs/05_lr_find.ipynb #l5b09
 def _restore_opt(opt, s, store):
     "Put back the optimizer's per-parameter state and hyper-parameters (never a group's 'params')"
     vars(opt).update(_load(store, s['opt_own'], vars(opt)))
@@ -246,7 +265,8 @@ def keep_state(learn,
     finally: store.close()
 
 # %% ../nbs/05_lr_find.ipynb #c011
-def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode):
+def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode, snapshot):
+    "The arguments of `LRFinder`, checked"
     start_lr = check_num('start_lr', start_lr, gt=0)
     end_lr = check_num('end_lr', end_lr, gt=0)
     if start_lr >= end_lr:
@@ -259,27 +279,23 @@ def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode):
     if step_mode == 'exp' and not math.isfinite(end_lr/start_lr):
         raise ValueError(f"`start_lr` is too small for `end_lr`: end_lr/start_lr must be finite, "
                          f"got start_lr={start_lr!r}, end_lr={end_lr!r}")
-    return start_lr,end_lr,int(num_it),bool(stop_div),step_mode
+    if snapshot is not None: check_choice('snapshot', snapshot, _SNAPSHOTS)
+    return start_lr,end_lr,int(num_it),bool(stop_div),step_mode,snapshot
+
+def _diverged(loss, best):
+    "Whether the smoothed `loss` diverged: not finite, or over `best` by more than 3*|best|"
+    return not math.isfinite(loss) or loss - best > 3*abs(best)
+
+def _give_recorder(learn, lrs, losses):
+    "Give `learn`'s `Recorder` (if any) the learning rates and losses of the test, as fastai's"
+    rec = getattr(learn, 'recorder', None)
+    if rec is not None:
+        rec.lrs = list(lrs)
+        rec.losses = list(losses)
 
 # %% ../nbs/05_lr_find.ipynb #c012
-class LRFinder(ParamScheduler):
-    "Train with a learning rate growing from `start_lr` to `end_lr`, then put the Learner back"
-    order,run_valid = 60,False
-    def __init__(self,
-                 start_lr=1e-7,    # the learning rate of the first batch
-                 end_lr=10,        # the learning rate reached after `num_it` batches
-                 num_it=100,       # how many training batches to run
-                 stop_div=True,    # stop when the smoothed loss diverges
-                 step_mode='exp',  # the ramp: 'exp' (geometric, as fastai) or 'lin'
-                 snapshot='disk'): # where to keep the state, as `keep_state`; None: no restore
-        args = _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode)
-        self.start_lr,self.end_lr,self.num_it,self.stop_div,self.step_mode = args
-        if snapshot is not None: check_choice('snapshot', snapshot, _SNAPSHOTS)
-        self.snapshot = snapshot
-        ramp = sched_exp if step_mode == 'exp' else sched_lin
-        super().__init__({'lr': ramp(self.start_lr, self.end_lr)})
-        self.lrs,self.losses = [],[]
-
+class _RestoresLearner(Callback):
+    "A callback that keeps the Learner's state until the fit ends, or until it is detached"
     @property
     def learn(self):
         "The `Learner` this callback is attached to"
@@ -290,14 +306,41 @@ class LRFinder(ParamScheduler):
         if learn is not self.learn: self._restore()  # detached by a fit that raised
         self.__dict__['_learner'] = learn
 
+    def _keep_state(self, snapshot):
+        "Save the Learner's state where `snapshot` says (as `keep_state`), until `_restore`"
+        keep = keep_state(self.learn, snapshot)
+        keep.__enter__()
+        self._keep = keep
+
+    def _restore(self):
+        "Put the Learner back as `_keep_state` found it (once)"
+        keep = self.__dict__.pop('_keep', None)
+        if keep is not None: keep.__exit__(None, None, None)
+
+    def __getstate__(self): return {k:v for k,v in super().__getstate__().items() if k != '_keep'}
+
+# %% ../nbs/05_lr_find.ipynb #l5c11
+class LRFinder(_RestoresLearner, ParamScheduler):
+    "Train with a learning rate growing from `start_lr` to `end_lr`, then put the Learner back"
+    order,run_valid = 60,False
+    def __init__(self,
+                 start_lr=1e-7,    # the learning rate of the first batch
+                 end_lr=10,        # the learning rate reached after `num_it` batches
+                 num_it=100,       # how many training batches to run
+                 stop_div=True,    # stop when the smoothed loss diverges
+                 step_mode='exp',  # the ramp: 'exp' (geometric, as fastai) or 'lin'
+                 snapshot='disk'): # where to keep the state, as `keep_state`; None: no restore
+        args = _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode, snapshot)
+        self.start_lr,self.end_lr,self.num_it,self.stop_div,self.step_mode,self.snapshot = args
+        ramp = sched_exp if step_mode == 'exp' else sched_lin
+        super().__init__({'lr': ramp(self.start_lr, self.end_lr)})
+        self.lrs,self.losses = [],[]
+
     def before_fit(self):
         "Save the Learner's state (unless `snapshot` is None), find the lrs, start the records"
         if not hasattr(self.learn, 'recorder'):
             raise ValueError("`LRFinder` needs the Learner's `Recorder` (for the smoothed loss)")
-        if self.snapshot is not None:
-            keep = keep_state(self.learn, self.snapshot)
-            keep.__enter__()
-            self._keep = keep
+        if self.snapshot is not None: self._keep_state(self.snapshot)
         super().before_fit()
         self.lrs,self.losses,self.best_loss = [],[],math.inf
 
@@ -313,8 +356,7 @@ class LRFinder(ParamScheduler):
             self.lrs.append(self.hps['lr'][-1])
             self.losses.append(loss)
             self.best_loss = min(self.best_loss, loss)
-            diverged = not math.isfinite(loss) or loss - self.best_loss > 3*abs(self.best_loss)
-            if self.stop_div and diverged: raise CancelFitException()
+            if self.stop_div and _diverged(loss, self.best_loss): raise CancelFitException()
         if self.learn.train_iter >= self.num_it: raise CancelFitException()
 
     def before_validate(self):
@@ -324,18 +366,8 @@ class LRFinder(ParamScheduler):
     def after_fit(self):
         "Give the `Recorder` the learning rates and losses of the test (as fastai's), then restore"
         super().after_fit()
-        rec = getattr(self.learn, 'recorder', None)
-        if rec is not None:
-            rec.lrs = list(self.lrs)
-            rec.losses = list(self.losses)
+        _give_recorder(self.learn, self.lrs, self.losses)
         self._restore()
-
-    def _restore(self):
-        "Put the Learner back as `before_fit` found it (once)"
-        keep = self.__dict__.pop('_keep', None)
-        if keep is not None: keep.__exit__(None, None, None)
-
-    def __getstate__(self): return {k:v for k,v in super().__getstate__().items() if k != '_keep'}
 
     def __repr__(self):
         ends = f"start_lr={self.start_lr!r}, end_lr={self.end_lr!r}"

@@ -31,97 +31,7 @@ def _check_groups(name, s, opt):
                          f"but the optimizer has {ng} param groups")
     return ng
 
-# %% ../nbs/06_torch.ipynb #c006
-class AnnealLR(LRScheduler):
-    "A torch scheduler: `optimizer`'s hyper-parameters from `scheds` at `min(step/total_steps, 1)`"
-    _frac = 0.  # the fraction of a step given to `step(epoch)`, kept by later steps (as in SGDR)
-
-    def __init__(self,
-                 optimizer,             # a torch optimizer
-                 scheds,                # a schedule for the lr, or a dict name -> schedule
-                 total_steps,           # steps in the run: `step()` calls (`'500ba'` counts them)
-                 last_epoch=-1,         # the last step done, to resume (torch's meaning)
-                 steps_per_epoch=None): # steps in an epoch, for durations in epochs (`'2ep'`)
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(f"`optimizer` must be a torch optimizer, got {optimizer!r}")
-        check_int('total_steps', total_steps, ge=1)
-        check_int('last_epoch', last_epoch, ge=-1)
-        if last_epoch >= 0 and not all('initial_lr' in g for g in optimizer.param_groups):
-            raise ValueError(f"`last_epoch`={last_epoch!r} resumes a scheduler, but the "
-                             "optimizer's param groups have no 'initial_lr' (load its state first, "
-                             "or use last_epoch=-1)")
-        scheds = _check_names(scheds if isinstance(scheds, dict) else {'lr': scheds})
-        self.scheds = {n: as_schedule(s, f'scheds[{n!r}]').resolve(total_steps, steps_per_epoch)
-                       for n,s in scheds.items()}  # durations with units in steps
-        for n,s in self.scheds.items():
-            _check_groups(n, s, optimizer)
-            _slots(optimizer, n)  # checks the name; a group gets its own tensor if torch shares one
-        self.total_steps = int(total_steps)
-        self.optimizer = optimizer
-        for n in self.scheds: self._values(n, last_epoch+1)  # checked before torch's constructor
-        super().__init__(optimizer, int(last_epoch))
-
-    def _values(self, name, step=None):
-        "The per-group values of `name` at the current step (or `step`), checked before writing"
-        if step is None:  # a Fraction: exact for a huge `total_steps`
-            step = self.last_epoch + Fraction(self._frac) if self._frac else self.last_epoch
-        pos,s = float(min(step/self.total_steps, 1)),self.scheds[name]
-        ng = _check_groups(name, s, self.optimizer)
-        v = s(pos)
-        vs = [float(x) for x in v] if isinstance(v, np.ndarray) else [float(v)]*ng
-        vs = check_finite_values(name, vs, pos, s)  # its message names the schedule
-        try: return check_hyper_values(_FASTAI_NAMES.get(name, name), vs, pos)
-        except ValueError as e: raise ValueError(f"{e} (schedule {s!r})") from None
-
-    def get_lr(self):
-        "The learning rates of the current step, one per param group; the other values checked too"
-        self._next = {n: self._values(n) for n in self.scheds}
-        if 'lr' not in self.scheds: return [g['lr'] for g in self.optimizer.param_groups]
-        return self._next['lr']
-
-    _get_closed_form_lr = get_lr
-
-    def _hyper_slots(self, name):
-        "Where `name` lives, found again only when the optimizer's param groups were replaced"
-        ids = [id(g) for g in self.optimizer.param_groups]
-        if getattr(self, '_slots_of', (None,))[0] != ids: self._slots_of = ids,{}
-        found = self._slots_of[1]
-        if name not in found: found[name] = _slots(self.optimizer, name)
-        return found[name]
-
-    def _update_lr(self, epoch=None):
-        "Set the values of the next step, or of step `epoch` (a fraction too: `step(epoch + i/n)`)"
-        if epoch is not None: epoch = check_num('epoch', epoch, ge=0)
-        last,frac = self.last_epoch,self._frac
-        if epoch is not None: self._frac = epoch - math.floor(epoch)
-        try: super()._update_lr(None if epoch is None else math.floor(epoch))  # checks, then writes
-        except Exception:
-            self.last_epoch,self._frac = last,frac
-            raise
-        for n,vs in self._next.items():
-            if n != 'lr': write_hyper(self._hyper_slots(n), vs)
-        self._wrote = {n: self._read(n) for n in self.scheds}
-
-    def _read(self, name): return read_hyper(self._hyper_slots(name))
-
-    def state_dict(self):
-        "The scheduler's state: the step count and plain values, not the schedules"
-        return {k: v for k,v in super().state_dict().items() if k not in _transient}
-
-    def load_state_dict(self, state_dict):
-        "Load the state; write its values where the optimizer holds what this scheduler wrote"
-        self._frac = 0.  # a state saved without a fraction has none
-        super().load_state_dict({k: v for k,v in state_dict.items() if k not in _transient})
-        wrote = getattr(self, '_wrote', {})
-        self.get_lr()
-        for n,vs in self._next.items():
-            if wrote.get(n) != self._read(n): continue  # the optimizer's state was loaded: keep it
-            write_hyper(self._hyper_slots(n), vs)
-            if n == 'lr': self._last_lr = [_copy(g['lr']) for g in self.optimizer.param_groups]
-        self._wrote = {n: self._read(n) for n in self.scheds}
-
-    def __repr__(self): return f"AnnealLR({self.scheds!r}, total_steps={self.total_steps!r})"
-
+# %% ../nbs/06_torch.ipynb #l6a01
 def _copy(v): return v.clone() if isinstance(v, torch.Tensor) else v
 
 def _check_names(scheds):
@@ -137,4 +47,122 @@ def _check_names(scheds):
         seen[k] = n
     return scheds
 
+def _check_optimizer(optimizer, total_steps, last_epoch):
+    "Check `AnnealLR`'s optimizer and step counts (`last_epoch` >= 0 resumes: needs 'initial_lr')"
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"`optimizer` must be a torch optimizer, got {optimizer!r}")
+    check_int('total_steps', total_steps, ge=1)
+    check_int('last_epoch', last_epoch, ge=-1)
+    if last_epoch >= 0 and not all('initial_lr' in g for g in optimizer.param_groups):
+        raise ValueError(f"`last_epoch`={last_epoch!r} resumes a scheduler, but the "
+                         "optimizer's param groups have no 'initial_lr' (load its state first, "
+                         "or use last_epoch=-1)")
+
+def _resolved(scheds, optimizer, total_steps, steps_per_epoch):
+    "`scheds` as a dict name -> schedule, checked against `optimizer`, durations in steps"
+    scheds = _check_names(scheds if isinstance(scheds, dict) else {'lr': scheds})
+    res = {n: as_schedule(s, f'scheds[{n!r}]').resolve(total_steps, steps_per_epoch)
+           for n,s in scheds.items()}  # durations with units in steps
+    for n,s in res.items():
+        _check_groups(n, s, optimizer)
+        _slots(optimizer, n)  # checks the name; a group gets its own tensor if torch shares one
+    return res
+
+def _checked_values(name, s, pos, ng):
+    "The values of schedule `s` for `name` at `pos` for `ng` param groups, checked before writing"
+    v = s(pos)
+    vs = [float(x) for x in v] if isinstance(v, np.ndarray) else [float(v)]*ng
+    vs = check_finite_values(name, vs, pos, s)  # its message names the schedule
+    try: return check_hyper_values(_FASTAI_NAMES.get(name, name), vs, pos)
+    except ValueError as e: raise ValueError(f"{e} (schedule {s!r})") from None
+
+# %% ../nbs/06_torch.ipynb #l6a03
 _transient = 'scheds','_slots_of','_next','_wrote'  # not in the state: given, or derived
+
+class _HyperWriter:
+    "Writes a scheduler's values (`_next`) into its optimizer's hyper-parameters, noting them"
+    def _hyper_slots(self, name):
+        "Where `name` lives, found again only when the optimizer's param groups were replaced"
+        ids = [id(g) for g in self.optimizer.param_groups]
+        if getattr(self, '_slots_of', (None,))[0] != ids: self._slots_of = ids,{}
+        found = self._slots_of[1]
+        if name not in found: found[name] = _slots(self.optimizer, name)
+        return found[name]
+
+    def _read(self, name): return read_hyper(self._hyper_slots(name))
+
+    def _note_written(self):
+        "Note the values the optimizer holds now: those this scheduler wrote"
+        self._wrote = {n: self._read(n) for n in self.scheds}
+
+    def _write_others(self):
+        "Write the values other than the lr (torch's scheduler writes the lr)"
+        for n,vs in self._next.items():
+            if n != 'lr': write_hyper(self._hyper_slots(n), vs)
+        self._note_written()
+
+    def _write_where_unchanged(self, wrote):
+        "Write the values where the optimizer still holds what this scheduler `wrote`"
+        for n,vs in self._next.items():
+            if wrote.get(n) != self._read(n): continue  # the optimizer's state was loaded: keep it
+            write_hyper(self._hyper_slots(n), vs)
+            if n == 'lr': self._last_lr = [_copy(g['lr']) for g in self.optimizer.param_groups]
+        self._note_written()
+
+# %% ../nbs/06_torch.ipynb #l6a05
+class AnnealLR(_HyperWriter, LRScheduler):
+    "A torch scheduler: `optimizer`'s hyper-parameters from `scheds` at `min(step/total_steps, 1)`"
+    _frac = 0.  # the fraction of a step given to `step(epoch)`, kept by later steps (as in SGDR)
+
+    def __init__(self,
+                 optimizer,             # a torch optimizer
+                 scheds,                # a schedule for the lr, or a dict name -> schedule
+                 total_steps,           # steps in the run: `step()` calls (`'500ba'` counts them)
+                 last_epoch=-1,         # the last step done, to resume (torch's meaning)
+                 steps_per_epoch=None): # steps in an epoch, for durations in epochs (`'2ep'`)
+        _check_optimizer(optimizer, total_steps, last_epoch)
+        self.scheds = _resolved(scheds, optimizer, total_steps, steps_per_epoch)
+        self.total_steps = int(total_steps)
+        self.optimizer = optimizer
+        for n in self.scheds: self._values(n, last_epoch+1)  # checked before torch's constructor
+        super().__init__(optimizer, int(last_epoch))
+
+    def _values(self, name, step=None):
+        "The per-group values of `name` at the current step (or `step`), checked before writing"
+        if step is None:  # a Fraction: exact for a huge `total_steps`
+            step = self.last_epoch + Fraction(self._frac) if self._frac else self.last_epoch
+        pos,s = float(min(step/self.total_steps, 1)),self.scheds[name]
+        return _checked_values(name, s, pos, _check_groups(name, s, self.optimizer))
+
+    def get_lr(self):
+        "The learning rates of the current step, one per param group; the other values checked too"
+        self._next = {n: self._values(n) for n in self.scheds}
+        if 'lr' not in self.scheds: return [g['lr'] for g in self.optimizer.param_groups]
+        return self._next['lr']
+
+    _get_closed_form_lr = get_lr
+
+    def _update_lr(self, epoch=None):
+        "Set the values of the next step, or of step `epoch` (a fraction too: `step(epoch + i/n)`)"
+        if epoch is not None: epoch = check_num('epoch', epoch, ge=0)
+        last,frac = self.last_epoch,self._frac
+        if epoch is not None: self._frac = epoch - math.floor(epoch)
+        try: super()._update_lr(None if epoch is None else math.floor(epoch))  # checks, then writes
+        except Exception:
+            self.last_epoch,self._frac = last,frac
+            raise
+        self._write_others()
+
+    def state_dict(self):
+        "The scheduler's state: the step count and plain values, not the schedules"
+        return {k: v for k,v in super().state_dict().items() if k not in _transient}
+
+    def load_state_dict(self, state_dict):
+        "Load the state; write its values where the optimizer holds what this scheduler wrote"
+        self._frac = 0.  # a state saved without a fraction has none
+        super().load_state_dict({k: v for k,v in state_dict.items() if k not in _transient})
+        wrote = getattr(self, '_wrote', {})
+        self.get_lr()
+        self._write_where_unchanged(wrote)
+
+    def __repr__(self): return f"AnnealLR({self.scheds!r}, total_steps={self.total_steps!r})"
