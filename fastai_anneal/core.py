@@ -45,6 +45,7 @@ def _real(name, v):
     if not math.isfinite(v): raise ValueError(f"`{name}` must be finite, got {_show(v)}")
     return v
 
+# %% ../nbs/00_core.ipynb #c005-b
 def _bounded(name, v, gt=None, ge=None, lt=None, le=None):
     "Number `v` if it is `> gt`, `>= ge`, `< lt` and `<= le` (`None`: no bound), else an error"
     lo,hi = (gt if ge is None else ge),(lt if le is None else le)
@@ -117,6 +118,7 @@ def is_duration(v):
     "Is `v` a duration with a unit: `'500ba'` (batches, or optimizer steps) or `'2ep'` (epochs)?"
     return isinstance(v, str) and _DURATION.fullmatch(v) is not None
 
+# %% ../nbs/00_core.ipynb #i11c002-b
 def check_duration(name, v, ge=0., le=1., lt=None):
     "Check that `v` is a duration (`'500ba'`, `'2ep'`) or a fraction `>= ge`, `<= le` (or `< lt`)"
     if isinstance(v, str):
@@ -126,6 +128,7 @@ def check_duration(name, v, ge=0., le=1., lt=None):
         return v
     return _bounded(name, _real(name, v), ge=ge, le=None if lt is not None else le, lt=lt)
 
+# %% ../nbs/00_core.ipynb #i11c002-c
 # durations in epochs ('2ep') need `steps_per_epoch`, the length of an epoch
 def duration_steps(name, v, n_steps, steps_per_epoch=None):
     "Steps that `v` (a fraction of training or a duration with a unit) lasts in a run of `n_steps`"
@@ -272,6 +275,7 @@ def _source(s):
         elif d is _REQUIRED or not _same(v, d): args.append(f'{a}={_fmt(v)}')  # defaults left out
     return f"{type(s).__name__}({', '.join(args)})"
 
+# %% ../nbs/00_core.ipynb #sched-helpers-b
 def _config(s):
     "A JSON-safe `{'type': name, **args}` that `sched_from_dict` turns back into schedule `s`"
     if not s._args:
@@ -345,6 +349,7 @@ class Formula:
     def __reduce__(self): return self.__qualname__
     def __repr__(self): return self.__name__
 
+# %% ../nbs/00_core.ipynb #c014-b
 # `check(start, end)`, if given, validates the arguments
 def annealer(f=None,       # a formula `f(start, end, pos)`
               *,
@@ -522,6 +527,7 @@ class _Fn(Schedule):
         raise ValueError(f"{self.fn!r} cannot be serialised: it is a plain callable, "
                          "not a `Schedule`")
 
+# %% ../nbs/00_core.ipynb #c032-b
 def as_schedule(f, name='sched'):
     "`f` as a `Schedule`: schedules are returned as they are, other callables of `pos` are wrapped"
     if isinstance(f, Schedule): return check_nesting(name, f)
@@ -575,6 +581,7 @@ def _refuse(s):
                      "resolve it for a run first with `.resolve(n_steps, steps_per_epoch)` "
                      "(`ParamScheduler` and `AnnealLR` do)")
 
+# %% ../nbs/00_core.ipynb #i11c003-b
 # the phase given as `None` or 'rest' takes the rest of the run, filled in when there are no units
 def _check_pcts(pcts):
     "`pcts` checked: fractions >= 0 or durations with units, at most one `None`/'rest'"
@@ -640,6 +647,7 @@ def _check_phases(pcts, scheds):
     # fractions summing to 1, or with units and a phase taking the rest: see "Durations with units"
     return _check_pcts(pcts),scheds
 
+# %% ../nbs/00_core.ipynb #phase-checks-b
 def _phase_spans(ps, given, n_steps):
     "Steps each phase of fractions `ps` (`None`: the rest) spans in `n_steps`; `given` as written"
     total = math.fsum(p for p in ps if p is not None)
@@ -801,6 +809,7 @@ def _resolve_inner(v, n_steps, steps_per_epoch, run):
     ns = n_steps if isinstance(n_steps, list) else [n_steps]*len(v)
     return type(v)(_resolve_inner(o, n, steps_per_epoch, run) for o,n in zip(v, ns))
 
+# %% ../nbs/00_core.ipynb #i11c004-b
 def _resolve(s, n_steps, steps_per_epoch, run):
     "Schedule `s` resolved: it spans `n_steps` steps (a float inside a phase) of a run of `run`"
     if not units_in(s): return s

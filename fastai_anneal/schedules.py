@@ -35,6 +35,7 @@ def _check_derived(name, arg, v, what):
 
 _LOG_MAX = math.log(np.finfo(np.float64).max)
 
+# %% ../nbs/01_schedules.ipynb #c005-b
 def check_no_overflow(name, base, n, scale=1.):
     "Check that `scale * base**n`, made by argument `name` = `base`, fits a float (in logs)"
     top = max(float(np.abs(np.asarray(scale, dtype=np.float64)).max()), 1e-300)
@@ -73,6 +74,7 @@ def _labelled(scheds):
     names = [s.label for s in ss]
     return {n if names.count(n) == 1 else f'{n} ({i})': s for i,(n,s) in enumerate(zip(names, ss))}
 
+# %% ../nbs/01_schedules.ipynb #c039-b
 def plot_scheds(scheds,               # a dict from label to schedule, or schedules (named by label)
                 n=200,                # points drawn over `pos` in [0, 1]
                 ax=None,              # matplotlib Axes; default: a new figure
@@ -246,6 +248,7 @@ def _vec(fn, x):
         r = np.array([fn(v) for v in x.ravel().tolist()], dtype=np.float64).reshape(x.shape)
     return r
 
+# %% ../nbs/01_schedules.ipynb #c016-b
 def _check_scale_fn(fn):
     "Check that `fn` is a picklable callable of a float giving one finite number"
     if isinstance(fn, Schedule) and fn.ngroups:
@@ -482,6 +485,7 @@ class warmup_cos(_Shape):
         down = _cos_decay(self.lr_max, self.lr_min, self.num_cycles)
         return combine_scheds([self.pct_warmup, 1-self.pct_warmup], [up, down])
 
+# %% ../nbs/01_schedules.ipynb #c032-b
 def _cos_decay(start, end, num_cycles):
     "fastai's cosine for half a cycle, else `cos_decay`"
     return sched_cos(start, end) if num_cycles == 0.5 else cos_decay(start, end, num_cycles)
