@@ -16,9 +16,10 @@ from matplotlib.axes import Axes
 # %% auto #0
 __all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'EDGE_TOL', 'MAX_CONFIG_SIZE', 'check_num', 'check_int',
            'check_choice', 'check_param', 'check_finite_values', 'is_duration', 'check_duration', 'duration_steps',
-           'steps_of', 'check_bool', 'Schedule', 'units_in', 'Formula', 'annealer', 'Annealer', 'sched_lin',
-           'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'check_nesting', 'phase_edges',
-           'phase_cuts', 'CombineScheds', 'combine_scheds', 'combined_cos', 'cos_phases', 'sched_from_dict', 'SchedOp']
+           'steps_of', 'check_bool', 'Schedule', 'units_in', 'from_checked', 'Formula', 'annealer', 'Annealer',
+           'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'check_nesting',
+           'phase_edges', 'phase_cuts', 'CombineScheds', 'combine_scheds', 'combined_cos', 'cos_phases',
+           'sched_from_dict', 'SchedOp']
 
 # %% ../nbs/00_core.ipynb #i9a005
 _shower = reprlib.Repr()
@@ -291,7 +292,7 @@ def units_in(v):
     return []
 
 # %% ../nbs/00_core.ipynb #sched-helpers2
-def _trusted(cls, *args):
+def from_checked(cls, *args):
     "A `cls` from arguments checked already (internal builders): its `_setup`, without checks"
     s = cls.__new__(cls)
     s._setup(*args)
@@ -733,9 +734,9 @@ def combined_cos(pct,    # the first phase: a fraction of training, or '500ba', 
 
 def cos_phases(pct, start, middle, end):
     "`combined_cos` of checked arguments, built without checking them again"
-    phases = [_trusted(Annealer, sched_cos, start, middle),
-              _trusted(Annealer, sched_cos, middle, end)]
-    return _trusted(CombineScheds, [pct, None] if is_duration(pct) else [pct, 1-pct], phases)
+    phases = [from_checked(Annealer, sched_cos, start, middle),
+              from_checked(Annealer, sched_cos, middle, end)]
+    return from_checked(CombineScheds, [pct, None] if is_duration(pct) else [pct, 1-pct], phases)
 
 # %% ../nbs/00_core.ipynb #c040
 def _to_json(v, name):

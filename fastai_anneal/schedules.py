@@ -117,6 +117,10 @@ class sched_crop(_Shape):
     def values(self, pos): return self.sched.values(self.lo + pos*self._w)
 
 # %% ../nbs/01_schedules.ipynb #one-cycle-cuts
+def _anneal(formula, start, end):
+    "`formula(start, end)` of values spanned by checked ones: built without checking them again"
+    return from_checked(Annealer, formula, start, end)
+
 def _cut(ends, phases, last):
     "Widths of `phases` ending at `ends`; one past `last` is cut there, those after it are empty"
     pcts,out,prev = [],[],0.
@@ -184,16 +188,16 @@ class one_cycle(_Shape):
         lo = _check_derived('div', self.div, _div(hi, self.div), 'lr_max/div')
         end = _check_derived('div_final', self.div_final, _div(hi, self.div_final),
                              'lr_max/div_final')
-        ends,phases = [p, 1.],[a(lo, hi), a(hi, end)]
+        ends,phases = [p, 1.],[_anneal(a, lo, hi), _anneal(a, hi, end)]
         if self.three_phase:
             ends = [p, 2*p if self.pct_final is None else self.pct_final, 1.]
-            phases = [a(lo, hi), a(hi, lo), a(lo, end)]
-        if self.total_steps is None: return combine_scheds(*_cut(ends, phases, 1.))
+            phases = [_anneal(a, lo, hi), _anneal(a, hi, lo), _anneal(a, lo, end)]
+        if self.total_steps is None: return from_checked(CombineScheds, *_cut(ends, phases, 1.))
         n = self.total_steps
         pcts,phases = _cut(_torch_ends(ends, n), phases, 1 - 1/n)
         # the last value is held past torch's last step
         last = [s for w,s in zip(pcts, phases) if w > 0][-1].value(1.)
-        return combine_scheds(pcts + [1/n], phases + [sched_no(last, last)])
+        return from_checked(CombineScheds, pcts + [1/n], phases + [_anneal(sched_no, last, last)])
 
 # %% ../nbs/01_schedules.ipynb #c012
 MAX_CYCLES = 10_000  # most cycles `sgdr` takes
