@@ -32,8 +32,6 @@ def _check_groups(name, s, opt):
     return ng
 
 # %% ../nbs/06_torch.ipynb #l6a01
-def _copy(v): return v.clone() if isinstance(v, torch.Tensor) else v
-
 def _check_names(scheds):
     "`scheds`, a dict from hyper-parameter name (fastai's or torch's) to schedule, checked"
     if not scheds: raise ValueError("`scheds` must not be empty")
@@ -58,6 +56,7 @@ def _check_optimizer(optimizer, total_steps, last_epoch):
                          "optimizer's param groups have no 'initial_lr' (load its state first, "
                          "or use last_epoch=-1)")
 
+# %% ../nbs/06_torch.ipynb #l6b01
 def _resolved(scheds, optimizer, total_steps, steps_per_epoch):
     "`scheds` as a dict name -> schedule, checked against `optimizer`, durations in steps"
     scheds = _check_names(scheds if isinstance(scheds, dict) else {'lr': scheds})
@@ -78,6 +77,8 @@ def _checked_values(name, s, pos, ng):
 
 # %% ../nbs/06_torch.ipynb #l6a03
 _transient = 'scheds','_slots_of','_next','_wrote'  # not in the state: given, or derived
+
+def _copy(v): return v.clone() if isinstance(v, torch.Tensor) else v
 
 class _HyperWriter:
     "Writes a scheduler's values (`_next`) into its optimizer's hyper-parameters, noting them"
