@@ -40,6 +40,7 @@ class _Ints:
     # `ParamScheduler` rounds the values it writes (and records) here
     def __setitem__(self, k, v): self.d[k] = int(v)
 
+# %% ../nbs/03_callback.ipynb #c005s0
 # an own attribute is one a write reaches (not one `__getattr__` finds on a delegate)
 def _own_attr(o, k):
     "Check that `o.k` is `o`'s own attribute and that it can be written"
@@ -55,6 +56,7 @@ def _own_attr(o, k):
 def _child(o, k):
     return o[int(k)] if k.isdigit() and isinstance(o, (list, tuple, L)) else getattr(o, k)
 
+# %% ../nbs/03_callback.ipynb #c005s1
 # checked writable: a `ValueError` before `fit` otherwise
 def attr_slots(learn, # the `Learner`
                path): # a dotted attribute path, starting from `learn`
@@ -345,6 +347,7 @@ class _Recorded(Sequence):
         if isinstance(n, slice): return [self[k] for k in range(*n.indices(len(self)))]
         return self.rec.value(self.i, n)
 
+# %% ../nbs/03_callback.ipynb #c007s1s0
 @dataclass
 class _Fit:
     "What a `ParamScheduler` holds during a fit"
@@ -363,6 +366,7 @@ class _Fit:
     last: list = None    # the values written for the batch in progress
     custom: bool = False # a subclass has its own `_update_val`: call it every batch
 
+# %% ../nbs/03_callback.ipynb #c007s1s1
 def _sit_out(cb):
     "Whether `cb` sits this fit out: `lr_find` (another `LRFinder`) or `get_preds` runs it"
     lf = getattr(cb.learn, 'lr_finder', None)
@@ -409,6 +413,7 @@ def _ngroups(s):
     v0 = s.value(0.)
     return s.ngroups or (len(v0) if type(v0) is list else None)
 
+# %% ../nbs/03_callback.ipynb #c007s2s0
 def _attr_slots(learn, n, s):
     "`attr_slots(learn, n)`, refusing per-group values from the schedule `s`"
     if _ngroups(s) is not None:
@@ -431,6 +436,7 @@ def _opt_slots(opt, n, ngroups):
                              "schedule it")
     return slots
 
+# %% ../nbs/03_callback.ipynb #c007s2s1
 def _check_fit(f, learn):
     "Check the values at every position of the fit (if the loader has a length), before any write"
     try: n = learn.n_epoch*len(learn.dls.train)
