@@ -87,13 +87,79 @@ def attr_slots(learn, # the `Learner`
             raise ValueError(f"cannot schedule {path!r}: learn.{path} {e}") from None
     return [(_Ints(d) if isinstance(v, numbers.Integral) else d, k, None)]
 
-# %% ../nbs/03_callback.ipynb #c007
-class ParamScheduler(Callback):
-    "Schedule hyper-parameters (or attributes, by dotted path from the Learner) following `scheds`"
-    order,run_valid = 60,False
+# %% ../nbs/03_callback.ipynb #psf1
+def _new_fit(cb):
+    "`cb`'s state for this fit: durations resolved, where each value lives, every value checked"
+    learn = cb.learn
+    run = _resolved(_scheds_to_run(cb), learn)
+    attrs = {n: _attr_slots(learn, n, s) for n,s in run.items() if '.' in n}
+    ngroups = {n: _ngroups(s) for n,s in run.items()}
+    find = partial(_opt_slots, ngroups=ngroups)
+    homes = OptHypers(learn, [n for n in run if n not in attrs], find)
+    ints = [n in attrs and isinstance(attrs[n][0][0], _Ints) for n in run]
+    fit = _Fit(run, homes, attrs, ints, rec=_Record(list(ngroups.values())))
+    fit.custom = type(cb)._update_val is not ParamScheduler._update_val
+    _check_fit(fit, learn)
+    return _find_targets(fit)
 
-    def __init__(self, scheds): self.scheds = scheds  # name -> schedule (or function of the pos)
+def _find_targets(f):
+    "Where each schedule of fit `f` writes, in the optimizer as it is now (plain dicts: fast)"
+    slots = [f.attrs[n] if n in f.attrs else f.homes.slots[n] for n in f.run]
+    f.dst = [(*_plain(sl), sl) for sl in slots]
+    f.ngroups = [len(sl) for sl in slots]
+    return f
 
+# %% ../nbs/03_callback.ipynb #psf2
+def _next_table(f, learn):
+    "Evaluate the schedules at once for the next batches of this epoch, from the current one on"
+    i,n_iter = learn.iter,learn.n_iter
+    n = max(min(_CHUNK, n_iter - i), 1)
+    pos = (learn.epoch*n_iter + np.arange(i, i + n)) / (learn.n_epoch*n_iter)  # exact: integers
+    f.rec.flush()  # the rows used of the table replaced, kept before the schedules run again
+    cols = _values(f, pos)
+    f.off,f.n,f.pos,f.cols = i,n,pos.tolist(),[c.tolist() for c in cols]
+    f.rec.use(cols)
+    return 0
+
+def _values_at(f, pct):
+    "The values of the schedules of fit `f` at position `pct` (integers rounded), checked"
+    vals = [s.value(pct) for s in f.run.values()]
+    for n,v in zip(f.run, vals): check_hyper_values(n, v, pct)
+    return [round(v) if r else v for v,r in zip(vals, f.ints)]
+
+def _follow(f):
+    "Find the hyper-parameters of fit `f` again if the optimizer or its dicts were replaced"
+    if f.homes.stale():
+        f.homes.refresh()
+        _find_targets(f)
+
+# %% ../nbs/03_callback.ipynb #psf3
+def _save_record(cb, f):
+    "Keep the record of fit `f` in `cb` and in the recorder, if there is one: `hps`, `group_hps`"
+    ngroups = dict(zip(f.run, f.ngroups))
+    cb.group_hps = {n: _table(f.rec.values(i), ngroups[n]) for i,n in enumerate(f.run)}
+    for n,g in cb.group_hps.items(): cb.hps[n] = g[:, -1].tolist()
+    rec = getattr(cb.learn, 'recorder', None)
+    if rec is not None: rec.hps,rec.group_hps = cb.hps,cb.group_hps
+
+def _load_record(cb, d):
+    "Continue the record of `d` (from `state_dict`) in `cb`'s fit in progress"
+    f = _in_fit(cb)
+    if list(d['rec']) != list(f.run):
+        raise ValueError(f"`d` records {list(d['rec'])}, but this scheduler sets {list(f.run)}")
+    f.rec.load(list(f.run), list(d['rec'].values()))
+
+def _to_pickle(cb):
+    "`cb`'s attributes to pickle: without the state of a fit in progress, its `hps` as lists"
+    d = {k: v for k,v in cb.__dict__.items() if k != '_fit'}
+    hps = d.get('hps', {})
+    if any(isinstance(v, _Recorded) for v in hps.values()):
+        d['hps'] = {n: list(v) for n,v in hps.items()}
+    return d
+
+# %% ../nbs/03_callback.ipynb #psf4
+class _ScheduledFit(Callback):
+    "Checked schedules `scheds` and the fit they run: set up, recorded, saved, pickled"
     @property
     def scheds(self):
         "The schedules by name (kept as `_scheds`: fastai's wandb logger rewrites `__init__` args)"
@@ -108,33 +174,41 @@ class ParamScheduler(Callback):
         "Resolve durations for this fit, find where each value lives, check every value to write"
         self._fit = None
         if _sit_out(self): return
-        run = _resolved(_scheds_to_run(self), self.learn)
-        attrs = {n: _attr_slots(self.learn, n, s) for n,s in run.items() if '.' in n}
-        ngroups = {n: _ngroups(s) for n,s in run.items()}
-        find = partial(_opt_slots, ngroups=ngroups)
-        homes = OptHypers(self.learn, [n for n in run if n not in attrs], find)
-        ints = [n in attrs and isinstance(attrs[n][0][0], _Ints) for n in run]
-        fit = _Fit(run, homes, attrs, ints, rec=_Record(list(ngroups.values())))
-        fit.custom = type(self)._update_val is not ParamScheduler._update_val
-        _check_fit(fit, self.learn)
-        self._fit = fit
-        self._targets()
+        self._fit = f = _new_fit(self)
         # in the fit `hps[n]` reads the record (the last group's values); lists at the end
-        self.hps = {n: _Recorded(fit.rec, i) for i,n in enumerate(run)}
+        self.hps = {n: _Recorded(f.rec, i) for i,n in enumerate(f.run)}
 
-    def _targets(self):
-        "Where each schedule writes, in the optimizer as it is now (plain dicts: a fast write)"
-        f = self._fit
-        slots = [f.attrs[n] if n in f.attrs else f.homes.slots[n] for n in f.run]
-        f.dst = [(*_plain(sl), sl) for sl in slots]
-        f.ngroups = [len(sl) for sl in slots]
+    def after_fit(self):
+        "Save the record in the recorder, if there is one: `hps` (last group) and `group_hps`"
+        f = self.__dict__.pop('_fit', None)
+        if f is not None: _save_record(self, f)
 
-    def _follow(self):
-        "Find the hyper-parameters again if the optimizer or its dicts were replaced"
-        homes = self._fit.homes
-        if homes.stale():
-            homes.refresh()
-            self._targets()
+    def state_dict(self):
+        "The record of the fit in progress, for `load_state_dict` in a resumed fit"
+        f = getattr(self, '_fit', None)
+        if f is None: return {'rec': {n: [] for n in self.scheds}}
+        return {'rec': {n: f.rec.as_lists(i) for i,n in enumerate(f.run)}}
+
+    def load_state_dict(self, d):
+        "Continue the record of `d` (from `state_dict`); call it after the resumed `before_fit`"
+        _load_record(self, d)
+
+    def __getstate__(self):
+        "Pickle without the state of a fit in progress (say, one interrupted): its `hps` as lists"
+        return _to_pickle(self)
+
+    def __setstate__(self, d):
+        "Unpickle; one pickled by plain fastai holds its schedules as `scheds`"
+        d = dict(d)
+        if 'scheds' in d: d['_scheds'] = d.pop('scheds')
+        super().__setstate__(d)
+
+# %% ../nbs/03_callback.ipynb #c007
+class ParamScheduler(_ScheduledFit):
+    "Schedule hyper-parameters (or attributes, by dotted path from the Learner) following `scheds`"
+    order,run_valid = 60,False
+
+    def __init__(self, scheds): self.scheds = scheds  # name -> schedule (or function of the pos)
 
     def before_train(self):
         if self._fit is not None: self._fit.n = 0  # a new epoch: a new table
@@ -143,34 +217,19 @@ class ParamScheduler(Callback):
         "Set this batch's values: the schedules at (epoch*n_iter + iter) / (n_epoch*n_iter)"
         f = self._fit
         if f is None: return  # sitting this fit out
-        self._follow()
+        _follow(f)
         learn = self.learn
         j = learn.iter - f.off
-        if not 0 <= j < f.n: j = self._table()
+        if not 0 <= j < f.n: j = _next_table(f, learn)
         pct = learn.pct_train
         if abs(pct - f.pos[j]) > _MOVED: self._update_val(pct)  # moved on purpose: follow it
         elif f.custom: self._update_val(f.pos[j])  # a subclass's own, called as fastai calls it
         else: self._write([c[j] for c in f.cols], j)
 
-    def _table(self):
-        "Evaluate the schedules at once for the next batches of this epoch, from the current one on"
-        learn,f = self.learn,self._fit
-        i,n_iter = learn.iter,learn.n_iter
-        n = max(min(_CHUNK, n_iter - i), 1)
-        pos = (learn.epoch*n_iter + np.arange(i, i + n)) / (learn.n_epoch*n_iter)  # exact: integers
-        f.rec.flush()  # the rows used of the table replaced, kept before the schedules run again
-        cols = _values(f, pos)
-        f.off,f.n,f.pos,f.cols = i,n,pos.tolist(),[c.tolist() for c in cols]
-        f.rec.use(cols)
-        return 0
-
     def _update_val(self, pct):
         "Set every value for position `pct` (fastai's method: subclasses, like `LRFinder`, call it)"
-        f = self._fit
-        self._follow()
-        vals = [s.value(pct) for s in f.run.values()]
-        for n,v in zip(f.run, vals): check_hyper_values(n, v, pct)
-        self._write([round(v) if r else v for v,r in zip(vals, f.ints)], _OFF)
+        _follow(self._fit)
+        self._write(_values_at(self._fit, pct), _OFF)
 
     def _write(self, vals, row):
         "Write `vals` (one per schedule), row `row` of the table or `_OFF`; `after_batch` records"
@@ -193,43 +252,6 @@ class ParamScheduler(Callback):
         if j == rec.end: rec.end = j + 1  # the table's next row: the record grows by an int store
         else: rec.add(j, f.last)
 
-    def after_fit(self):
-        "Save the record in the recorder, if there is one: `hps` (last group) and `group_hps`"
-        f = self.__dict__.pop('_fit', None)
-        if f is None: return
-        ngroups = dict(zip(f.run, f.ngroups))
-        self.group_hps = {n: _table(f.rec.values(i), ngroups[n]) for i,n in enumerate(f.run)}
-        for n,g in self.group_hps.items(): self.hps[n] = g[:, -1].tolist()
-        rec = getattr(self.learn, 'recorder', None)
-        if rec is not None: rec.hps,rec.group_hps = self.hps,self.group_hps
-
-    def state_dict(self):
-        "The record of the fit in progress, for `load_state_dict` in a resumed fit"
-        f = getattr(self, '_fit', None)
-        if f is None: return {'rec': {n: [] for n in self.scheds}}
-        return {'rec': {n: f.rec.as_lists(i) for i,n in enumerate(f.run)}}
-
-    def load_state_dict(self, d):
-        "Continue the record of `d` (from `state_dict`); call it after the resumed `before_fit`"
-        f = _in_fit(self)
-        if list(d['rec']) != list(f.run):
-            raise ValueError(f"`d` records {list(d['rec'])}, but this scheduler sets {list(f.run)}")
-        f.rec.load(list(f.run), list(d['rec'].values()))
-
-    def __getstate__(self):
-        "Pickle without the state of a fit in progress (say, one interrupted): its `hps` as lists"
-        d = {k: v for k,v in self.__dict__.items() if k != '_fit'}
-        hps = d.get('hps', {})
-        if any(isinstance(v, _Recorded) for v in hps.values()):
-            d['hps'] = {n: list(v) for n,v in hps.items()}
-        return d
-
-    def __setstate__(self, d):
-        "Unpickle; one pickled by plain fastai holds its schedules as `scheds`"
-        d = dict(d)
-        if 'scheds' in d: d['_scheds'] = d.pop('scheds')
-        super().__setstate__(d)
-
     def __repr__(self): return f"ParamScheduler({self.scheds!r})"
 
 # %% ../nbs/03_callback.ipynb #c007b
@@ -238,34 +260,15 @@ _MOVED = 1e-6  # `pct_train` this far from the counters' was moved (its sum drif
 _OFF = -1      # the row of values written off the table (by `_update_val`)
 _CHUNK_BYTES = 2**16  # a chunk of the record holds this at least (numpy's header: ~0.2 % of it)
 
-class _Record:
-    "The values a fit wrote, a row a batch: float64 chunks, then the rows used of the epoch's table"
-    def __init__(self, ngroups): # per schedule: how many values it writes (None: one for all)
-        self.grouped = [ng is not None for ng in ngroups]  # `state_dict` gives a list a batch
-        self.edges = np.cumsum([0] + [ng or 1 for ng in ngroups]).tolist()  # schedule i: columns
-        self.cap = max(_CHUNK, _CHUNK_BYTES // (8*self.edges[-1]))  # rows a chunk
+# %% ../nbs/03_callback.ipynb #rcc1
+class _Chunks:
+    "Rows of float64 values kept in chunks that never move: a row a batch, columns per schedule"
+    def __init__(self, edges): # schedule i's values are columns `edges[i]:edges[i+1]`
+        self.edges = edges
+        self.cap = max(_CHUNK, _CHUNK_BYTES // (8*edges[-1]))  # rows a chunk
         self.chunks = []                  # the full chunks
         self.buf,self.k = None,0          # the chunk being filled, and its rows filled
         self.flat = None                  # `buf` as a flat memoryview, for rows written one by one
-        self.table,self.start,self.end = None,0,0  # the table, and its rows used not yet copied
-
-    def __len__(self): return len(self.chunks)*self.cap + self.k + self.end - self.start
-
-    def use(self, table):
-        "Record from `table` (per schedule: its values from the batch in progress on)"
-        self.flush()
-        self.table,self.start,self.end = table,0,0
-
-    def add(self, row, vals):
-        "Record the table's `row` where it is not the next one, or `vals` (when `row` is `_OFF`)"
-        self.flush()
-        if row == _OFF: self._put_row(vals)
-        else: self.start,self.end = row,row + 1
-
-    def flush(self):
-        "Copy the table's rows used since the last copy into the chunks"
-        if self.end > self.start: self._put([c[self.start:self.end] for c in self.table])
-        self.start = self.end
 
     def _put(self, cols):
         "Append `cols` (per schedule: its values, a row a batch) to the chunks"
@@ -294,13 +297,50 @@ class _Record:
         self.buf,self.k = np.empty((self.cap, self.edges[-1])),0
         self.flat = memoryview(self.buf.reshape(-1))
 
-    def values(self, i):
-        "Schedule `i`'s values recorded, an array (batches, its number of values)"
+    def _kept(self, i):
+        "Schedule `i`'s values in the chunks: arrays (rows, its number of values)"
         a,b = self.edges[i],self.edges[i + 1]
         parts = [c[:, a:b] for c in self.chunks] + [np.empty((0, b - a))]
         if self.buf is not None: parts.append(self.buf[:self.k, a:b])
+        return parts
+
+    def _kept_value(self, i, n):
+        "Schedule `i`'s last value (the last group's) in the chunks' row `n`"
+        c,r = divmod(n, self.cap)
+        chunk = self.chunks[c] if c < len(self.chunks) else self.buf
+        return float(chunk[r, self.edges[i + 1] - 1])
+
+# %% ../nbs/03_callback.ipynb #rcc2
+class _Record(_Chunks):
+    "The values a fit wrote, a row a batch: float64 chunks, then the rows used of the epoch's table"
+    def __init__(self, ngroups): # per schedule: how many values it writes (None: one for all)
+        self.grouped = [ng is not None for ng in ngroups]  # `state_dict` gives a list a batch
+        super().__init__(np.cumsum([0] + [ng or 1 for ng in ngroups]).tolist())
+        self.table,self.start,self.end = None,0,0  # the table, and its rows used not yet copied
+
+    def __len__(self): return len(self.chunks)*self.cap + self.k + self.end - self.start
+
+    def use(self, table):
+        "Record from `table` (per schedule: its values from the batch in progress on)"
+        self.flush()
+        self.table,self.start,self.end = table,0,0
+
+    def add(self, row, vals):
+        "Record the table's `row` where it is not the next one, or `vals` (when `row` is `_OFF`)"
+        self.flush()
+        if row == _OFF: self._put_row(vals)
+        else: self.start,self.end = row,row + 1
+
+    def flush(self):
+        "Copy the table's rows used since the last copy into the chunks"
+        if self.end > self.start: self._put([c[self.start:self.end] for c in self.table])
+        self.start = self.end
+
+    def values(self, i):
+        "Schedule `i`'s values recorded, an array (batches, its number of values)"
+        parts = self._kept(i)
         used = self.table[i][self.start:self.end] if self.end > self.start else []
-        if len(used): parts.append(np.reshape(used, (-1, b - a)))
+        if len(used): parts.append(np.reshape(used, (-1, self.edges[i + 1] - self.edges[i])))
         return np.concatenate(parts, dtype=np.float64)
 
     def value(self, i, n):
@@ -310,9 +350,7 @@ class _Record:
         if n < 0: n += size
         if not 0 <= n < size: raise IndexError(f"row {n} of a record of {size} rows")
         if n >= kept: return float(np.ravel(self.table[i][self.start + n - kept])[-1])
-        c,r = divmod(n, self.cap)
-        chunk = self.chunks[c] if c < len(self.chunks) else self.buf
-        return float(chunk[r, self.edges[i + 1] - 1])
+        return self._kept_value(i, n)
 
     def as_lists(self, i):
         "Schedule `i`'s values recorded as `state_dict` gives them: a number (or a list) a batch"
@@ -321,10 +359,7 @@ class _Record:
 
     def load(self, names, recs):
         "Replace the record with `recs` (per schedule named in `names`: `as_lists`'s lists)"
-        cols = [_loaded(n, r, b - a) for n,r,a,b in zip(names, recs, self.edges, self.edges[1:])]
-        if len({len(c) for c in cols}) > 1:
-            raise ValueError(f"the records of {names} must have one row a batch each, got "
-                             f"{[len(c) for c in cols]} rows")
+        cols = _loaded_cols(names, recs, self.edges)
         self.chunks,self.buf,self.k,self.start = [],None,0,self.end
         if cols and len(cols[0]): self._put(cols)
 
@@ -334,6 +369,14 @@ def _loaded(name, r, width):
     try: return np.asarray(r, dtype=np.float64).reshape(len(r), width)
     except (ValueError, TypeError) as e:
         raise ValueError(f"the record of {name!r} must be {width} number(s) a batch: {e}") from None
+
+def _loaded_cols(names, recs, edges):
+    "The records `recs` of the schedules `names` (from a `state_dict`) as arrays, one per schedule"
+    cols = [_loaded(n, r, b - a) for n,r,a,b in zip(names, recs, edges, edges[1:])]
+    if len({len(c) for c in cols}) > 1:
+        raise ValueError(f"the records of {names} must have one row a batch each, got "
+                         f"{[len(c) for c in cols]} rows")
+    return cols
 
 class _Recorded(Sequence):
     "`hps[name]` in a fit: its values recorded so far (the last group's), read from the record"
