@@ -514,23 +514,11 @@ def _table(vs, ng):
     a = np.asarray(vs, dtype=np.float64).reshape(len(vs), -1 if len(vs) else ng)
     return np.ascontiguousarray(np.broadcast_to(a, (len(vs), ng)))
 
-# %% ../nbs/03_callback.ipynb #i10c002
-class ScaleOnPlateau(Callback):
-    "Multiply the values of `names` by a scale cut by `factor` when `monitor` stops improving"
-    order,run_valid = 61,False  # after `ParamScheduler` (60) has set the batch's values
-    _state = 'scale','best','num_bad','cooldown_left','bases','written'
-
-    def __init__(self,
-                 monitor='valid_loss',  # the recorded value judged at the end of each epoch
-                 mode=None,             # 'min' or 'max' (default: 'min' for a loss or an error)
-                 factor=0.1,            # a cut multiplies the scale by it, in (0, 1)
-                 patience=10,           # bad epochs tolerated; one more cuts
-                 threshold=1e-4,        # how much better a value must be to count as better
-                 threshold_mode='rel',  # 'rel': best*(1 -/+ threshold), 'abs': best -/+ threshold
-                 cooldown=0,            # epochs after a cut during which bad epochs are not counted
-                 min_lr=0.,             # a cut never takes a value below it
-                 names=('lr',),         # the hyper-parameters scaled, each once
-                 reset_on_fit=True):    # start each fit afresh (else scale and counters carry on)
+# %% ../nbs/03_callback.ipynb #sopc1
+class _TorchPlateau(Callback):
+    "torch's `ReduceLROnPlateau` rule: `scale` cut by `factor` after over `patience` bad epochs"
+    def __init__(self, monitor, mode, factor, patience, threshold, threshold_mode, cooldown,
+                 min_lr):
         if not isinstance(monitor, str):
             raise ValueError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
         self.monitor = monitor
@@ -541,9 +529,6 @@ class ScaleOnPlateau(Callback):
         self.threshold_mode = check_choice('threshold_mode', threshold_mode, ('rel', 'abs'))
         self.cooldown = check_int('cooldown', cooldown)
         self.min_lr = check_num('min_lr', min_lr, ge=0)
-        self.names = _check_names(names)
-        self.reset_on_fit = reset_on_fit
-        self.reset()
 
     def reset(self):
         "Forget the cuts and the best value (torch's initial state)"
@@ -551,8 +536,6 @@ class ScaleOnPlateau(Callback):
         self.best = _worst(self.mode)
         self.num_bad = 0
         self.cooldown_left = 0
-        self.bases = {}    # name -> the values no schedule sets, before any cut
-        self.written = {}  # name -> those values as last written
 
     def is_better(self, v):
         "Whether `v` improves on the best value (torch's rule: a NaN never does)"
@@ -572,6 +555,13 @@ class ScaleOnPlateau(Callback):
         self.cooldown_left,self.num_bad = self.cooldown,0
         return True
 
+    def _scaled(self, v):
+        "`v` times the scale, never cut below `min_lr` (a value already below it is kept)"
+        return max(v*self.scale, min(v, self.min_lr))
+
+# %% ../nbs/03_callback.ipynb #sopc2
+class _ScalingFit:
+    "In a fit, multiply the values of `names` by `scale`: the scheduled ones every batch"
     def before_fit(self):
         "Find the monitored value and where each value lives; start afresh if `reset_on_fit`"
         self._homes,self._set,self._trained = None,False,False
@@ -585,10 +575,6 @@ class ScaleOnPlateau(Callback):
         self._sched = [n for n in self.names if any(n in s for s in scheds)]  # scaled every batch
         self._homes,self._scales = homes,[]
         self._unscheduled()  # a carried scale applies from the first batch
-
-    def _scaled(self, v):
-        "`v` times the scale, never cut below `min_lr` (a value already below it is kept)"
-        return max(v*self.scale, min(v, self.min_lr))
 
     def _unscheduled(self):
         "Set the values no schedule sets to their values before any cut, times the scale"
@@ -616,14 +602,6 @@ class ScaleOnPlateau(Callback):
         self._set = False
         self._scales.append(self.scale)
 
-    def before_train(self): self._trained = True
-
-    def after_epoch(self):
-        "Judge the epoch (not one that did not train: skipped by `start_epoch`, or `validate()`)"
-        trained,self._trained = self._trained,False
-        v = _monitored(self.learn, self._idx) if trained and self._homes is not None else None
-        if v is not None and self.step(v): self._unscheduled()
-
     def after_fit(self):
         "Record the scales, and the values set, cuts included, in the `ParamScheduler`'s record"
         if getattr(self, '_homes', None) is None: return
@@ -636,6 +614,45 @@ class ScaleOnPlateau(Callback):
             s = np.asarray(self.scales)[:, None]
             rec.group_hps[n] = np.maximum(g*s, np.minimum(g, self.min_lr))
             rec.hps[n] = rec.group_hps[n][:, -1].tolist()
+
+    def __getstate__(self): return _without_fit_state(self)
+
+# %% ../nbs/03_callback.ipynb #i10c002
+class ScaleOnPlateau(_ScalingFit, _TorchPlateau):
+    "Multiply the values of `names` by a scale cut by `factor` when `monitor` stops improving"
+    order,run_valid = 61,False  # after `ParamScheduler` (60) has set the batch's values
+    _state = 'scale','best','num_bad','cooldown_left','bases','written'
+
+    def __init__(self,
+                 monitor='valid_loss',  # the recorded value judged at the end of each epoch
+                 mode=None,             # 'min' or 'max' (default: 'min' for a loss or an error)
+                 factor=0.1,            # a cut multiplies the scale by it, in (0, 1)
+                 patience=10,           # bad epochs tolerated; one more cuts
+                 threshold=1e-4,        # how much better a value must be to count as better
+                 threshold_mode='rel',  # 'rel': best*(1 -/+ threshold), 'abs': best -/+ threshold
+                 cooldown=0,            # epochs after a cut during which bad epochs are not counted
+                 min_lr=0.,             # a cut never takes a value below it
+                 names=('lr',),         # the hyper-parameters scaled, each once
+                 reset_on_fit=True):    # start each fit afresh (else scale and counters carry on)
+        super().__init__(monitor, mode, factor, patience, threshold, threshold_mode, cooldown,
+                         min_lr)
+        self.names = _check_names(names)
+        self.reset_on_fit = reset_on_fit
+        self.reset()
+
+    def reset(self):
+        "Forget the cuts and the best value (torch's initial state)"
+        super().reset()
+        self.bases = {}    # name -> the values no schedule sets, before any cut
+        self.written = {}  # name -> those values as last written
+
+    def before_train(self): self._trained = True
+
+    def after_epoch(self):
+        "Judge the epoch (not one that did not train: skipped by `start_epoch`, or `validate()`)"
+        trained,self._trained = self._trained,False
+        v = _monitored(self.learn, self._idx) if trained and self._homes is not None else None
+        if v is not None and self.step(v): self._unscheduled()
 
     def state_dict(self):
         "The scale, the plateau counters and, in a fit, the scales so far: for `load_state_dict`"
@@ -651,8 +668,6 @@ class ScaleOnPlateau(Callback):
         if getattr(self, '_homes', None) is None: return
         self._scales[:] = d.get('scales', [])
         self._unscheduled()
-
-    def __getstate__(self): return _without_fit_state(self)
 
     def __setstate__(self, d):
         "Unpickle; one pickled by an earlier version has no `bases`/`written`"
@@ -718,8 +733,64 @@ def cooldown_sched(lr_start, lr_min=0., decay='1-sqrt'):
                          f"from, got lr_min={lr_min!r}, lr_start={lr_start!r}")
     return DECAYS[decay](lr_start, lr_min)
 
+# %% ../nbs/03_callback.ipynb #copc1
+class _Cooldown:
+    "The cooldown of a `CooldownOnPlateau`: from a plateau on, the lr of each batch, then a stop"
+    def _plateau(self):
+        "A plateau at the end of this epoch: cool down over the epochs left (none left: stop now)"
+        self.plateau_epoch = self.epoch
+        self._n = min(self._len, (self.n_epoch - self.epoch - 1) * len(self.dls.train))
+        if self._n == 0: raise CancelFitException()
+        self._begin(read_hyper(self._homes['lr']))
+
+    def _begin(self, lr_start):
+        "Start the cooldown from `lr_start` (per group); a group below `lr_min` keeps its lr"
+        self._start = lr_start
+        lr_min = np.minimum(np.broadcast_to(self.lr_min, (len(lr_start),)), lr_start).tolist()
+        self._sched = cooldown_sched(lr_start, lr_min, self.decay)
+
+    def before_batch(self):
+        "From the plateau on, set this batch's lr; record the lr of every training batch"
+        if not self.training or self._homes is None: return
+        slots = self._homes['lr']
+        if self._start is not None:
+            v = self._sched(self._i / self._n).tolist()
+            write_hyper(slots, v)
+            self.lrs.append(v)
+        self._used.append(read_hyper(slots))
+        self._set = True
+
+    def after_batch(self):
+        "Count the cooldown's batch; after its last, end the epoch's training (validate, then stop)"
+        if not (self.training and self._set): return
+        self._set = False
+        if self._start is None: return
+        self._i += 1
+        if self._i >= self._n: raise CancelTrainException()
+
+    def after_cancel_train(self):
+        if self._start is not None: log_cut_epoch(self.learn)
+
+    def after_fit(self):
+        "Put the lr of every training batch, the cooldown's included, in the recorder's record"
+        super().after_fit()
+        used = self.__dict__.pop('_used', None)
+        for k in _plateau_fit_state: self.__dict__.pop(k, None)
+        _record_lrs(self.learn, used)
+
+    def state_dict(self):
+        "The best value, the plateau, and the cooldown's progress: for `load_state_dict`"
+        return {k.lstrip('_'): copy.deepcopy(getattr(self, k, None)) for k in self._state}
+
+    def load_state_dict(self, d):
+        "Restore `d` (from `state_dict`); in a resumed fit, call it after `before_fit`"
+        for k in self._state: setattr(self, k, copy.deepcopy(d[k.lstrip('_')]))
+        if self._start is not None: self._begin(self._start)
+
+    def __getstate__(self): return _without_fit_state(self)
+
 # %% ../nbs/03_callback.ipynb #i11b003
-class CooldownOnPlateau(TrackerCallback):
+class CooldownOnPlateau(_Cooldown, TrackerCallback):
     "On a plateau of `monitor` (as `EarlyStoppingCallback` finds it) cool the lr down, then stop"
     order = TrackerCallback.order+3  # after ParamScheduler: from the plateau on, it sets the lr
     _state = 'best','wait','plateau_epoch','lrs','_start','_i','_n','_used'
@@ -762,12 +833,6 @@ class CooldownOnPlateau(TrackerCallback):
         self.wait,self.plateau_epoch,self.lrs = 0,None,[]
         self._homes,self._start,self._i,self._n,self._used,self._set = homes,None,0,0,[],False
 
-    def _begin(self, lr_start):
-        "Start the cooldown from `lr_start` (per group); a group below `lr_min` keeps its lr"
-        self._start = lr_start
-        lr_min = np.minimum(np.broadcast_to(self.lr_min, (len(lr_start),)), lr_start).tolist()
-        self._sched = cooldown_sched(lr_start, lr_min, self.decay)
-
     def after_epoch(self):
         "Track `monitor` as `EarlyStoppingCallback`; on a plateau start the cooldown, after it stop"
         trained,self._trained = self._trained,False
@@ -778,58 +843,20 @@ class CooldownOnPlateau(TrackerCallback):
             return
         self.wait = 0 if self.new_best else self.wait + 1
         if self.new_best or self.wait < self.patience: return
-        self.plateau_epoch = self.epoch
-        self._n = min(self._len, (self.n_epoch - self.epoch - 1) * len(self.dls.train))
-        if self._n == 0: raise CancelFitException()
-        self._begin(read_hyper(self._homes['lr']))
+        self._plateau()
 
     def before_train(self): self._trained = self._homes is not None
 
-    def before_batch(self):
-        "From the plateau on, set this batch's lr; record the lr of every training batch"
-        if not self.training or self._homes is None: return
-        slots = self._homes['lr']
-        if self._start is not None:
-            v = self._sched(self._i / self._n).tolist()
-            write_hyper(slots, v)
-            self.lrs.append(v)
-        self._used.append(read_hyper(slots))
-        self._set = True
-
-    def after_batch(self):
-        "Count the cooldown's batch; after its last, end the epoch's training (validate, then stop)"
-        if not (self.training and self._set): return
-        self._set = False
-        if self._start is None: return
-        self._i += 1
-        if self._i >= self._n: raise CancelTrainException()
-
-    def after_cancel_train(self):
-        if self._start is not None: log_cut_epoch(self.learn)
-
-    def after_fit(self):
-        "Put the lr of every training batch, the cooldown's included, in the recorder's record"
-        super().after_fit()
-        used = self.__dict__.pop('_used', None)
-        for k in _plateau_fit_state: self.__dict__.pop(k, None)
-        rec = getattr(self.learn, 'recorder', None)
-        if not used or rec is None: return
-        g = _table(used, len(used[-1]))
-        if not _scheduled(self.learn): rec.hps,rec.group_hps = {},{}  # this fit's record: lr alone
-        if getattr(rec, 'group_hps', None) is None: rec.group_hps = {}
-        rec.hps['lr'] = g[:, -1].tolist()
-        rec.group_hps['lr'] = g
-
-    def state_dict(self):
-        "The best value, the plateau, and the cooldown's progress: for `load_state_dict`"
-        return {k.lstrip('_'): copy.deepcopy(getattr(self, k, None)) for k in self._state}
-
-    def load_state_dict(self, d):
-        "Restore `d` (from `state_dict`); in a resumed fit, call it after `before_fit`"
-        for k in self._state: setattr(self, k, copy.deepcopy(d[k.lstrip('_')]))
-        if self._start is not None: self._begin(self._start)
-
-    def __getstate__(self): return _without_fit_state(self)
+# %% ../nbs/03_callback.ipynb #copc3
+def _record_lrs(learn, used):
+    "Put `used`, the lr of every training batch (per group), in the record of `learn`'s recorder"
+    rec = getattr(learn, 'recorder', None)
+    if not used or rec is None: return
+    g = _table(used, len(used[-1]))
+    if not _scheduled(learn): rec.hps,rec.group_hps = {},{}  # this fit's record: lr alone
+    if getattr(rec, 'group_hps', None) is None: rec.group_hps = {}
+    rec.hps['lr'] = g[:, -1].tolist()
+    rec.group_hps['lr'] = g
 
 def _scheduled(learn):
     "Whether a `ParamScheduler` (ours or fastai's) is attached: the recorder's `hps` are this fit's"
