@@ -40,6 +40,7 @@ class _Ints:
     # `ParamScheduler` rounds the values it writes (and records) here
     def __setitem__(self, k, v): self.d[k] = int(v)
 
+# %% ../nbs/03_callback.ipynb #c005s0
 # an own attribute is one a write reaches (not one `__getattr__` finds on a delegate)
 def _own_attr(o, k):
     "Check that `o.k` is `o`'s own attribute and that it can be written"
@@ -55,6 +56,7 @@ def _own_attr(o, k):
 def _child(o, k):
     return o[int(k)] if k.isdigit() and isinstance(o, (list, tuple, L)) else getattr(o, k)
 
+# %% ../nbs/03_callback.ipynb #c005s1
 # checked writable: a `ValueError` before `fit` otherwise
 def attr_slots(learn, # the `Learner`
                path): # a dotted attribute path, starting from `learn`
@@ -85,13 +87,79 @@ def attr_slots(learn, # the `Learner`
             raise ValueError(f"cannot schedule {path!r}: learn.{path} {e}") from None
     return [(_Ints(d) if isinstance(v, numbers.Integral) else d, k, None)]
 
-# %% ../nbs/03_callback.ipynb #c007
-class ParamScheduler(Callback):
-    "Schedule hyper-parameters (or attributes, by dotted path from the Learner) following `scheds`"
-    order,run_valid = 60,False
+# %% ../nbs/03_callback.ipynb #psf1
+def _new_fit(cb):
+    "`cb`'s state for this fit: durations resolved, where each value lives, every value checked"
+    learn = cb.learn
+    run = _resolved(_scheds_to_run(cb), learn)
+    attrs = {n: _attr_slots(learn, n, s) for n,s in run.items() if '.' in n}
+    ngroups = {n: _ngroups(s) for n,s in run.items()}
+    find = partial(_opt_slots, ngroups=ngroups)
+    homes = OptHypers(learn, [n for n in run if n not in attrs], find)
+    ints = [n in attrs and isinstance(attrs[n][0][0], _Ints) for n in run]
+    fit = _Fit(run, homes, attrs, ints, rec=_Record(list(ngroups.values())))
+    fit.custom = type(cb)._update_val is not ParamScheduler._update_val
+    _check_fit(fit, learn)
+    return _find_targets(fit)
 
-    def __init__(self, scheds): self.scheds = scheds  # name -> schedule (or function of the pos)
+def _find_targets(f):
+    "Where each schedule of fit `f` writes, in the optimizer as it is now (plain dicts: fast)"
+    slots = [f.attrs[n] if n in f.attrs else f.homes.slots[n] for n in f.run]
+    f.dst = [(*_plain(sl), sl) for sl in slots]
+    f.ngroups = [len(sl) for sl in slots]
+    return f
 
+# %% ../nbs/03_callback.ipynb #psf2
+def _next_table(f, learn):
+    "Evaluate the schedules at once for the next batches of this epoch, from the current one on"
+    i,n_iter = learn.iter,learn.n_iter
+    n = max(min(_CHUNK, n_iter - i), 1)
+    pos = (learn.epoch*n_iter + np.arange(i, i + n)) / (learn.n_epoch*n_iter)  # exact: integers
+    f.rec.flush()  # the rows used of the table replaced, kept before the schedules run again
+    cols = _values(f, pos)
+    f.off,f.n,f.pos,f.cols = i,n,pos.tolist(),[c.tolist() for c in cols]
+    f.rec.use(cols)
+    return 0
+
+def _values_at(f, pct):
+    "The values of the schedules of fit `f` at position `pct` (integers rounded), checked"
+    vals = [s.value(pct) for s in f.run.values()]
+    for n,v in zip(f.run, vals): check_hyper_values(n, v, pct)
+    return [round(v) if r else v for v,r in zip(vals, f.ints)]
+
+def _follow(f):
+    "Find the hyper-parameters of fit `f` again if the optimizer or its dicts were replaced"
+    if f.homes.stale():
+        f.homes.refresh()
+        _find_targets(f)
+
+# %% ../nbs/03_callback.ipynb #psf3
+def _save_record(cb, f):
+    "Keep the record of fit `f` in `cb` and in the recorder, if there is one: `hps`, `group_hps`"
+    ngroups = dict(zip(f.run, f.ngroups))
+    cb.group_hps = {n: _table(f.rec.values(i), ngroups[n]) for i,n in enumerate(f.run)}
+    for n,g in cb.group_hps.items(): cb.hps[n] = g[:, -1].tolist()
+    rec = getattr(cb.learn, 'recorder', None)
+    if rec is not None: rec.hps,rec.group_hps = cb.hps,cb.group_hps
+
+def _load_record(cb, d):
+    "Continue the record of `d` (from `state_dict`) in `cb`'s fit in progress"
+    f = _in_fit(cb)
+    if list(d['rec']) != list(f.run):
+        raise ValueError(f"`d` records {list(d['rec'])}, but this scheduler sets {list(f.run)}")
+    f.rec.load(list(f.run), list(d['rec'].values()))
+
+def _to_pickle(cb):
+    "`cb`'s attributes to pickle: without the state of a fit in progress, its `hps` as lists"
+    d = {k: v for k,v in cb.__dict__.items() if k != '_fit'}
+    hps = d.get('hps', {})
+    if any(isinstance(v, _Recorded) for v in hps.values()):
+        d['hps'] = {n: list(v) for n,v in hps.items()}
+    return d
+
+# %% ../nbs/03_callback.ipynb #psf4
+class _ScheduledFit(Callback):
+    "Checked schedules `scheds` and the fit they run: set up, recorded, saved, pickled"
     @property
     def scheds(self):
         "The schedules by name (kept as `_scheds`: fastai's wandb logger rewrites `__init__` args)"
@@ -106,33 +174,41 @@ class ParamScheduler(Callback):
         "Resolve durations for this fit, find where each value lives, check every value to write"
         self._fit = None
         if _sit_out(self): return
-        run = _resolved(_scheds_to_run(self), self.learn)
-        attrs = {n: _attr_slots(self.learn, n, s) for n,s in run.items() if '.' in n}
-        ngroups = {n: _ngroups(s) for n,s in run.items()}
-        find = partial(_opt_slots, ngroups=ngroups)
-        homes = OptHypers(self.learn, [n for n in run if n not in attrs], find)
-        ints = [n in attrs and isinstance(attrs[n][0][0], _Ints) for n in run]
-        fit = _Fit(run, homes, attrs, ints, rec=_Record(list(ngroups.values())))
-        fit.custom = type(self)._update_val is not ParamScheduler._update_val
-        _check_fit(fit, self.learn)
-        self._fit = fit
-        self._targets()
+        self._fit = f = _new_fit(self)
         # in the fit `hps[n]` reads the record (the last group's values); lists at the end
-        self.hps = {n: _Recorded(fit.rec, i) for i,n in enumerate(run)}
+        self.hps = {n: _Recorded(f.rec, i) for i,n in enumerate(f.run)}
 
-    def _targets(self):
-        "Where each schedule writes, in the optimizer as it is now (plain dicts: a fast write)"
-        f = self._fit
-        slots = [f.attrs[n] if n in f.attrs else f.homes.slots[n] for n in f.run]
-        f.dst = [(*_plain(sl), sl) for sl in slots]
-        f.ngroups = [len(sl) for sl in slots]
+    def after_fit(self):
+        "Save the record in the recorder, if there is one: `hps` (last group) and `group_hps`"
+        f = self.__dict__.pop('_fit', None)
+        if f is not None: _save_record(self, f)
 
-    def _follow(self):
-        "Find the hyper-parameters again if the optimizer or its dicts were replaced"
-        homes = self._fit.homes
-        if homes.stale():
-            homes.refresh()
-            self._targets()
+    def state_dict(self):
+        "The record of the fit in progress, for `load_state_dict` in a resumed fit"
+        f = getattr(self, '_fit', None)
+        if f is None: return {'rec': {n: [] for n in self.scheds}}
+        return {'rec': {n: f.rec.as_lists(i) for i,n in enumerate(f.run)}}
+
+    def load_state_dict(self, d):
+        "Continue the record of `d` (from `state_dict`); call it after the resumed `before_fit`"
+        _load_record(self, d)
+
+    def __getstate__(self):
+        "Pickle without the state of a fit in progress (say, one interrupted): its `hps` as lists"
+        return _to_pickle(self)
+
+    def __setstate__(self, d):
+        "Unpickle; one pickled by plain fastai holds its schedules as `scheds`"
+        d = dict(d)
+        if 'scheds' in d: d['_scheds'] = d.pop('scheds')
+        super().__setstate__(d)
+
+# %% ../nbs/03_callback.ipynb #c007
+class ParamScheduler(_ScheduledFit):
+    "Schedule hyper-parameters (or attributes, by dotted path from the Learner) following `scheds`"
+    order,run_valid = 60,False
+
+    def __init__(self, scheds): self.scheds = scheds  # name -> schedule (or function of the pos)
 
     def before_train(self):
         if self._fit is not None: self._fit.n = 0  # a new epoch: a new table
@@ -141,34 +217,19 @@ class ParamScheduler(Callback):
         "Set this batch's values: the schedules at (epoch*n_iter + iter) / (n_epoch*n_iter)"
         f = self._fit
         if f is None: return  # sitting this fit out
-        self._follow()
+        _follow(f)
         learn = self.learn
         j = learn.iter - f.off
-        if not 0 <= j < f.n: j = self._table()
+        if not 0 <= j < f.n: j = _next_table(f, learn)
         pct = learn.pct_train
         if abs(pct - f.pos[j]) > _MOVED: self._update_val(pct)  # moved on purpose: follow it
         elif f.custom: self._update_val(f.pos[j])  # a subclass's own, called as fastai calls it
         else: self._write([c[j] for c in f.cols], j)
 
-    def _table(self):
-        "Evaluate the schedules at once for the next batches of this epoch, from the current one on"
-        learn,f = self.learn,self._fit
-        i,n_iter = learn.iter,learn.n_iter
-        n = max(min(_CHUNK, n_iter - i), 1)
-        pos = (learn.epoch*n_iter + np.arange(i, i + n)) / (learn.n_epoch*n_iter)  # exact: integers
-        f.rec.flush()  # the rows used of the table replaced, kept before the schedules run again
-        cols = _values(f, pos)
-        f.off,f.n,f.pos,f.cols = i,n,pos.tolist(),[c.tolist() for c in cols]
-        f.rec.use(cols)
-        return 0
-
     def _update_val(self, pct):
         "Set every value for position `pct` (fastai's method: subclasses, like `LRFinder`, call it)"
-        f = self._fit
-        self._follow()
-        vals = [s.value(pct) for s in f.run.values()]
-        for n,v in zip(f.run, vals): check_hyper_values(n, v, pct)
-        self._write([round(v) if r else v for v,r in zip(vals, f.ints)], _OFF)
+        _follow(self._fit)
+        self._write(_values_at(self._fit, pct), _OFF)
 
     def _write(self, vals, row):
         "Write `vals` (one per schedule), row `row` of the table or `_OFF`; `after_batch` records"
@@ -191,43 +252,6 @@ class ParamScheduler(Callback):
         if j == rec.end: rec.end = j + 1  # the table's next row: the record grows by an int store
         else: rec.add(j, f.last)
 
-    def after_fit(self):
-        "Save the record in the recorder, if there is one: `hps` (last group) and `group_hps`"
-        f = self.__dict__.pop('_fit', None)
-        if f is None: return
-        ngroups = dict(zip(f.run, f.ngroups))
-        self.group_hps = {n: _table(f.rec.values(i), ngroups[n]) for i,n in enumerate(f.run)}
-        for n,g in self.group_hps.items(): self.hps[n] = g[:, -1].tolist()
-        rec = getattr(self.learn, 'recorder', None)
-        if rec is not None: rec.hps,rec.group_hps = self.hps,self.group_hps
-
-    def state_dict(self):
-        "The record of the fit in progress, for `load_state_dict` in a resumed fit"
-        f = getattr(self, '_fit', None)
-        if f is None: return {'rec': {n: [] for n in self.scheds}}
-        return {'rec': {n: f.rec.as_lists(i) for i,n in enumerate(f.run)}}
-
-    def load_state_dict(self, d):
-        "Continue the record of `d` (from `state_dict`); call it after the resumed `before_fit`"
-        f = _in_fit(self)
-        if list(d['rec']) != list(f.run):
-            raise ValueError(f"`d` records {list(d['rec'])}, but this scheduler sets {list(f.run)}")
-        f.rec.load(list(f.run), list(d['rec'].values()))
-
-    def __getstate__(self):
-        "Pickle without the state of a fit in progress (say, one interrupted): its `hps` as lists"
-        d = {k: v for k,v in self.__dict__.items() if k != '_fit'}
-        hps = d.get('hps', {})
-        if any(isinstance(v, _Recorded) for v in hps.values()):
-            d['hps'] = {n: list(v) for n,v in hps.items()}
-        return d
-
-    def __setstate__(self, d):
-        "Unpickle; one pickled by plain fastai holds its schedules as `scheds`"
-        d = dict(d)
-        if 'scheds' in d: d['_scheds'] = d.pop('scheds')
-        super().__setstate__(d)
-
     def __repr__(self): return f"ParamScheduler({self.scheds!r})"
 
 # %% ../nbs/03_callback.ipynb #c007b
@@ -236,34 +260,15 @@ _MOVED = 1e-6  # `pct_train` this far from the counters' was moved (its sum drif
 _OFF = -1      # the row of values written off the table (by `_update_val`)
 _CHUNK_BYTES = 2**16  # a chunk of the record holds this at least (numpy's header: ~0.2 % of it)
 
-class _Record:
-    "The values a fit wrote, a row a batch: float64 chunks, then the rows used of the epoch's table"
-    def __init__(self, ngroups): # per schedule: how many values it writes (None: one for all)
-        self.grouped = [ng is not None for ng in ngroups]  # `state_dict` gives a list a batch
-        self.edges = np.cumsum([0] + [ng or 1 for ng in ngroups]).tolist()  # schedule i: columns
-        self.cap = max(_CHUNK, _CHUNK_BYTES // (8*self.edges[-1]))  # rows a chunk
+# %% ../nbs/03_callback.ipynb #rcc1
+class _Chunks:
+    "Rows of float64 values kept in chunks that never move: a row a batch, columns per schedule"
+    def __init__(self, edges): # schedule i's values are columns `edges[i]:edges[i+1]`
+        self.edges = edges
+        self.cap = max(_CHUNK, _CHUNK_BYTES // (8*edges[-1]))  # rows a chunk
         self.chunks = []                  # the full chunks
         self.buf,self.k = None,0          # the chunk being filled, and its rows filled
         self.flat = None                  # `buf` as a flat memoryview, for rows written one by one
-        self.table,self.start,self.end = None,0,0  # the table, and its rows used not yet copied
-
-    def __len__(self): return len(self.chunks)*self.cap + self.k + self.end - self.start
-
-    def use(self, table):
-        "Record from `table` (per schedule: its values from the batch in progress on)"
-        self.flush()
-        self.table,self.start,self.end = table,0,0
-
-    def add(self, row, vals):
-        "Record the table's `row` where it is not the next one, or `vals` (when `row` is `_OFF`)"
-        self.flush()
-        if row == _OFF: self._put_row(vals)
-        else: self.start,self.end = row,row + 1
-
-    def flush(self):
-        "Copy the table's rows used since the last copy into the chunks"
-        if self.end > self.start: self._put([c[self.start:self.end] for c in self.table])
-        self.start = self.end
 
     def _put(self, cols):
         "Append `cols` (per schedule: its values, a row a batch) to the chunks"
@@ -292,13 +297,50 @@ class _Record:
         self.buf,self.k = np.empty((self.cap, self.edges[-1])),0
         self.flat = memoryview(self.buf.reshape(-1))
 
-    def values(self, i):
-        "Schedule `i`'s values recorded, an array (batches, its number of values)"
+    def _kept(self, i):
+        "Schedule `i`'s values in the chunks: arrays (rows, its number of values)"
         a,b = self.edges[i],self.edges[i + 1]
         parts = [c[:, a:b] for c in self.chunks] + [np.empty((0, b - a))]
         if self.buf is not None: parts.append(self.buf[:self.k, a:b])
+        return parts
+
+    def _kept_value(self, i, n):
+        "Schedule `i`'s last value (the last group's) in the chunks' row `n`"
+        c,r = divmod(n, self.cap)
+        chunk = self.chunks[c] if c < len(self.chunks) else self.buf
+        return float(chunk[r, self.edges[i + 1] - 1])
+
+# %% ../nbs/03_callback.ipynb #rcc2
+class _Record(_Chunks):
+    "The values a fit wrote, a row a batch: float64 chunks, then the rows used of the epoch's table"
+    def __init__(self, ngroups): # per schedule: how many values it writes (None: one for all)
+        self.grouped = [ng is not None for ng in ngroups]  # `state_dict` gives a list a batch
+        super().__init__(np.cumsum([0] + [ng or 1 for ng in ngroups]).tolist())
+        self.table,self.start,self.end = None,0,0  # the table, and its rows used not yet copied
+
+    def __len__(self): return len(self.chunks)*self.cap + self.k + self.end - self.start
+
+    def use(self, table):
+        "Record from `table` (per schedule: its values from the batch in progress on)"
+        self.flush()
+        self.table,self.start,self.end = table,0,0
+
+    def add(self, row, vals):
+        "Record the table's `row` where it is not the next one, or `vals` (when `row` is `_OFF`)"
+        self.flush()
+        if row == _OFF: self._put_row(vals)
+        else: self.start,self.end = row,row + 1
+
+    def flush(self):
+        "Copy the table's rows used since the last copy into the chunks"
+        if self.end > self.start: self._put([c[self.start:self.end] for c in self.table])
+        self.start = self.end
+
+    def values(self, i):
+        "Schedule `i`'s values recorded, an array (batches, its number of values)"
+        parts = self._kept(i)
         used = self.table[i][self.start:self.end] if self.end > self.start else []
-        if len(used): parts.append(np.reshape(used, (-1, b - a)))
+        if len(used): parts.append(np.reshape(used, (-1, self.edges[i + 1] - self.edges[i])))
         return np.concatenate(parts, dtype=np.float64)
 
     def value(self, i, n):
@@ -308,9 +350,7 @@ class _Record:
         if n < 0: n += size
         if not 0 <= n < size: raise IndexError(f"row {n} of a record of {size} rows")
         if n >= kept: return float(np.ravel(self.table[i][self.start + n - kept])[-1])
-        c,r = divmod(n, self.cap)
-        chunk = self.chunks[c] if c < len(self.chunks) else self.buf
-        return float(chunk[r, self.edges[i + 1] - 1])
+        return self._kept_value(i, n)
 
     def as_lists(self, i):
         "Schedule `i`'s values recorded as `state_dict` gives them: a number (or a list) a batch"
@@ -319,10 +359,7 @@ class _Record:
 
     def load(self, names, recs):
         "Replace the record with `recs` (per schedule named in `names`: `as_lists`'s lists)"
-        cols = [_loaded(n, r, b - a) for n,r,a,b in zip(names, recs, self.edges, self.edges[1:])]
-        if len({len(c) for c in cols}) > 1:
-            raise ValueError(f"the records of {names} must have one row a batch each, got "
-                             f"{[len(c) for c in cols]} rows")
+        cols = _loaded_cols(names, recs, self.edges)
         self.chunks,self.buf,self.k,self.start = [],None,0,self.end
         if cols and len(cols[0]): self._put(cols)
 
@@ -332,6 +369,14 @@ def _loaded(name, r, width):
     try: return np.asarray(r, dtype=np.float64).reshape(len(r), width)
     except (ValueError, TypeError) as e:
         raise ValueError(f"the record of {name!r} must be {width} number(s) a batch: {e}") from None
+
+def _loaded_cols(names, recs, edges):
+    "The records `recs` of the schedules `names` (from a `state_dict`) as arrays, one per schedule"
+    cols = [_loaded(n, r, b - a) for n,r,a,b in zip(names, recs, edges, edges[1:])]
+    if len({len(c) for c in cols}) > 1:
+        raise ValueError(f"the records of {names} must have one row a batch each, got "
+                         f"{[len(c) for c in cols]} rows")
+    return cols
 
 class _Recorded(Sequence):
     "`hps[name]` in a fit: its values recorded so far (the last group's), read from the record"
@@ -345,6 +390,7 @@ class _Recorded(Sequence):
         if isinstance(n, slice): return [self[k] for k in range(*n.indices(len(self)))]
         return self.rec.value(self.i, n)
 
+# %% ../nbs/03_callback.ipynb #c007s1s0
 @dataclass
 class _Fit:
     "What a `ParamScheduler` holds during a fit"
@@ -363,6 +409,7 @@ class _Fit:
     last: list = None    # the values written for the batch in progress
     custom: bool = False # a subclass has its own `_update_val`: call it every batch
 
+# %% ../nbs/03_callback.ipynb #c007s1s1
 def _sit_out(cb):
     "Whether `cb` sits this fit out: `lr_find` (another `LRFinder`) or `get_preds` runs it"
     lf = getattr(cb.learn, 'lr_finder', None)
@@ -409,6 +456,7 @@ def _ngroups(s):
     v0 = s.value(0.)
     return s.ngroups or (len(v0) if type(v0) is list else None)
 
+# %% ../nbs/03_callback.ipynb #c007s2s0
 def _attr_slots(learn, n, s):
     "`attr_slots(learn, n)`, refusing per-group values from the schedule `s`"
     if _ngroups(s) is not None:
@@ -431,6 +479,7 @@ def _opt_slots(opt, n, ngroups):
                              "schedule it")
     return slots
 
+# %% ../nbs/03_callback.ipynb #c007s2s1
 def _check_fit(f, learn):
     "Check the values at every position of the fit (if the loader has a length), before any write"
     try: n = learn.n_epoch*len(learn.dls.train)
@@ -465,23 +514,11 @@ def _table(vs, ng):
     a = np.asarray(vs, dtype=np.float64).reshape(len(vs), -1 if len(vs) else ng)
     return np.ascontiguousarray(np.broadcast_to(a, (len(vs), ng)))
 
-# %% ../nbs/03_callback.ipynb #i10c002
-class ScaleOnPlateau(Callback):
-    "Multiply the values of `names` by a scale cut by `factor` when `monitor` stops improving"
-    order,run_valid = 61,False  # after `ParamScheduler` (60) has set the batch's values
-    _state = 'scale','best','num_bad','cooldown_left','bases','written'
-
-    def __init__(self,
-                 monitor='valid_loss',  # the recorded value judged at the end of each epoch
-                 mode=None,             # 'min' or 'max' (default: 'min' for a loss or an error)
-                 factor=0.1,            # a cut multiplies the scale by it, in (0, 1)
-                 patience=10,           # bad epochs tolerated; one more cuts
-                 threshold=1e-4,        # how much better a value must be to count as better
-                 threshold_mode='rel',  # 'rel': best*(1 -/+ threshold), 'abs': best -/+ threshold
-                 cooldown=0,            # epochs after a cut during which bad epochs are not counted
-                 min_lr=0.,             # a cut never takes a value below it
-                 names=('lr',),         # the hyper-parameters scaled, each once
-                 reset_on_fit=True):    # start each fit afresh (else scale and counters carry on)
+# %% ../nbs/03_callback.ipynb #sopc1
+class _TorchPlateau(Callback):
+    "torch's `ReduceLROnPlateau` rule: `scale` cut by `factor` after over `patience` bad epochs"
+    def __init__(self, monitor, mode, factor, patience, threshold, threshold_mode, cooldown,
+                 min_lr):
         if not isinstance(monitor, str):
             raise ValueError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
         self.monitor = monitor
@@ -492,9 +529,6 @@ class ScaleOnPlateau(Callback):
         self.threshold_mode = check_choice('threshold_mode', threshold_mode, ('rel', 'abs'))
         self.cooldown = check_int('cooldown', cooldown)
         self.min_lr = check_num('min_lr', min_lr, ge=0)
-        self.names = _check_names(names)
-        self.reset_on_fit = reset_on_fit
-        self.reset()
 
     def reset(self):
         "Forget the cuts and the best value (torch's initial state)"
@@ -502,8 +536,6 @@ class ScaleOnPlateau(Callback):
         self.best = _worst(self.mode)
         self.num_bad = 0
         self.cooldown_left = 0
-        self.bases = {}    # name -> the values no schedule sets, before any cut
-        self.written = {}  # name -> those values as last written
 
     def is_better(self, v):
         "Whether `v` improves on the best value (torch's rule: a NaN never does)"
@@ -523,6 +555,13 @@ class ScaleOnPlateau(Callback):
         self.cooldown_left,self.num_bad = self.cooldown,0
         return True
 
+    def _scaled(self, v):
+        "`v` times the scale, never cut below `min_lr` (a value already below it is kept)"
+        return max(v*self.scale, min(v, self.min_lr))
+
+# %% ../nbs/03_callback.ipynb #sopc2
+class _ScalingFit:
+    "In a fit, multiply the values of `names` by `scale`: the scheduled ones every batch"
     def before_fit(self):
         "Find the monitored value and where each value lives; start afresh if `reset_on_fit`"
         self._homes,self._set,self._trained = None,False,False
@@ -536,10 +575,6 @@ class ScaleOnPlateau(Callback):
         self._sched = [n for n in self.names if any(n in s for s in scheds)]  # scaled every batch
         self._homes,self._scales = homes,[]
         self._unscheduled()  # a carried scale applies from the first batch
-
-    def _scaled(self, v):
-        "`v` times the scale, never cut below `min_lr` (a value already below it is kept)"
-        return max(v*self.scale, min(v, self.min_lr))
 
     def _unscheduled(self):
         "Set the values no schedule sets to their values before any cut, times the scale"
@@ -567,14 +602,6 @@ class ScaleOnPlateau(Callback):
         self._set = False
         self._scales.append(self.scale)
 
-    def before_train(self): self._trained = True
-
-    def after_epoch(self):
-        "Judge the epoch (not one that did not train: skipped by `start_epoch`, or `validate()`)"
-        trained,self._trained = self._trained,False
-        v = _monitored(self.learn, self._idx) if trained and self._homes is not None else None
-        if v is not None and self.step(v): self._unscheduled()
-
     def after_fit(self):
         "Record the scales, and the values set, cuts included, in the `ParamScheduler`'s record"
         if getattr(self, '_homes', None) is None: return
@@ -587,6 +614,45 @@ class ScaleOnPlateau(Callback):
             s = np.asarray(self.scales)[:, None]
             rec.group_hps[n] = np.maximum(g*s, np.minimum(g, self.min_lr))
             rec.hps[n] = rec.group_hps[n][:, -1].tolist()
+
+    def __getstate__(self): return _without_fit_state(self)
+
+# %% ../nbs/03_callback.ipynb #i10c002
+class ScaleOnPlateau(_ScalingFit, _TorchPlateau):
+    "Multiply the values of `names` by a scale cut by `factor` when `monitor` stops improving"
+    order,run_valid = 61,False  # after `ParamScheduler` (60) has set the batch's values
+    _state = 'scale','best','num_bad','cooldown_left','bases','written'
+
+    def __init__(self,
+                 monitor='valid_loss',  # the recorded value judged at the end of each epoch
+                 mode=None,             # 'min' or 'max' (default: 'min' for a loss or an error)
+                 factor=0.1,            # a cut multiplies the scale by it, in (0, 1)
+                 patience=10,           # bad epochs tolerated; one more cuts
+                 threshold=1e-4,        # how much better a value must be to count as better
+                 threshold_mode='rel',  # 'rel': best*(1 -/+ threshold), 'abs': best -/+ threshold
+                 cooldown=0,            # epochs after a cut during which bad epochs are not counted
+                 min_lr=0.,             # a cut never takes a value below it
+                 names=('lr',),         # the hyper-parameters scaled, each once
+                 reset_on_fit=True):    # start each fit afresh (else scale and counters carry on)
+        super().__init__(monitor, mode, factor, patience, threshold, threshold_mode, cooldown,
+                         min_lr)
+        self.names = _check_names(names)
+        self.reset_on_fit = reset_on_fit
+        self.reset()
+
+    def reset(self):
+        "Forget the cuts and the best value (torch's initial state)"
+        super().reset()
+        self.bases = {}    # name -> the values no schedule sets, before any cut
+        self.written = {}  # name -> those values as last written
+
+    def before_train(self): self._trained = True
+
+    def after_epoch(self):
+        "Judge the epoch (not one that did not train: skipped by `start_epoch`, or `validate()`)"
+        trained,self._trained = self._trained,False
+        v = _monitored(self.learn, self._idx) if trained and self._homes is not None else None
+        if v is not None and self.step(v): self._unscheduled()
 
     def state_dict(self):
         "The scale, the plateau counters and, in a fit, the scales so far: for `load_state_dict`"
@@ -602,8 +668,6 @@ class ScaleOnPlateau(Callback):
         if getattr(self, '_homes', None) is None: return
         self._scales[:] = d.get('scales', [])
         self._unscheduled()
-
-    def __getstate__(self): return _without_fit_state(self)
 
     def __setstate__(self, d):
         "Unpickle; one pickled by an earlier version has no `bases`/`written`"
@@ -669,8 +733,64 @@ def cooldown_sched(lr_start, lr_min=0., decay='1-sqrt'):
                          f"from, got lr_min={lr_min!r}, lr_start={lr_start!r}")
     return DECAYS[decay](lr_start, lr_min)
 
+# %% ../nbs/03_callback.ipynb #copc1
+class _Cooldown:
+    "The cooldown of a `CooldownOnPlateau`: from a plateau on, the lr of each batch, then a stop"
+    def _plateau(self):
+        "A plateau at the end of this epoch: cool down over the epochs left (none left: stop now)"
+        self.plateau_epoch = self.epoch
+        self._n = min(self._len, (self.n_epoch - self.epoch - 1) * len(self.dls.train))
+        if self._n == 0: raise CancelFitException()
+        self._begin(read_hyper(self._homes['lr']))
+
+    def _begin(self, lr_start):
+        "Start the cooldown from `lr_start` (per group); a group below `lr_min` keeps its lr"
+        self._start = lr_start
+        lr_min = np.minimum(np.broadcast_to(self.lr_min, (len(lr_start),)), lr_start).tolist()
+        self._sched = cooldown_sched(lr_start, lr_min, self.decay)
+
+    def before_batch(self):
+        "From the plateau on, set this batch's lr; record the lr of every training batch"
+        if not self.training or self._homes is None: return
+        slots = self._homes['lr']
+        if self._start is not None:
+            v = self._sched(self._i / self._n).tolist()
+            write_hyper(slots, v)
+            self.lrs.append(v)
+        self._used.append(read_hyper(slots))
+        self._set = True
+
+    def after_batch(self):
+        "Count the cooldown's batch; after its last, end the epoch's training (validate, then stop)"
+        if not (self.training and self._set): return
+        self._set = False
+        if self._start is None: return
+        self._i += 1
+        if self._i >= self._n: raise CancelTrainException()
+
+    def after_cancel_train(self):
+        if self._start is not None: log_cut_epoch(self.learn)
+
+    def after_fit(self):
+        "Put the lr of every training batch, the cooldown's included, in the recorder's record"
+        super().after_fit()
+        used = self.__dict__.pop('_used', None)
+        for k in _plateau_fit_state: self.__dict__.pop(k, None)
+        _record_lrs(self.learn, used)
+
+    def state_dict(self):
+        "The best value, the plateau, and the cooldown's progress: for `load_state_dict`"
+        return {k.lstrip('_'): copy.deepcopy(getattr(self, k, None)) for k in self._state}
+
+    def load_state_dict(self, d):
+        "Restore `d` (from `state_dict`); in a resumed fit, call it after `before_fit`"
+        for k in self._state: setattr(self, k, copy.deepcopy(d[k.lstrip('_')]))
+        if self._start is not None: self._begin(self._start)
+
+    def __getstate__(self): return _without_fit_state(self)
+
 # %% ../nbs/03_callback.ipynb #i11b003
-class CooldownOnPlateau(TrackerCallback):
+class CooldownOnPlateau(_Cooldown, TrackerCallback):
     "On a plateau of `monitor` (as `EarlyStoppingCallback` finds it) cool the lr down, then stop"
     order = TrackerCallback.order+3  # after ParamScheduler: from the plateau on, it sets the lr
     _state = 'best','wait','plateau_epoch','lrs','_start','_i','_n','_used'
@@ -713,12 +833,6 @@ class CooldownOnPlateau(TrackerCallback):
         self.wait,self.plateau_epoch,self.lrs = 0,None,[]
         self._homes,self._start,self._i,self._n,self._used,self._set = homes,None,0,0,[],False
 
-    def _begin(self, lr_start):
-        "Start the cooldown from `lr_start` (per group); a group below `lr_min` keeps its lr"
-        self._start = lr_start
-        lr_min = np.minimum(np.broadcast_to(self.lr_min, (len(lr_start),)), lr_start).tolist()
-        self._sched = cooldown_sched(lr_start, lr_min, self.decay)
-
     def after_epoch(self):
         "Track `monitor` as `EarlyStoppingCallback`; on a plateau start the cooldown, after it stop"
         trained,self._trained = self._trained,False
@@ -729,58 +843,20 @@ class CooldownOnPlateau(TrackerCallback):
             return
         self.wait = 0 if self.new_best else self.wait + 1
         if self.new_best or self.wait < self.patience: return
-        self.plateau_epoch = self.epoch
-        self._n = min(self._len, (self.n_epoch - self.epoch - 1) * len(self.dls.train))
-        if self._n == 0: raise CancelFitException()
-        self._begin(read_hyper(self._homes['lr']))
+        self._plateau()
 
     def before_train(self): self._trained = self._homes is not None
 
-    def before_batch(self):
-        "From the plateau on, set this batch's lr; record the lr of every training batch"
-        if not self.training or self._homes is None: return
-        slots = self._homes['lr']
-        if self._start is not None:
-            v = self._sched(self._i / self._n).tolist()
-            write_hyper(slots, v)
-            self.lrs.append(v)
-        self._used.append(read_hyper(slots))
-        self._set = True
-
-    def after_batch(self):
-        "Count the cooldown's batch; after its last, end the epoch's training (validate, then stop)"
-        if not (self.training and self._set): return
-        self._set = False
-        if self._start is None: return
-        self._i += 1
-        if self._i >= self._n: raise CancelTrainException()
-
-    def after_cancel_train(self):
-        if self._start is not None: log_cut_epoch(self.learn)
-
-    def after_fit(self):
-        "Put the lr of every training batch, the cooldown's included, in the recorder's record"
-        super().after_fit()
-        used = self.__dict__.pop('_used', None)
-        for k in _plateau_fit_state: self.__dict__.pop(k, None)
-        rec = getattr(self.learn, 'recorder', None)
-        if not used or rec is None: return
-        g = _table(used, len(used[-1]))
-        if not _scheduled(self.learn): rec.hps,rec.group_hps = {},{}  # this fit's record: lr alone
-        if getattr(rec, 'group_hps', None) is None: rec.group_hps = {}
-        rec.hps['lr'] = g[:, -1].tolist()
-        rec.group_hps['lr'] = g
-
-    def state_dict(self):
-        "The best value, the plateau, and the cooldown's progress: for `load_state_dict`"
-        return {k.lstrip('_'): copy.deepcopy(getattr(self, k, None)) for k in self._state}
-
-    def load_state_dict(self, d):
-        "Restore `d` (from `state_dict`); in a resumed fit, call it after `before_fit`"
-        for k in self._state: setattr(self, k, copy.deepcopy(d[k.lstrip('_')]))
-        if self._start is not None: self._begin(self._start)
-
-    def __getstate__(self): return _without_fit_state(self)
+# %% ../nbs/03_callback.ipynb #copc3
+def _record_lrs(learn, used):
+    "Put `used`, the lr of every training batch (per group), in the record of `learn`'s recorder"
+    rec = getattr(learn, 'recorder', None)
+    if not used or rec is None: return
+    g = _table(used, len(used[-1]))
+    if not _scheduled(learn): rec.hps,rec.group_hps = {},{}  # this fit's record: lr alone
+    if getattr(rec, 'group_hps', None) is None: rec.group_hps = {}
+    rec.hps['lr'] = g[:, -1].tolist()
+    rec.group_hps['lr'] = g
 
 def _scheduled(learn):
     "Whether a `ParamScheduler` (ours or fastai's) is attached: the recorder's `hps` are this fit's"

@@ -47,6 +47,7 @@ def valid_hypers(opt): # a torch or fastai optimizer
     pg = _flat(t[0].param_groups[0])
     return [n for n,k in t[1].items() if is_hyper(pg.get(k))]
 
+# %% ../nbs/02_hypers.ipynb #c005s0
 def hyper_slots(opt, name):
     "Where hyper-parameter `name` lives in `opt`: one `(dict, key, index)` per parameter group"
     if name not in valid_hypers(opt):
@@ -65,6 +66,7 @@ def _unshare(slots):
         else: d[k] = d[k][:i] + (own_hyper(d[k][i], seen),) + d[k][i+1:]
     return slots
 
+# %% ../nbs/02_hypers.ipynb #c005s1
 def read_hyper(slots):
     "The current per-group values in `slots` (as `hyper_slots` gives them), as floats"
     return [float(d[k] if i is None else d[k][i]) for d,k,i in slots]
