@@ -621,7 +621,8 @@ class _ScalingFit:
 class ScaleOnPlateau(_ScalingFit, _TorchPlateau):
     "Multiply the values of `names` by a scale cut by `factor` when `monitor` stops improving"
     order,run_valid = 61,False  # after `ParamScheduler` (60) has set the batch's values
-    _state = 'scale','best','num_bad','cooldown_left','bases','written'
+    # what `state_dict` saves (not `_state`: fastcore's `Stateful` sets that on unpickling)
+    _state_keys = 'scale','best','num_bad','cooldown_left','bases','written'
 
     def __init__(self,
                  monitor='valid_loss',  # the recorded value judged at the end of each epoch
@@ -656,13 +657,13 @@ class ScaleOnPlateau(_ScalingFit, _TorchPlateau):
 
     def state_dict(self):
         "The scale, the plateau counters and, in a fit, the scales so far: for `load_state_dict`"
-        d = {k: copy.deepcopy(getattr(self, k)) for k in self._state}
+        d = {k: copy.deepcopy(getattr(self, k)) for k in self._state_keys}
         if getattr(self, '_homes', None) is not None: d['scales'] = list(self._scales)
         return d
 
     def load_state_dict(self, d):
         "Restore `d` (from `state_dict`): before a fit (`reset_on_fit=False`) or after `before_fit`"
-        for k in self._state:
+        for k in self._state_keys:
             if k in d: setattr(self, k, copy.deepcopy(d[k]))
         if self.best is None: self.best = _worst(self.mode)  # saved before torch's initial best
         if getattr(self, '_homes', None) is None: return
@@ -780,11 +781,11 @@ class _Cooldown:
 
     def state_dict(self):
         "The best value, the plateau, and the cooldown's progress: for `load_state_dict`"
-        return {k.lstrip('_'): copy.deepcopy(getattr(self, k, None)) for k in self._state}
+        return {k.lstrip('_'): copy.deepcopy(getattr(self, k, None)) for k in self._state_keys}
 
     def load_state_dict(self, d):
         "Restore `d` (from `state_dict`); in a resumed fit, call it after `before_fit`"
-        for k in self._state: setattr(self, k, copy.deepcopy(d[k.lstrip('_')]))
+        for k in self._state_keys: setattr(self, k, copy.deepcopy(d[k.lstrip('_')]))
         if self._start is not None: self._begin(self._start)
 
     def __getstate__(self): return _without_fit_state(self)
@@ -793,7 +794,8 @@ class _Cooldown:
 class CooldownOnPlateau(_Cooldown, TrackerCallback):
     "On a plateau of `monitor` (as `EarlyStoppingCallback` finds it) cool the lr down, then stop"
     order = TrackerCallback.order+3  # after ParamScheduler: from the plateau on, it sets the lr
-    _state = 'best','wait','plateau_epoch','lrs','_start','_i','_n','_used'
+    # what `state_dict` saves (not `_state`: fastcore's `Stateful` sets that on unpickling)
+    _state_keys = 'best','wait','plateau_epoch','lrs','_start','_i','_n','_used'
 
     def __init__(self,
                  monitor='valid_loss',  # the recorded value tracked

@@ -320,3 +320,16 @@ def test_fault_mid_fit_then_a_clean_fit():
     with pytest.raises(RuntimeError): fit(learn, 6, lr=1e-2, cbs=Late())
     fit(learn, 6, lr=1e-2)
     for n,v in ref.recorder.hps.items(): np.testing.assert_array_equal(learn.recorder.hps[n], v)
+
+@pytest.mark.parametrize('make', [lambda: ScaleOnPlateau('valid_loss', patience=0),
+                                  lambda: CooldownOnPlateau('valid_loss', patience=0, duration='2ba')])
+def test_state_dict_survives_pickling(make):
+    "fastcore's `Stateful` gives every callback an instance `_state = {}` on unpickling: it must not hide what we save"
+    learn = synth_learner(n_trn=4)
+    cb = make()
+    with learn.no_bar(), learn.no_logging(): learn.fit(3, 1e-2, cbs=cb)
+    d = cb.state_dict()
+    assert d and pickle.loads(pickle.dumps(cb)).state_dict().keys() == d.keys()
+    fresh = make()
+    fresh.load_state_dict(pickle.loads(pickle.dumps(d)))
+    assert fresh.state_dict().keys() == d.keys()
