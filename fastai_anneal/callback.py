@@ -18,7 +18,7 @@ from .core import *
 from .hypers import *
 from .hypers import is_hyper
 from .core import units_in
-from .schedules import DECAYS
+from .schedules import DECAYS, check_anneal
 
 # %% auto #0
 __all__ = ['attr_slots', 'ParamScheduler', 'ScaleOnPlateau', 'CooldownOnPlateau']
@@ -721,7 +721,7 @@ def log_cut_epoch(learn):
 
 def cooldown_sched(lr_start, lr_min=0., decay='1-sqrt'):
     "Schedule from `lr_start` down to `lr_min` (numbers or per-group) along `decay`"
-    decay = check_choice('decay', decay, tuple(DECAYS))
+    decay = check_anneal('decay', decay, tuple(DECAYS))
     lr_start = check_param('lr_start', lr_start)
     lr_min = check_param('lr_min', lr_min)
     n = len(np.atleast_1d(lr_start))
@@ -814,7 +814,7 @@ class CooldownOnPlateau(_Cooldown, TrackerCallback):
         super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
         self.patience = check_int('patience', patience, ge=0)
         self.duration = check_duration('duration', duration)
-        self.decay = check_choice('decay', decay, tuple(DECAYS))
+        self.decay = check_anneal('decay', decay, tuple(DECAYS))
         self.lr_min = check_param('lr_min', lr_min)
         if min(np.atleast_1d(self.lr_min)) < 0:
             raise ValueError(f"`lr_min` must be >= 0, got {lr_min!r}")

@@ -24,7 +24,7 @@ from .core import units_in
 from .hypers import *
 from .hypers import is_hyper, own_hyper
 from .schedules import *
-from .schedules import DECAYS
+from .schedules import DECAYS, check_anneal
 from .callback import *
 from .callback import cooldown_sched, log_cut_epoch
 from .lr_find import *
@@ -488,11 +488,12 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
 def cooldown(self:Learner,
              n_epoch,          # epochs of the cooldown
              lr_min=0.,        # the lr at its end
-             decay='1-sqrt',   # the shape: 'linear', 'cosine' or '1-sqrt'
+             decay='1-sqrt',   # the shape: 'linear', 'cosine' or '1-sqrt' ('lin', 'cos' too)
              lr_start=None,    # the lr at its start (default: the optimizer's current lr)
              mom=None, wd=None, cbs=None, start_epoch=0):
     "Cool each group's lr down from its current value (or `lr_start`) to `lr_min` over `n_epoch`"
     check_fit_args(self, n_epoch, start_epoch, wd, cbs)
+    decay = check_anneal('decay', decay, tuple(DECAYS))  # 'cos' is 'cosine', as everywhere
     if lr_start is None:
         if start_epoch:
             raise ValueError(f"a resumed cooldown (start_epoch={start_epoch!r}) needs `lr_start`, "

@@ -219,3 +219,16 @@ def test_cooldown_and_budget_go_through_the_shared_fit_path():
     with pytest.raises(RuntimeError): learn.fit_budget(1., cbs=Boom(), clock=lambda: 0.)
     assert len(learn.cbs) == n_cbs and not any(isinstance(cb, ParamScheduler) for cb in learn.cbs)
     learn.fit(1, 1e-3)
+
+@pytest.mark.parametrize('short,long', [('lin', 'linear'), ('cos', 'cosine')])
+def test_cooldown_takes_both_spellings(short, long):
+    "'lin'/'cos' are 'linear'/'cosine' wherever a decay is chosen, with the momentum too"
+    hps = []
+    for decay in (short, long):
+        learn = synth_learner(n_trn=4)
+        quiet(learn, learn.cooldown, 2, lr_start=1e-2, mom=(0.85, 0.95), decay=decay)
+        hps.append(learn.recorder.hps)
+    assert hps[0] == hps[1]
+    assert CooldownOnPlateau('valid_loss', decay=short).decay == long
+    from fastai_anneal.callback import cooldown_sched
+    assert cooldown_sched(1., 0., short)(0.5) == cooldown_sched(1., 0., long)(0.5)
