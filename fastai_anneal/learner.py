@@ -71,6 +71,12 @@ def _set_hyper(self:OptimWrapper, k, v):
         else: pg[key] = _fill(own_hyper(pg.get(key), seen), v_)
 
 # %% ../nbs/04_learner.ipynb #c008
+def _check_group_count(name, values, n, given):
+    "Refuse `values` of `name` (from the argument `given`) unless there is one per parameter group"
+    if len(values) != n:
+        raise ValueError(f"`{name}` has {len(values)} values but the optimizer has "
+                         f"{n} parameter groups, got {given!r}")
+
 def hyper_values(learn, v, name):
     "The values of `v` (number, slice or array) per parameter group as fastai spreads them, all > 0"
     if learn.opt is None: learn.create_opt()
@@ -83,9 +89,7 @@ def hyper_values(learn, v, name):
         else: vals = [stop/10]*(n-1) + [stop]
     else: vals = check_param(name, v)
     vals = np.array(vals if is_listy(vals) else [vals]*n, dtype=np.float64)
-    if len(vals) != n:
-        raise ValueError(f"`{name}` has {len(vals)} values but the optimizer has "
-                         f"{n} parameter groups, got {v!r}")
+    _check_group_count(name, vals, n, v)
     if not (vals > 0).all(): raise ValueError(f"`{name}` must be > 0, got {v!r}")
     return vals
 
@@ -113,10 +117,7 @@ def check_fit_args(learn, n_epoch, start_epoch=0, wd=None, cbs=None, reset_opt=F
         if min(L(w)) < 0: raise ValueError(f"`wd` must be >= 0, got {wd!r}")
         if is_listy(w):
             if learn.opt is None: learn.create_opt()
-            n = len(learn.opt.param_lists)
-            if len(w) != n:
-                raise ValueError(f"`wd` has {len(w)} values but the optimizer has "
-                                 f"{n} parameter groups, got {wd!r}")
+            _check_group_count('wd', w, len(learn.opt.param_lists), wd)
 
 # %% ../nbs/04_learner.ipynb #i11l001
 def _fit_durations(learn, n_epoch, **durs):
