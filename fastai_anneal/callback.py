@@ -99,6 +99,7 @@ def _new_fit(cb):
     ints = [n in attrs and isinstance(attrs[n][0][0], _Ints) for n in run]
     fit = _Fit(run, homes, attrs, ints, rec=_Record(list(ngroups.values())))
     fit.custom = type(cb)._update_val is not ParamScheduler._update_val
+    fit.below_one = hypers_below_one(learn.opt)
     _check_fit(fit, learn)
     return _find_targets(fit)
 
@@ -408,6 +409,7 @@ class _Fit:
     row: int = None      # the table's row written for the batch in progress (`_OFF`: `last`)
     last: list = None    # the values written for the batch in progress
     custom: bool = False # a subclass has its own `_update_val`: call it every batch
+    below_one: tuple = () # the hyper-parameters the optimizer needs < 1 (`hypers_below_one`)
 
 # %% ../nbs/03_callback.ipynb #c007s1s1
 def _sit_out(cb):
@@ -492,6 +494,8 @@ def _values(f, pos):
     cols = [_column(n, s, pos) for n,s in f.run.items()]
     cols = [np.rint(c) if r else c for c,r in zip(cols, f.ints)]
     for n,c in zip(f.run, cols): check_hyper_values(n, c, pos)
+    for n,c in zip(f.run, cols):
+        if n in f.below_one: check_below_one(n, c)
     return cols
 
 def _column(n, s, pos):

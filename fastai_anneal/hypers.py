@@ -12,7 +12,8 @@ import numpy as np, torch
 from .core import check_finite_values
 
 # %% auto #0
-__all__ = ['hyper_ranges', 'valid_hypers', 'hyper_slots', 'read_hyper', 'write_hyper', 'OptHypers', 'check_hyper_values']
+__all__ = ['hyper_ranges', 'valid_hypers', 'hyper_slots', 'read_hyper', 'write_hyper', 'OptHypers', 'check_hyper_values',
+           'hypers_below_one', 'check_below_one']
 
 # %% ../nbs/02_hypers.ipynb #c005
 # fastai's `pytorch_hp_map`
@@ -175,4 +176,25 @@ def check_hyper_values(name,      # the hyper-parameter (or attribute) the value
         check_finite_values(name, v, at)
         raise ValueError(f"`{name}` must be in {'(' if lo_open else '['}{lo}, {hi}]"
                          f"{'' if at is None else f' at pos={at!r}'}, got {v!r}")
+    return vals
+
+# %% ../nbs/02_hypers.ipynb #below-one
+# fastai's steps and torch's optimizers whose bias correction divides by 1 - mom and 1 - sqr_mom
+_DEBIASED_STEPS = 'adam_step','radam_step','qhadam_step','lamb_step'
+_DEBIASED_TORCH = (torch.optim.Adam, torch.optim.AdamW, torch.optim.NAdam, torch.optim.RAdam,
+                   torch.optim.Adamax)
+
+def hypers_below_one(opt):
+    "The hyper-parameters that must stay < 1 in `opt`: Adam's bias correction divides by 1 - them"
+    inner = getattr(opt, 'opt', opt)  # a fastai `OptimWrapper` holds a torch optimizer
+    steps = [getattr(cb, '__name__', None) for cb in getattr(opt, 'cbs', [])]
+    adam = isinstance(inner, _DEBIASED_TORCH) or any(s in _DEBIASED_STEPS for s in steps)
+    return ('mom', 'sqr_mom') if adam else ()
+
+def check_below_one(name, vals):
+    "Check that the values `vals` of `name` are < 1 (for `hypers_below_one`); return them"
+    top = float(np.max(vals))
+    if top >= 1:
+        raise ValueError(f"`{name}` must be < 1 with this optimizer: its bias correction divides "
+                         f"by 1 - {name.rstrip('s')} (torch's Adam refuses 1 too), got {top!r}")
     return vals

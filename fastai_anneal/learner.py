@@ -179,6 +179,7 @@ def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):
     _fit_durations(learn, n_epoch, pct_start=pct_start)
     moms = None if moms is None else _check_moms(moms)  # before `hyper_values` makes the optimizer
     lr_max = hyper_values(learn, learn.lr if lr_max is None else lr_max, 'lr_max')
+    if moms is not None and 'mom' in hypers_below_one(learn.opt): check_below_one('moms', moms)
     _divided(lr_max, div, 'div')  # the start and the end must fit torch's float32
     _divided(lr_max, div_final, 'div_final')
     scheds = {'lr': from_checked(one_cycle, lr_max.tolist(), div, div_final, pct_start)}

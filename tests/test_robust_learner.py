@@ -252,3 +252,20 @@ def test_plot_sched_arguments(kw, name):
     learn.fit_one_cycle(1)
     with pytest.raises((TypeError, ValueError), match=f'`{name}`'): learn.recorder.plot_sched(**kw)
     learn.recorder.plot_sched(keys='lr', groups=np.bool_(True))
+
+def test_adam_momentum_of_one_refused_before_training():
+    "Adam's bias correction divides by 1 - mom: mom = 1 is refused up front (was ZeroDivisionError at batch 0)"
+    from fastai.optimizer import Adam, SGD
+    learn = synth_learner(n_trn=2)
+    learn.opt_func = Adam
+    learn.create_opt()
+    w = [p.detach().clone() for p in learn.model.parameters()]
+    with learn.no_bar(), learn.no_logging():
+        with pytest.raises(ValueError, match='`moms` must be < 1'): learn.fit_one_cycle(1, 1e-3, moms=(1, 0., 0.))
+        with pytest.raises(ValueError, match='`mom` must be < 1'): learn.fit(1, 1e-3, cbs=ParamScheduler({'mom': sched_no(1., 1.)}))
+        with pytest.raises(ValueError, match='`sqr_mom` must be < 1'): learn.fit(1, 1e-3, cbs=ParamScheduler({'sqr_mom': sched_no(1., 1.)}))
+    assert all(torch.equal(a, b) for a,b in zip(w, learn.model.parameters()))
+    assert not any(isinstance(cb, ParamScheduler) for cb in learn.cbs)
+    sgd = synth_learner(n_trn=2)
+    sgd.opt_func = SGD
+    with sgd.no_bar(), sgd.no_logging(): sgd.fit_one_cycle(1, 1e-3, moms=(1, 0., 0.))  # no division: fine
