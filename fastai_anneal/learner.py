@@ -188,8 +188,17 @@ def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):
     return scheds
 
 @patch
-def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25,
-                  wd=None, moms=None, cbs=None, reset_opt=False, start_epoch=0):
+def fit_one_cycle(self:Learner,
+                  n_epoch,              # epochs to train
+                  lr_max=None,          # the peak lr: a number, slice or one per group (`learn.lr`)
+                  div=25.,              # the lr starts at `lr_max/div`
+                  div_final=1e5,        # and ends at `lr_max/div_final`
+                  pct_start=0.25,       # the rise: a fraction of training, or '500ba', '2ep'
+                  wd=None,              # weight decay (default: the optimizer's)
+                  moms=None,            # (start, middle, end) momentums (default `learn.moms`)
+                  cbs=None,             # callbacks for this fit only
+                  reset_opt=False,      # make a new optimizer first
+                  start_epoch=0):       # resume at this epoch of the full run
     "Fit `self.model` for `n_epoch` using the 1cycle policy."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     scheds = _one_cycle(self, n_epoch, lr_max, div, div_final, pct_start, moms)
@@ -298,8 +307,15 @@ def _lr_min(v):
 
 # %% ../nbs/04_learner.ipynb #c026
 @patch
-def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, wd=None,
-                 cbs=None, reset_opt=False, start_epoch=0):
+def fit_flat_cos(self:Learner,
+                 n_epoch,              # epochs to train
+                 lr=None,              # the flat lr: a number, slice or one per group (`learn.lr`)
+                 div_final=1e5,        # the cosine ends at `lr/div_final`
+                 pct_start=0.75,       # the flat part: a fraction of training, or '500ba', '2ep'
+                 wd=None,              # weight decay (default: the optimizer's)
+                 cbs=None,             # callbacks for this fit only
+                 reset_opt=False,      # make a new optimizer first
+                 start_epoch=0):       # resume at this epoch of the full run
     "Fit `self.model` for `n_epoch` at flat `lr` before a cosine annealing."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     div_final = check_num('div_final', div_final, gt=0)
@@ -327,8 +343,16 @@ def sgdr_epochs(n_cycles, cycle_len, cycle_mult=2):
     return n
 
 @patch
-def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=None,
-             reset_opt=False, wd=None, start_epoch=0, lr_min=0.):
+def fit_sgdr(self:Learner,
+             n_cycles,             # cosines (restarts + 1)
+             cycle_len,            # epochs of the first cycle
+             lr_max=None,          # the top of each cosine (default `learn.lr`)
+             cycle_mult=2,         # each cycle is `cycle_mult` times as long as the one before
+             cbs=None,             # callbacks for this fit only
+             reset_opt=False,      # make a new optimizer first
+             wd=None,              # weight decay (default: the optimizer's)
+             start_epoch=0,        # resume at this epoch of the full run
+             lr_min=0.):           # the bottom of each cosine
     "Fit `self.model` for `n_cycles` of `cycle_len` using SGDR."
     n_epoch = sgdr_epochs(n_cycles, cycle_len, cycle_mult)
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
@@ -347,7 +371,11 @@ def fine_tune(self:Learner,
               pct_start=0.3,     # the unfrozen phase's warmup: a fraction, or a duration ('1ep')
               div=5.0,           # the unfrozen phase starts at its lr / `div`
               *,
-              div_final=1e5, wd=None, moms=None, cbs=None, reset_opt=False,  # to both phases
+              div_final=1e5,     # both phases end at their lr / `div_final`
+              wd=None,           # weight decay of both phases (default: the optimizer's)
+              moms=None,         # (start, middle, end) momentums of both phases
+              cbs=None,          # callbacks for both phases
+              reset_opt=False,   # make a new optimizer first
               start_epoch=0):    # resume at this epoch, counting both phases
     "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`"
     freeze_epochs = check_int('freeze_epochs', freeze_epochs, ge=0, lt=max_epochs)
@@ -374,8 +402,15 @@ def fine_tune(self:Learner,
 
 # %% ../nbs/04_learner.ipynb #c030
 @patch
-def fit_warmup_cos(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, lr_min=0., wd=None,
-                   cbs=None, reset_opt=False, start_epoch=0):
+def fit_warmup_cos(self:Learner,
+                   n_epoch,              # epochs to train
+                   lr_max=None,          # the peak lr (default `learn.lr`)
+                   pct_warmup=0.1,       # the linear warmup: a fraction, or '500ba', '2ep'
+                   lr_min=0.,            # the end of the cosine
+                   wd=None,              # weight decay (default: the optimizer's)
+                   cbs=None,             # callbacks for this fit only
+                   reset_opt=False,      # make a new optimizer first
+                   start_epoch=0):       # resume at this epoch of the full run
     "Fit `self.model` for `n_epoch`: a linear warmup over `pct_warmup`, then a cosine to `lr_min`."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     lr_min = _lr_min(lr_min)
@@ -385,8 +420,17 @@ def fit_warmup_cos(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, lr_min=0.
     _fit_sched(self, n_epoch, sched, cbs, reset_opt, wd, start_epoch)
 
 @patch
-def fit_wsd(self:Learner, n_epoch, lr_max=None, pct_warmup=0.1, pct_decay=0.2, decay='cosine',
-            lr_min=0., wd=None, cbs=None, reset_opt=False, start_epoch=0):
+def fit_wsd(self:Learner,
+            n_epoch,              # epochs to train
+            lr_max=None,          # the stable lr (default `learn.lr`)
+            pct_warmup=0.1,       # the warmup: a fraction of training, or '500ba', '2ep'
+            pct_decay=0.2,        # the decay at the end: a fraction of training, or '500ba', '2ep'
+            decay='cosine',       # its shape: 'linear', 'cosine' or '1-sqrt' ('lin', 'cos' too)
+            lr_min=0.,            # the lr at the start and at the end
+            wd=None,              # weight decay (default: the optimizer's)
+            cbs=None,             # callbacks for this fit only
+            reset_opt=False,      # make a new optimizer first
+            start_epoch=0):       # resume at this epoch of the full run
     "Fit `self.model` for `n_epoch`: warmup over `pct_warmup`, stable, decay over last `pct_decay`."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     lr_min = _lr_min(lr_min)
@@ -448,9 +492,15 @@ def _suggest_data(lrs, losses, num_it):
 
 # %% ../nbs/04_learner.ipynb #c036
 @patch
-def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True,
-            suggest_funcs=(valley,), step_mode='exp',
-            snapshot='disk'):  # where `keep_state` keeps the copies: 'disk', 'cpu' or 'device'
+def lr_find(self:Learner,
+            start_lr=1e-7,          # the first lr tried
+            end_lr=10,              # the last lr tried
+            num_it=100,             # batches to try (at most)
+            stop_div=True,          # stop once the loss diverges
+            show_plot=True,         # plot the loss against the lr
+            suggest_funcs=(valley,),# `valley`, `slide`, `minimum` and/or `steep`
+            step_mode='exp',        # 'exp' or 'linear' steps from `start_lr` to `end_lr`
+            snapshot='disk'):       # where `keep_state` keeps the copies: 'disk', 'cpu' or 'device'
     "Launch a mock training to find a good lr; return `suggest_funcs`' suggestions as a named tuple"
     cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode, snapshot=None)  # see `keep_state`
     check_bool('show_plot', show_plot)
@@ -492,7 +542,10 @@ def cooldown(self:Learner,
              lr_min=0.,        # the lr at its end
              decay='1-sqrt',   # the shape: 'linear', 'cosine' or '1-sqrt' ('lin', 'cos' too)
              lr_start=None,    # the lr at its start (default: the optimizer's current lr)
-             mom=None, wd=None, cbs=None, start_epoch=0):
+             mom=None,         # the momentum: a number held, or a (start, end) pair
+             wd=None,          # weight decay (default: the optimizer's)
+             cbs=None,         # callbacks for this fit only
+             start_epoch=0):   # resume at this epoch (give `lr_start`)
     "Cool each group's lr down from its current value (or `lr_start`) to `lr_min` over `n_epoch`"
     check_fit_args(self, n_epoch, start_epoch, wd, cbs)
     decay = check_anneal('decay', decay, tuple(DECAYS))  # 'cos' is 'cosine', as everywhere
@@ -637,7 +690,9 @@ def fit_budget(self:Learner,
                seconds,                # the time budget, in the units of `clock`
                lr_max=None,            # the default schedule's first lr (default `learn.lr`)
                sched=None,             # the lr in fractions of the budget (instead of `lr_max`)
-               wd=None, cbs=None, reset_opt=False,  # as `fit`
+               wd=None,                # weight decay (default: the optimizer's)
+               cbs=None,               # callbacks for this fit only
+               reset_opt=False,        # make a new optimizer first
                clock=time.monotonic,   # returns the time in seconds, never going backwards
                max_epoch=10_000):      # the most epochs to run, whatever the budget left
     "Fit for `seconds` of time, the lr following `sched` (default: linear from `lr_max` to 0)"

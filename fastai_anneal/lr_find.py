@@ -249,7 +249,7 @@ def _snapshot_errors():
                       "directory, or use snapshot='cpu'") from e
 
 @contextlib.contextmanager
-def keep_state(learn,
+def keep_state(learn,           # the `Learner` whose state the block may change
                snapshot='disk'): # where the copies live: 'disk' (a temporary file), 'cpu', 'device'
     "Restore `learn`'s weights, optimizer and random state when the block ends, however it ends"
     with _snapshot_errors(): store = _Store(snapshot)
@@ -415,7 +415,9 @@ def _lds_lengths(losses):
         res.append(k+1)
     return np.array(res)
 
-def valley(lrs, losses, num_it):
+def valley(lrs,     # the learning rates tried
+           losses,  # their smoothed losses
+           num_it): # the batches `lr_find` planned
     "Suggests a learning rate from the longest valley and returns its index"
     lrs,losses = _clean(lrs, losses)
     lds = _lds_lengths(losses)
@@ -426,7 +428,12 @@ def valley(lrs, losses, num_it):
     return float(lrs[idx]), (float(lrs[idx]), float(losses[idx]))
 
 # %% ../nbs/05_lr_find.ipynb #c016
-def slide(lrs, losses, num_it, lr_diff=15, thresh=.005, adjust_value=1.):
+def slide(lrs,              # the learning rates tried
+          losses,           # their smoothed losses
+          num_it,           # the batches `lr_find` planned
+          lr_diff=15,       # how many points left of the right end the interval starts
+          thresh=.005,      # slopes of the loss this close count as the same
+          adjust_value=1.): # scales the suggested lr
     "Suggests a learning rate following an interval slide rule and returns its index"
     check_int('lr_diff', lr_diff, ge=1)
     thresh = check_num('thresh', thresh, ge=0)
@@ -447,13 +454,17 @@ def slide(lrs, losses, num_it, lr_diff=15, thresh=.005, adjust_value=1.):
 
 # %% ../nbs/05_lr_find.ipynb #c017
 # never below the smallest learning rate tried
-def minimum(lrs, losses, num_it):
+def minimum(lrs,     # the learning rates tried
+            losses,  # their smoothed losses
+            num_it): # the batches `lr_find` planned
     "Suggests a learning rate one-tenth the minimum before divergence and returns its index"
     lrs,losses = _clean(lrs, losses)
     lr_min = float(lrs[losses.argmin()])
     return max(lr_min/10, float(lrs.min())), _point(lrs, losses, lr_min)
 
-def steep(lrs, losses, num_it):
+def steep(lrs,     # the learning rates tried
+          losses,  # their smoothed losses
+          num_it): # the batches `lr_find` planned
     "Suggests a learning rate when the slope is the steepest and returns its index"
     lrs,losses = _clean(lrs, losses)
     if len(lrs) < 2: return float(lrs[0]), (float(lrs[0]), float(losses[0]))
