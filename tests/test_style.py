@@ -92,3 +92,33 @@ def test_unresolved_schedules_keep_their_methods():
         assert not {'value', 'values'} & set(vars(s))
         with pytest.raises(ValueError, match='resolve'): s(0.5)
         assert s.resolve(10)(0.5) == pytest.approx(s.resolve(10)(0.5))
+
+def test_every_public_argument_has_a_docments_comment():
+    "show_doc renders an argument table for the whole user API and the Learner methods"
+    from fastcore.docments import docments
+    from fastai.learner import Learner
+    import fastai_anneal.all as fa
+    fns = [getattr(fa, n) for n in fa.__all__]
+    fns = [f.__init__ if isinstance(f, type) and '__init__' in vars(f) else f for f in fns if callable(f)]
+    fns += [getattr(Learner, n) for n in ('fit_one_cycle', 'fit_flat_cos', 'fit_sgdr', 'fine_tune',
+                                          'fit_warmup_cos', 'fit_wsd', 'lr_find', 'cooldown', 'fit_budget')]
+    missing = {}
+    for f in fns:
+        try: sig,doc = inspect.signature(f),docments(f, full=False)
+        except (TypeError, ValueError): continue  # builtins and aliases without a signature
+        ps = [k for k,p in sig.parameters.items() if k != 'self' and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if [k for k in ps if not doc.get(k)]: missing[getattr(f, '__qualname__', f)] = [k for k in ps if not doc.get(k)]
+    assert not missing, missing
+
+def test_export_cells_fit_a_screen():
+    "One concept per export cell: at most 60 lines, half of them at most 20"
+    import glob, statistics, nbformat
+    from pathlib import Path
+    nbs = Path(__file__).parent.parent/'nbs'
+    sizes = {}
+    for f in sorted(nbs.glob('*.ipynb')):
+        for c in nbformat.read(f, as_version=4).cells:
+            if c.cell_type == 'code' and c.source.split('\n')[0].strip().startswith('#| export'):
+                sizes[f'{f.name} {c.get("id")}'] = len(c.source.splitlines())
+    assert max(sizes.values()) <= 60, {k: n for k,n in sizes.items() if n > 60}
+    assert statistics.median(sizes.values()) <= 20
