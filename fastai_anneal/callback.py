@@ -819,9 +819,7 @@ class CooldownOnPlateau(_Cooldown, TrackerCallback):
         self.patience = check_int('patience', patience, ge=0)
         self.duration = check_duration('duration', duration)
         self.decay = check_anneal('decay', decay, tuple(DECAYS))
-        self.lr_min = check_param('lr_min', lr_min)
-        if min(np.atleast_1d(self.lr_min)) < 0:
-            raise ValueError(f"`lr_min` must be >= 0, got {lr_min!r}")
+        self.lr_min = check_param('lr_min', lr_min, ge=0)
 
     def before_fit(self):
         "Check `monitor`, `duration` and `lr_min` against this fit, before its first batch"

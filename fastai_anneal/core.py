@@ -80,8 +80,8 @@ def check_choice(name, v, choices):
 
 # %% ../nbs/00_core.ipynb #c007
 # returns a float, or a list of floats for one value per parameter group
-def check_param(name, v):
-    "Check that `v` is a finite number or a 1-d array of them (one per parameter group)"
+def check_param(name, v, gt=None, ge=None, lt=None, le=None):
+    "Check that `v` is a finite number or a 1-d array of them (one per group), each in the bounds"
     if isinstance(v, torch.Tensor): v = v.detach().cpu().numpy()
     if isinstance(v, np.ndarray): v = v.tolist()  # then each element is checked as a Python number
     if isinstance(v, (list, tuple)):
@@ -93,8 +93,8 @@ def check_param(name, v):
             if isinstance(x, bool) or not isinstance(x, numbers.Real):
                 raise TypeError(f"`{name}` must be a number or a 1-d array of real numbers, "
                                 f"got {_show(v)}")
-        return [_real(name, x) for x in v]
-    return _real(name, v)
+        return [_bounded(name, _real(name, x), gt, ge, lt, le) for x in v]
+    return _bounded(name, _real(name, v), gt, ge, lt, le)
 
 # %% ../nbs/00_core.ipynb #i9a001
 # `vals` is a number, array, tensor or list, checked before it is written

@@ -79,18 +79,23 @@ def _check_group_count(name, values, n, given):
 
 def hyper_values(learn, v, name):
     "The values of `v` (number, slice or array) per parameter group as fastai spreads them, all > 0"
-    if learn.opt is None: learn.create_opt()
-    n = len(learn.opt.param_lists)
     if isinstance(v, slice):
         if v.step is not None: raise ValueError(f"`{name}` as a slice takes no step, got {v!r}")
         stop = check_num(f'{name}.stop', v.stop, gt=0)
-        if v.start is not None:
-            vals = even_mults(check_num(f'{name}.start', v.start, gt=0), stop, n)
-        else: vals = [stop/10]*(n-1) + [stop]
-    else: vals = check_param(name, v)
+        start = None if v.start is None else check_num(f'{name}.start', v.start, gt=0)
+    else: vals = check_param(name, v, gt=0)
+    if learn.opt is None: learn.create_opt()  # for its groups, once the values are checked
+    n = len(learn.opt.param_lists)
+    if isinstance(v, slice):  # its smallest value may underflow to 0
+        vals = [stop/10]*(n-1) + [stop] if start is None else even_mults(start, stop, n)
+        vals = _check_positive(name, vals, v)
     vals = np.array(vals if is_listy(vals) else [vals]*n, dtype=np.float64)
     _check_group_count(name, vals, n, v)
-    if not (vals > 0).all(): raise ValueError(f"`{name}` must be > 0, got {v!r}")
+    return vals
+
+def _check_positive(name, vals, v):
+    "Check that the values `vals` of `name` (from argument `v`) are all > 0; return them"
+    if not (np.asarray(vals) > 0).all(): raise ValueError(f"`{name}` must be > 0, got {v!r}")
     return vals
 
 # %% ../nbs/04_learner.ipynb #c011
@@ -113,8 +118,7 @@ def check_fit_args(learn, n_epoch, start_epoch=0, wd=None, cbs=None, reset_opt=F
     check_cbs(cbs)
     check_bool('reset_opt', reset_opt)
     if wd is not None:
-        w = check_param('wd', wd)
-        if min(L(w)) < 0: raise ValueError(f"`wd` must be >= 0, got {wd!r}")
+        w = check_param('wd', wd, ge=0)
         if is_listy(w):
             if learn.opt is None: learn.create_opt()
             _check_group_count('wd', w, len(learn.opt.param_lists), wd)
@@ -301,9 +305,7 @@ def plot_sched(self:Recorder,
 
 # %% ../nbs/04_learner.ipynb #c025
 def _lr_min(v):
-    v = check_param('lr_min', v)
-    if min(L(v)) < 0: raise ValueError(f"`lr_min` must be >= 0, got {v!r}")
-    return v
+    return check_param('lr_min', v, ge=0)
 
 # %% ../nbs/04_learner.ipynb #c026
 @patch
@@ -383,7 +385,8 @@ def fine_tune(self:Learner,
     check_fit_args(self, epochs + freeze_epochs, start_epoch, wd, cbs, reset_opt)
     base_lr = check_num('base_lr', base_lr, gt=0)
     lr_mult = check_num('lr_mult', lr_mult, gt=0)
-    div = check_num('div', div, gt=0)  # `pct_start`: by `_one_cycle`
+    div = check_num('div', div, gt=0)
+    check_duration('pct_start', pct_start)  # before the frozen phase's schedules make an optimizer
     kw = dict(div_final=div_final, moms=moms)
     if start_epoch < freeze_epochs:  # both phases checked before `freeze`
         frozen = _one_cycle(self, freeze_epochs, slice(base_lr), 25., pct_start=0.99, **kw)
@@ -435,6 +438,7 @@ def fit_wsd(self:Learner,
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     lr_min = _lr_min(lr_min)
     _fit_durations(self, n_epoch, pct_warmup=pct_warmup, pct_decay=pct_decay)
+    check_anneal('decay', decay, tuple(DECAYS))  # before `hyper_values` makes an optimizer
     lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
     sched = wsd(lr_max, pct_warmup, pct_decay, decay, lr_min)
     _fit_sched(self, n_epoch, sched, cbs, reset_opt, wd, start_epoch)
@@ -549,6 +553,9 @@ def cooldown(self:Learner,
     "Cool each group's lr down from its current value (or `lr_start`) to `lr_min` over `n_epoch`"
     check_fit_args(self, n_epoch, start_epoch, wd, cbs)
     decay = check_anneal('decay', decay, tuple(DECAYS))  # 'cos' is 'cosine', as everywhere
+    lr_min = _lr_min(lr_min)
+    moms = None if mom is None else list(mom) if is_listy(mom) else [mom, mom]  # a number: held
+    if moms is not None: moms = _check_moms(moms, 2, 'mom')
     if lr_start is None:
         if start_epoch:
             raise ValueError(f"a resumed cooldown (start_epoch={start_epoch!r}) needs `lr_start`, "
@@ -557,10 +564,8 @@ def cooldown(self:Learner,
         if self.opt is None: self.create_opt()
         lr_start = read_hyper(hyper_slots(self.opt, 'lr'))
     else: lr_start = hyper_values(self, lr_start, 'lr_start').tolist()
-    scheds = {'lr': cooldown_sched(lr_start, _lr_min(lr_min), decay)}
-    if mom is not None:
-        m = _check_moms(list(mom) if is_listy(mom) else [mom, mom], 2, 'mom')  # the end too
-        scheds['mom'] = DECAYS[decay](*m)
+    scheds = {'lr': cooldown_sched(lr_start, lr_min, decay)}
+    if moms is not None: scheds['mom'] = DECAYS[decay](*moms)
     _fit_sched(self, n_epoch, scheds, cbs, False, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #i11l007

@@ -6,6 +6,7 @@ import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st, HealthCheck
 from fastai_anneal.all import *
 from lr_find_state import make_learner, full_state, assert_same
+from fastai.test_utils import synth_learner
 
 def _state(learn):
     "Everything a refused call must leave alone, with the freeze state"
@@ -99,3 +100,15 @@ def test_tiny_div_is_a_value_error_without_a_warning():
         for kw in (dict(div=1e-320), dict(div_final=1e-320)):
             with pytest.raises(ValueError, match='div'): learn.fit_one_cycle(1, **kw)
         with pytest.raises(ValueError, match='lr_mult'): learn.fine_tune(1, lr_mult=1e-320)
+
+@pytest.mark.parametrize('meth,args,kw', [
+    ('fit_one_cycle', (1,), dict(lr_max=-1.)), ('fit_flat_cos', (1,), dict(lr=-1.)), ('fit_sgdr', (1, 1), dict(lr_max=-1.)),
+    ('fine_tune', (1,), dict(pct_start=2.)), ('fit_wsd', (1,), dict(decay='x')), ('cooldown', (1,), dict(decay='x')),
+    ('cooldown', (1,), dict(lr_min=-1.)), ('cooldown', (1,), dict(mom=2.)), ('cooldown', (1,), dict(lr_start=-1.)),
+    ('fit_budget', (1.,), dict(lr_max=-1.)), ('fit_one_cycle', (1,), dict(lr_max=slice(1e-3, -1.)))])
+def test_refused_call_makes_no_optimizer(meth, args, kw):
+    "A refused call on a Learner without an optimizer leaves it without one (values checked first)"
+    learn = synth_learner(n_trn=4)
+    with pytest.raises((ValueError, TypeError)):
+        with learn.no_bar(), learn.no_logging(): getattr(learn, meth)(*args, **kw)
+    assert learn.opt is None
