@@ -17,7 +17,6 @@ from fastai.callback.tracker import TrackerCallback
 from .core import *
 from .hypers import *
 from .hypers import is_hyper
-from .core import units_in
 from .schedules import DECAYS, check_anneal
 
 # %% auto #0
@@ -493,8 +492,8 @@ def _values(f, pos):
     "The values of the schedules of fit `f` at positions `pos` (integers rounded), checked"
     cols = [_column(n, s, pos) for n,s in f.run.items()]
     cols = [np.rint(c) if r else c for c,r in zip(cols, f.ints)]
-    for n,c in zip(f.run, cols): check_hyper_values(n, c, pos)
     for n,c in zip(f.run, cols):
+        check_hyper_values(n, c, pos)
         if n in f.below_one: check_below_one(n, c)
     return cols
 

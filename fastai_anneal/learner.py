@@ -20,7 +20,6 @@ from fastai.callback.core import Callback, CancelFitException, CancelTrainExcept
 from fastai.optimizer import OptimWrapper, _BaseOptimizer
 import fastai.callback.schedule  # fastai's patches first: ours win whatever the import order
 from .core import *
-from .core import units_in
 from .hypers import *
 from .hypers import is_hyper, own_hyper
 from .schedules import *
@@ -88,15 +87,11 @@ def hyper_values(learn, v, name):
     n = len(learn.opt.param_lists)
     if isinstance(v, slice):  # its smallest value may underflow to 0
         vals = [stop/10]*(n-1) + [stop] if start is None else even_mults(start, stop, n)
-        vals = _check_positive(name, vals, v)
+        vals = check_param(name, vals, gt=0)
     vals = np.array(vals if is_listy(vals) else [vals]*n, dtype=np.float64)
     _check_group_count(name, vals, n, v)
     return vals
 
-def _check_positive(name, vals, v):
-    "Check that the values `vals` of `name` (from argument `v`) are all > 0; return them"
-    if not (np.asarray(vals) > 0).all(): raise ValueError(f"`{name}` must be > 0, got {v!r}")
-    return vals
 
 # %% ../nbs/04_learner.ipynb #c011
 def check_cbs(cbs):

@@ -13,7 +13,6 @@ from fastcore.foundation import L
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from fastai.optimizer import Optimizer, OptimWrapper
 from .core import *
-from .hypers import hyper_slots, write_hyper
 from .callback import ParamScheduler
 
 # %% auto #0

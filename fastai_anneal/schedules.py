@@ -10,7 +10,7 @@ import math, numbers
 import numpy as np, torch
 import matplotlib.pyplot as plt
 from .core import *
-from .core import group_count, per_group, sched_depth, check_span, units_in
+from .core import group_count, per_group, sched_depth, check_span
 from .core import check_ax, plot_groups
 
 # %% auto #0
