@@ -17,10 +17,10 @@ from fastai.callback.tracker import TrackerCallback
 from .core import *
 from .hypers import *
 from .hypers import is_hyper
-from .schedules import DECAYS, check_anneal
+from .schedules import DECAYS, Anneal, check_anneal
 
 # %% auto #0
-__all__ = ['attr_slots', 'ParamScheduler', 'ScaleOnPlateau', 'CooldownOnPlateau']
+__all__ = ['PLATEAU_THRESHOLDS', 'attr_slots', 'ParamScheduler', 'ScaleOnPlateau', 'CooldownOnPlateau']
 
 # %% ../nbs/03_callback.ipynb #c005
 class _Attrs:
@@ -518,20 +518,22 @@ def _table(vs, ng):
     return np.ascontiguousarray(np.broadcast_to(a, (len(vs), ng)))
 
 # %% ../nbs/03_callback.ipynb #sopc1
+PLATEAU_THRESHOLDS = 'rel','abs'  # torch's `threshold_mode`s
+
 class _TorchPlateau(Callback):
     "torch's `ReduceLROnPlateau` rule: `scale` cut by `factor` after over `patience` bad epochs"
     def __init__(self, monitor, mode, factor, patience, threshold, threshold_mode, cooldown,
-                 min_lr):
+                 min_lr):  # checked by `ScaleOnPlateau`
         if not isinstance(monitor, str):
             raise ValueError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
         self.monitor = monitor
         self.mode = check_choice('mode', mode or _default_mode(monitor), ('min', 'max'))
-        self.factor = check_num('factor', factor, gt=0, lt=1)
-        self.patience = check_int('patience', patience)
-        self.threshold = check_num('threshold', threshold, ge=0)
-        self.threshold_mode = check_choice('threshold_mode', threshold_mode, ('rel', 'abs'))
-        self.cooldown = check_int('cooldown', cooldown)
-        self.min_lr = check_num('min_lr', min_lr, ge=0)
+        self.factor = factor
+        self.patience = patience
+        self.threshold = threshold
+        self.threshold_mode = threshold_mode
+        self.cooldown = cooldown
+        self.min_lr = min_lr
 
     def reset(self):
         "Forget the cuts and the best value (torch's initial state)"
@@ -626,18 +628,18 @@ class ScaleOnPlateau(_ScalingFit, _TorchPlateau):
     order,run_valid = 61,False  # after `ParamScheduler` (60) has set the batch's values
     # what `state_dict` saves (not `_state`: fastcore's `Stateful` sets that on unpickling)
     _state_keys = 'scale','best','num_bad','cooldown_left','bases','written'
-
+    @checks
     def __init__(self,
-                 monitor='valid_loss',  # the recorded value judged at the end of each epoch
-                 mode=None,             # 'min' or 'max' (default: 'min' for a loss or an error)
-                 factor=0.1,            # a cut multiplies the scale by it, in (0, 1)
-                 patience=10,           # bad epochs tolerated; one more cuts
-                 threshold=1e-4,        # how much better a value must be to count as better
-                 threshold_mode='rel',  # 'rel': best*(1 -/+ threshold), 'abs': best -/+ threshold
-                 cooldown=0,            # epochs after a cut during which bad epochs are not counted
-                 min_lr=0.,             # a cut never takes a value below it
-                 names=('lr',),         # the hyper-parameters scaled, each once
-                 reset_on_fit=True):    # start each fit afresh (else scale and counters carry on)
+                 monitor='valid_loss',    # the value judged at the end of each epoch
+                 mode=None,               # 'min' or 'max' (default: 'min' for a loss)
+                 factor:Real(gt=0, lt=1)=0.1, # a cut multiplies the scale by it
+                 patience:Int=10,         # bad epochs tolerated; one more cuts
+                 threshold:Real(ge=0)=1e-4, # how much better a value must be to count
+                 threshold_mode:Choice(PLATEAU_THRESHOLDS)='rel', # 'rel': best*(1 -/+ threshold)
+                 cooldown:Int=0,          # epochs after a cut when bad ones don't count
+                 min_lr:Real(ge=0)=0.,    # a cut never takes a value below it
+                 names=('lr',),           # the hyper-parameters scaled, each once
+                 reset_on_fit=True):      # start each fit afresh (else scale and counters carry on)
         super().__init__(monitor, mode, factor, patience, threshold, threshold_mode, cooldown,
                          min_lr)
         self.names = _check_names(names)
@@ -722,11 +724,9 @@ def log_cut_epoch(learn):
     rec = getattr(learn, 'recorder', None)
     if rec is not None: rec.cancel_train = False
 
-def cooldown_sched(lr_start, lr_min=0., decay='1-sqrt'):
+@checks
+def cooldown_sched(lr_start:Param, lr_min:Param=0., decay:Anneal(DECAYS)='1-sqrt'):
     "Schedule from `lr_start` down to `lr_min` (numbers or per-group) along `decay`"
-    decay = check_anneal('decay', decay, tuple(DECAYS))
-    lr_start = check_param('lr_start', lr_start)
-    lr_min = check_param('lr_min', lr_min)
     n = len(np.atleast_1d(lr_start))
     if isinstance(lr_min, list) and len(lr_min) != n:
         raise ValueError(f"`lr_min` has {len(lr_min)} values but the lr it starts from has {n} "
@@ -800,25 +800,25 @@ class CooldownOnPlateau(_Cooldown, TrackerCallback):
     # what `state_dict` saves (not `_state`: fastcore's `Stateful` sets that on unpickling)
     _state_keys = 'best','wait','plateau_epoch','lrs','_start','_i','_n','_used'
 
+    @checks
     def __init__(self,
-                 monitor='valid_loss',  # the recorded value tracked
-                 comp=None,             # a comparison like `np.less` (default: from the monitor)
-                 min_delta=0.,          # how much better a value must be to count as a new best
-                 patience=1,            # epochs in a row without a new best that make a plateau
-                 duration='1ep',        # the cooldown: a fraction of the fit, '500ba', '1ep'
-                 decay='1-sqrt',        # 'linear' (1-p), 'cosine' ((1+cos(pi p))/2), '1-sqrt'
-                 lr_min=0.,             # the lr it ends at (a number, or one per parameter group)
-                 reset_on_fit=True):    # forget the best value at the start of each fit
+                 monitor='valid_loss',    # the recorded value tracked
+                 comp=None,               # a comparison like `np.less` (default: from the monitor)
+                 min_delta:Real=0.,       # how much better a value must be to count as a new best
+                 patience:Int(ge=0)=1,    # epochs in a row without a new best that make a plateau
+                 duration:Duration='1ep', # the cooldown: a fraction of the fit, '500ba', '1ep'
+                 decay:Anneal(DECAYS)='1-sqrt', # 'linear', 'cosine' or '1-sqrt'
+                 lr_min:Param(ge=0)=0.,   # the lr it ends at (a number, or one per parameter group)
+                 reset_on_fit=True):      # forget the best value at the start of each fit
         if not isinstance(monitor, str):
             raise TypeError(f"`monitor` must be the name of a recorded value, got {monitor!r}")
         if comp is not None and not callable(comp):
             raise TypeError(f"`comp` must be a comparison like `np.less`, or None, got {comp!r}")
-        min_delta = check_num('min_delta', min_delta)
         super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
-        self.patience = check_int('patience', patience, ge=0)
-        self.duration = check_duration('duration', duration)
-        self.decay = check_anneal('decay', decay, tuple(DECAYS))
-        self.lr_min = check_param('lr_min', lr_min, ge=0)
+        self.patience = patience
+        self.duration = duration
+        self.decay = decay
+        self.lr_min = lr_min
 
     def before_fit(self):
         "Check `monitor`, `duration` and `lr_min` against this fit, before its first batch"

@@ -370,13 +370,14 @@ class Checkpoint(_Resumer):
     "Save what a fit needs to go on, every `every` and at each epoch's end; with `resume`, go on"
     order,run_valid = 100,False  # after the callbacks that record and schedule: saves a batch's end
 
+    @checks
     def __init__(self,
-                 every='500ba',       # how often: `'Nba'` (training batches) or `'Nep'` (epochs)
-                 fname='checkpoint',  # the file: `learn.path/learn.model_dir/{fname}.pth`
-                 resume=True):        # go on from the file when the same fit runs again
+                 every='500ba',          # how often: `'Nba'` (training batches) or `'Nep'` (epochs)
+                 fname='checkpoint',     # the file: `learn.path/learn.model_dir/{fname}.pth`
+                 resume:Bool=True):      # go on from the file when the same fit runs again
         self.every = _check_every(every)
         self.fname = _check_fname(fname)
-        self.resume = check_bool('resume', resume)
+        self.resume = resume
         self._plan,self._paused,self._finished = None,[],True  # no fit yet: nothing to save
 
     @property

@@ -14,12 +14,12 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 # %% auto #0
-__all__ = ['SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH', 'EDGE_TOL', 'MAX_CONFIG_SIZE', 'check_num', 'check_int',
-           'check_choice', 'check_param', 'check_finite_values', 'is_duration', 'check_duration', 'duration_steps',
-           'steps_of', 'check_bool', 'Schedule', 'units_in', 'from_checked', 'Formula', 'annealer', 'Annealer',
-           'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'check_nesting',
-           'phase_edges', 'phase_cuts', 'CombineScheds', 'combine_scheds', 'combined_cos', 'cos_phases',
-           'sched_from_dict', 'SchedOp']
+__all__ = ['Real', 'Int', 'Param', 'Duration', 'Bool', 'Choice', 'SchedLin', 'SchedCos', 'SchedNo', 'SchedExp', 'MAX_DEPTH',
+           'EDGE_TOL', 'MAX_CONFIG_SIZE', 'check_num', 'check_int', 'check_choice', 'check_param',
+           'check_finite_values', 'is_duration', 'check_duration', 'duration_steps', 'steps_of', 'check_bool', 'Rule',
+           'checks', 'Schedule', 'units_in', 'from_checked', 'Formula', 'annealer', 'Annealer', 'sched_lin',
+           'sched_cos', 'sched_no', 'sched_exp', 'SchedPoly', 'as_schedule', 'check_nesting', 'phase_edges',
+           'phase_cuts', 'CombineScheds', 'combine_scheds', 'combined_cos', 'cos_phases', 'sched_from_dict', 'SchedOp']
 
 # %% ../nbs/00_core.ipynb #i9a005
 _shower = reprlib.Repr()
@@ -40,11 +40,10 @@ def _real(name, v):
     v = _number(v)
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {_show(v)}")
-    try: v = float(v)
-    except OverflowError:  # an int too large for a float
-        raise ValueError(f"`{name}` must be finite, got {_show(v)}") from None
-    if not math.isfinite(v): raise ValueError(f"`{name}` must be finite, got {_show(v)}")
-    return v
+    try: x = float(v)
+    except OverflowError: x = math.inf  # an int too large for a float
+    if not math.isfinite(x): raise ValueError(f"`{name}` must be finite, got {_show(v)}")
+    return x
 
 # %% ../nbs/00_core.ipynb #c005-b
 def _bounded(name, v, gt=None, ge=None, lt=None, le=None):
@@ -163,6 +162,49 @@ def check_bool(name, v):
     if not isinstance(v, (bool, np.bool_)):
         raise TypeError(f"`{name}` must be True or False, got {_show(v)}")
     return bool(v)
+
+# %% ../nbs/00_core.ipynb #rules
+class Rule:
+    "An argument's check, written as its annotation: `div:Real(gt=0)=25.`; `@checks` applies it"
+    def __init__(self, name, check, *args, **bounds):
+        self.name,self.check,self.args,self.bounds = name,check,args,bounds
+    def __call__(self, *args, **bounds): return Rule(self.name, self.check, *args, **bounds)
+    def apply(self, name, v): return self.check(name, v, *self.args, **self.bounds)
+    def __repr__(self):
+        args = [repr(a) for a in self.args] + [f'{k}={v!r}' for k,v in self.bounds.items()]
+        return f"{self.name}({', '.join(args)})" if args else self.name
+
+Real = Rule('Real', check_num)              # a finite real number, as a float
+Int = Rule('Int', check_int)                # an integer (>= 0 unless `ge` says otherwise)
+Param = Rule('Param', check_param)          # a number, or one per parameter group
+Duration = Rule('Duration', check_duration) # a fraction of training, or '500ba', '2ep'
+Bool = Rule('Bool', check_bool)             # True or False
+Choice = Rule('Choice', check_choice)       # one of the strings it is given
+
+# %% ../nbs/00_core.ipynb #rules-b
+def _rules(f):
+    "(position or `None`, name, default, rule) of each argument of `f` annotated with a `Rule`"
+    ps = list(inspect.signature(f).parameters.values())
+    annos = {p.name: p.annotation for p in ps}  # `from __future__` makes them text
+    annos = {k: eval(a, f.__globals__) if isinstance(a, str) else a for k,a in annos.items()}
+    return [(i if p.kind == p.POSITIONAL_OR_KEYWORD else None, p.name, p.default, annos[p.name])
+            for i,p in enumerate(ps) if isinstance(annos[p.name], Rule)]
+
+def checks(f):
+    "Run each argument of `f` through the `Rule` in its annotation before `f` runs"
+    rules = _rules(f)
+    @functools.wraps(f)
+    def with_rules(*args, **kwargs):
+        args = list(args)
+        for i,k,default,rule in rules:
+            by_pos = i is not None and i < len(args)
+            v = args[i] if by_pos else kwargs.get(k, default)
+            if v is inspect.Parameter.empty: continue  # missing: `f` itself says so
+            if v is None and default is None: continue  # `None` as the default means: not given
+            if by_pos: args[i] = rule.apply(k, v)
+            else: kwargs[k] = rule.apply(k, v)
+        return f(*args, **kwargs)
+    return with_rules
 
 # %% ../nbs/00_core.ipynb #c010
 def _is_group(v): return isinstance(v, list)
@@ -379,12 +421,13 @@ def per_group(v, n): return v if _is_group(v) else [v]*n
 # %% ../nbs/00_core.ipynb #c016
 class Annealer(Schedule):
     "Schedule `formula(start, end, pos)`; `start` and `end` are numbers or per-group arrays"
+    @checks
     def __init__(self,
-                 formula, # a function `f(start, end, pos)`, or one decorated by `annealer`
-                 start,   # value at pos=0 (a number, or one per parameter group)
-                 end):    # value at pos=1
+                 formula,          # a function `f(start, end, pos)`, or one decorated by `annealer`
+                 start:Param,      # value at pos=0 (a number, or one per parameter group)
+                 end:Param):       # value at pos=1
         if not isinstance(formula, Formula): formula = Formula(formula)
-        self._setup(formula, check_param('start', start), check_param('end', end))
+        self._setup(formula, start, end)
         if formula.check: formula.check(self.start, self.end)
 
     def _setup(self, formula, start, end):
@@ -487,13 +530,14 @@ SchedLin,SchedCos,SchedNo,SchedExp = sched_lin,sched_cos,sched_no,sched_exp
 class SchedPoly(Schedule):
     "Polynomial schedule (of `power`) from `start` to `end`: `start + (end-start) * pos**power`"
     _args = 'start','end','power'
+    @checks
     def __init__(self,
-                 start,  # value at pos=0 (a number, or one per parameter group)
-                 end,    # value at pos=1
-                 power): # the exponent of `pos`
-        self.start = check_param('start', start)
-        self.end = check_param('end', end)
-        self.power = check_num('power', power, ge=0)  # 0: `end` throughout, as fastai's
+                 start:Param,                # value at pos=0 (a number, or one per parameter group)
+                 end:Param,                  # value at pos=1
+                 power:Real(ge=0)):          # the exponent of `pos`
+        self.start = start
+        self.end = end
+        self.power = power  # 0: `end` throughout, as fastai's
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.start, self.end)
 
@@ -719,15 +763,12 @@ def combine_scheds(pcts,    # fractions of training (or durations like '500ba', 
     return CombineScheds(pcts, scheds)
 
 # %% ../nbs/00_core.ipynb #c034
-def combined_cos(pct,    # the first phase: a fraction of training, or '500ba', '2ep'
-                 start,  # value at pos=0 (a number, or one per parameter group)
-                 middle, # value at the end of the first phase
-                 end):   # value at pos=1
+@checks
+def combined_cos(pct:Duration,          # the first phase: a fraction of training, or '500ba', '2ep'
+                 start:Param,           # value at pos=0 (a number, or one per parameter group)
+                 middle:Param,          # value at the end of the first phase
+                 end:Param):            # value at pos=1
     "Cosine annealing from `start`→`middle` over `pct` of training, then `middle`→`end`"
-    pct = check_duration('pct', pct)
-    start = check_param('start', start)
-    middle = check_param('middle', middle)
-    end = check_param('end', end)
     check_span(start, middle, ('start', 'middle'))
     check_span(middle, end, ('middle', 'end'))
     return cos_phases(pct, start, middle, end)
@@ -839,8 +880,9 @@ def _operand(name, v):
 class SchedOp(Schedule):
     "`a * b` or `a + b` (`op`) of schedules or numbers `a`, `b`"
     _args = 'op','a','b'
-    def __init__(self, op, a, b):
-        self.op = check_choice('op', op, tuple(_OPS))
+    @checks
+    def __init__(self, op:Choice(tuple(_OPS)), a, b):
+        self.op = op
         self.a = _operand('a', a)
         self.b = _operand('b', b)
         vs = [[0.]*v.ngroups if isinstance(v, Schedule) and v.ngroups

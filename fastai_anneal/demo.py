@@ -20,7 +20,7 @@ from fastai.torch_core import set_seed
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastcore.imports import in_notebook
-from .core import check_num, check_int
+from .core import checks, Int, Real
 from . import __version__
 
 # %% auto #0
@@ -92,15 +92,14 @@ def use_plain_table(learn):
     return learn.add_cb(PlainTable())
 
 # %% ../nbs/08_demo.ipynb #c009
-def demo(out='anneal_demo', # folder for `schedules.png`
-         epochs=8,           # epochs of one-cycle training
-         lr_max=1e-2,        # peak learning rate
-         seed=42,            # random seed
-         bar=None):          # fastai's progress bar (`None`: in a terminal or notebook)
+@checks
+def demo(out='anneal_demo',              # folder for `schedules.png`
+         epochs:Int(ge=1)=8,             # epochs of one-cycle training
+         lr_max:Real(gt=0)=1e-2,         # peak learning rate
+         seed=42,                        # random seed
+         bar=None):                      # fastai's progress bar (`None`: in a terminal or notebook)
     "Train on the digits data with one-cycle, save a picture; return the learner"
     import fastai_anneal.learner  # turns the plugin on here, not when this module is imported
-    epochs = check_int('epochs', epochs, ge=1)
-    lr_max = check_num('lr_max', lr_max, gt=0)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     learn = digits_learner(seed=seed)

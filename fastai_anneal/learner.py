@@ -23,14 +23,14 @@ from .core import *
 from .hypers import *
 from .hypers import is_hyper, own_hyper
 from .schedules import *
-from .schedules import DECAYS, check_anneal
+from .schedules import DECAYS, Anneal, check_anneal
 from .callback import *
 from .callback import cooldown_sched, log_cut_epoch
 from .lr_find import *
 from .lr_find import n_finite
 
 # %% auto #0
-__all__ = ['max_epochs', 'hyper_values', 'check_cbs', 'check_fit_args', 'sgdr_epochs']
+__all__ = ['MAX_EPOCHS', 'hyper_values', 'check_cbs', 'check_fit_args', 'sgdr_epochs']
 
 # %% ../nbs/04_learner.ipynb #i8b002
 def _install_names(ours):
@@ -103,15 +103,15 @@ def check_cbs(cbs):
                             f"got {cb!r}")
     return cbs
 
-max_epochs = 2**53  # beyond, training positions (`pct_train`, a float) cannot be told apart
+MAX_EPOCHS = 2**53  # beyond, training positions (`pct_train`, a float) cannot be told apart
 
 # all of them checked before anything is added to `learn` or changed
-def check_fit_args(learn, n_epoch, start_epoch=0, wd=None, cbs=None, reset_opt=False):
+@checks
+def check_fit_args(learn, n_epoch:Int(ge=1, lt=MAX_EPOCHS), start_epoch=0, wd=None, cbs=None,
+                   reset_opt:Bool=False):
     "Check the arguments every `fit_*` method shares"
-    n_epoch = check_int('n_epoch', n_epoch, ge=1, lt=max_epochs)
     check_int('start_epoch', start_epoch, ge=0, lt=n_epoch)
     check_cbs(cbs)
-    check_bool('reset_opt', reset_opt)
     if wd is not None:
         w = check_param('wd', wd, ge=0)
         if is_listy(w):
@@ -171,10 +171,7 @@ def _divided(lr, d, name):
 
 # %% ../nbs/04_learner.ipynb #l4a03
 def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):
-    "The schedules of `fit_one_cycle` for `n_epoch` epochs, every argument checked"
-    div = check_num('div', div, gt=0)
-    div_final = check_num('div_final', div_final, gt=0)
-    pct_start = check_duration('pct_start', pct_start)
+    "The schedules of `fit_one_cycle` for `n_epoch` epochs; `div`s and `pct_start` checked"
     _fit_durations(learn, n_epoch, pct_start=pct_start)
     moms = None if moms is None else _check_moms(moms)  # before `hyper_values` makes the optimizer
     lr_max = hyper_values(learn, learn.lr if lr_max is None else lr_max, 'lr_max')
@@ -187,17 +184,18 @@ def _one_cycle(learn, n_epoch, lr_max, div, div_final, pct_start, moms):
     return scheds
 
 @patch
+@checks
 def fit_one_cycle(self:Learner,
-                  n_epoch,              # epochs to train
-                  lr_max=None,          # the peak lr: a number, slice or one per group (`learn.lr`)
-                  div=25.,              # the lr starts at `lr_max/div`
-                  div_final=1e5,        # and ends at `lr_max/div_final`
-                  pct_start=0.25,       # the rise: a fraction of training, or '500ba', '2ep'
-                  wd=None,              # weight decay (default: the optimizer's)
-                  moms=None,            # (start, middle, end) momentums (default `learn.moms`)
-                  cbs=None,             # callbacks for this fit only
-                  reset_opt=False,      # make a new optimizer first
-                  start_epoch=0):       # resume at this epoch of the full run
+                  n_epoch,                   # epochs to train
+                  lr_max=None,               # the peak lr: a number, slice or one per group
+                  div:Real(gt=0)=25.,        # the lr starts at `lr_max/div`
+                  div_final:Real(gt=0)=1e5,  # and ends at `lr_max/div_final`
+                  pct_start:Duration=0.25,   # the rise: a fraction of training, or '500ba', '2ep'
+                  wd=None,                   # weight decay (default: the optimizer's)
+                  moms=None,                 # (start, middle, end) momentums (default `learn.moms`)
+                  cbs=None,                  # callbacks for this fit only
+                  reset_opt=False,           # make a new optimizer first
+                  start_epoch=0):            # resume at this epoch of the full run
     "Fit `self.model` for `n_epoch` using the 1cycle policy."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     scheds = _one_cycle(self, n_epoch, lr_max, div, div_final, pct_start, moms)
@@ -269,17 +267,18 @@ def _check_keys(keys, hps):
 
 # %% ../nbs/04_learner.ipynb #l4b04
 @patch
+@checks
 def plot_sched(self:Recorder,
-               keys=None,         # the recorded hyper-parameters to plot (default: all)
-               figsize=None,      # (width, height) of the figure
-               groups=False,      # plot every parameter group
-               return_fig=False): # return the figure
+               keys=None,                     # the recorded hyper-parameters to plot (default: all)
+               figsize=None,                  # (width, height) of the figure
+               groups:Bool=False,             # plot every parameter group
+               return_fig=False):             # return the figure
     "Plot the recorded hyper-parameters `keys`, one panel each"
     hps = getattr(self, 'hps', None)
     if not hps:
         raise ValueError("no hyper-parameters were recorded: train with a `ParamScheduler` "
                          "(e.g. `fit_one_cycle`) first")
-    keys,groups = _check_keys(keys, hps),check_bool('groups', groups)
+    keys = _check_keys(keys, hps)
     if figsize is not None:
         if not isinstance(figsize, (tuple, list)) or len(figsize) != 2:
             raise TypeError(f"`figsize` must be (width, height), got {figsize!r}")
@@ -304,39 +303,37 @@ def _lr_min(v):
 
 # %% ../nbs/04_learner.ipynb #c026
 @patch
+@checks
 def fit_flat_cos(self:Learner,
-                 n_epoch,              # epochs to train
-                 lr=None,              # the flat lr: a number, slice or one per group (`learn.lr`)
-                 div_final=1e5,        # the cosine ends at `lr/div_final`
-                 pct_start=0.75,       # the flat part: a fraction of training, or '500ba', '2ep'
-                 wd=None,              # weight decay (default: the optimizer's)
-                 cbs=None,             # callbacks for this fit only
-                 reset_opt=False,      # make a new optimizer first
-                 start_epoch=0):       # resume at this epoch of the full run
+                 n_epoch,               # epochs to train
+                 lr=None,               # the flat lr: a number, slice or one per group (`learn.lr`)
+                 div_final:Real(gt=0)=1e5, # the cosine ends at `lr/div_final`
+                 pct_start:Duration=0.75, # the flat part: a fraction of training, or '500ba', '2ep'
+                 wd=None,               # weight decay (default: the optimizer's)
+                 cbs=None,              # callbacks for this fit only
+                 reset_opt=False,       # make a new optimizer first
+                 start_epoch=0):        # resume at this epoch of the full run
     "Fit `self.model` for `n_epoch` at flat `lr` before a cosine annealing."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
-    div_final = check_num('div_final', div_final, gt=0)
-    pct_start = check_duration('pct_start', pct_start)
     _fit_durations(self, n_epoch, pct_start=pct_start)
     lr = hyper_values(self, self.lr if lr is None else lr, 'lr')
     sched = combined_cos(pct_start, lr, lr, _divided(lr, div_final, 'div_final'))
     _fit_sched(self, n_epoch, sched, cbs, reset_opt, wd, start_epoch)
 
 # %% ../nbs/04_learner.ipynb #c027
-def sgdr_epochs(n_cycles, cycle_len, cycle_mult=2):
-    # the first cycle `cycle_len` epochs long, each next one `cycle_mult` times the one before
+@checks
+def sgdr_epochs(n_cycles:Int(ge=1),                         # cosines (restarts + 1)
+                cycle_len:Int(ge=1, lt=MAX_EPOCHS),         # the first cycle's length in epochs
+                cycle_mult:Int(ge=1, lt=MAX_EPOCHS)=2):     # each cycle is this many times the last
     "Number of epochs of `n_cycles` SGDR cycles"
-    n_cycles = check_int('n_cycles', n_cycles, ge=1)
-    cycle_len = check_int('cycle_len', cycle_len, ge=1, lt=max_epochs)
-    cycle_mult = check_int('cycle_mult', cycle_mult, ge=1, lt=max_epochs)
     if cycle_mult == 1: n = n_cycles*cycle_len
     else:
         n,c = 0,cycle_len
-        for _ in range(min(n_cycles, 64)):  # past 53 doublings `n` exceeds `max_epochs` anyway
+        for _ in range(min(n_cycles, 64)):  # past 53 doublings `n` exceeds `MAX_EPOCHS` anyway
             n,c = n+c,c*cycle_mult
-    if n >= max_epochs:
+    if n >= MAX_EPOCHS:
         raise ValueError(f"`n_cycles` of {n_cycles} cycles (first {cycle_len} epochs, "
-                         f"each x{cycle_mult}) make more than {max_epochs} epochs")
+                         f"each x{cycle_mult}) make more than {MAX_EPOCHS} epochs")
     return n
 
 @patch
@@ -360,28 +357,24 @@ def fit_sgdr(self:Learner,
 
 # %% ../nbs/04_learner.ipynb #c028
 @patch
+@checks
 def fine_tune(self:Learner,
-              epochs,            # epochs of training unfrozen
-              base_lr=2e-3,      # the lr of the frozen phase; the unfrozen one peaks at `base_lr/2`
-              freeze_epochs=1,   # epochs of training frozen first
-              lr_mult=100,       # the first group's lr is `lr_mult` times smaller than the last's
-              pct_start=0.3,     # the unfrozen phase's warmup: a fraction, or a duration ('1ep')
-              div=5.0,           # the unfrozen phase starts at its lr / `div`
+              epochs,                  # epochs of training unfrozen
+              base_lr:Real(gt=0)=2e-3, # the frozen phase's lr; the unfrozen one peaks at half of it
+              freeze_epochs:Int(lt=MAX_EPOCHS)=1, # epochs of training frozen first
+              lr_mult:Real(gt=0)=100,  # the first group's lr is `lr_mult` times below the last's
+              pct_start:Duration=0.3,  # the unfrozen phase's warmup: a fraction, or '1ep'
+              div:Real(gt=0)=5.0,      # the unfrozen phase starts at its lr / `div`
               *,
-              div_final=1e5,     # both phases end at their lr / `div_final`
-              wd=None,           # weight decay of both phases (default: the optimizer's)
-              moms=None,         # (start, middle, end) momentums of both phases
-              cbs=None,          # callbacks for both phases
-              reset_opt=False,   # make a new optimizer first
-              start_epoch=0):    # resume at this epoch, counting both phases
+              div_final:Real(gt=0)=1e5, # both phases end at their lr / `div_final`
+              wd=None,                 # weight decay of both phases (default: the optimizer's)
+              moms=None,               # (start, middle, end) momentums of both phases
+              cbs=None,                # callbacks for both phases
+              reset_opt=False,         # make a new optimizer first
+              start_epoch=0):          # resume at this epoch, counting both phases
     "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`"
-    freeze_epochs = check_int('freeze_epochs', freeze_epochs, ge=0, lt=max_epochs)
-    epochs = check_int('epochs', epochs, ge=1, lt=max_epochs - freeze_epochs)
+    epochs = check_int('epochs', epochs, ge=1, lt=MAX_EPOCHS - freeze_epochs)
     check_fit_args(self, epochs + freeze_epochs, start_epoch, wd, cbs, reset_opt)
-    base_lr = check_num('base_lr', base_lr, gt=0)
-    lr_mult = check_num('lr_mult', lr_mult, gt=0)
-    div = check_num('div', div, gt=0)
-    check_duration('pct_start', pct_start)  # before the frozen phase's schedules make an optimizer
     kw = dict(div_final=div_final, moms=moms)
     if start_epoch < freeze_epochs:  # both phases checked before `freeze`
         frozen = _one_cycle(self, freeze_epochs, slice(base_lr), 25., pct_start=0.99, **kw)
@@ -418,22 +411,22 @@ def fit_warmup_cos(self:Learner,
     _fit_sched(self, n_epoch, sched, cbs, reset_opt, wd, start_epoch)
 
 @patch
+@checks
 def fit_wsd(self:Learner,
-            n_epoch,              # epochs to train
-            lr_max=None,          # the stable lr (default `learn.lr`)
-            pct_warmup=0.1,       # the warmup: a fraction of training, or '500ba', '2ep'
-            pct_decay=0.2,        # the decay at the end: a fraction of training, or '500ba', '2ep'
-            decay='cosine',       # its shape: 'linear', 'cosine' or '1-sqrt' ('lin', 'cos' too)
-            lr_min=0.,            # the lr at the start and at the end
-            wd=None,              # weight decay (default: the optimizer's)
-            cbs=None,             # callbacks for this fit only
-            reset_opt=False,      # make a new optimizer first
-            start_epoch=0):       # resume at this epoch of the full run
+            n_epoch,               # epochs to train
+            lr_max=None,           # the stable lr (default `learn.lr`)
+            pct_warmup=0.1,        # the warmup: a fraction of training, or '500ba', '2ep'
+            pct_decay=0.2,         # the decay at the end: a fraction of training, or '500ba', '2ep'
+            decay:Anneal(DECAYS)='cosine', # its shape: 'linear', 'cosine' or '1-sqrt'
+            lr_min=0.,             # the lr at the start and at the end
+            wd=None,               # weight decay (default: the optimizer's)
+            cbs=None,              # callbacks for this fit only
+            reset_opt=False,       # make a new optimizer first
+            start_epoch=0):        # resume at this epoch of the full run
     "Fit `self.model` for `n_epoch`: warmup over `pct_warmup`, stable, decay over last `pct_decay`."
     check_fit_args(self, n_epoch, start_epoch, wd, cbs, reset_opt)
     lr_min = _lr_min(lr_min)
     _fit_durations(self, n_epoch, pct_warmup=pct_warmup, pct_decay=pct_decay)
-    check_anneal('decay', decay, tuple(DECAYS))  # before `hyper_values` makes an optimizer
     lr_max = hyper_values(self, self.lr if lr_max is None else lr_max, 'lr_max')
     sched = wsd(lr_max, pct_warmup, pct_decay, decay, lr_min)
     _fit_sched(self, n_epoch, sched, cbs, reset_opt, wd, start_epoch)
@@ -491,18 +484,18 @@ def _suggest_data(lrs, losses, num_it):
 
 # %% ../nbs/04_learner.ipynb #c036
 @patch
+@checks
 def lr_find(self:Learner,
             start_lr=1e-7,          # the first lr tried
             end_lr=10,              # the last lr tried
             num_it=100,             # batches to try (at most)
             stop_div=True,          # stop once the loss diverges
-            show_plot=True,         # plot the loss against the lr
-            suggest_funcs=(valley,),# `valley`, `slide`, `minimum` and/or `steep`
+            show_plot:Bool=True,    # plot the loss against the lr
+            suggest_funcs=(valley,), # `valley`, `slide`, `minimum` and/or `steep`
             step_mode='exp',        # 'exp' or 'linear' steps from `start_lr` to `end_lr`
             snapshot='disk'):       # where `keep_state` keeps the copies: 'disk', 'cpu' or 'device'
     "Launch a mock training to find a good lr; return `suggest_funcs`' suggestions as a named tuple"
     cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode, snapshot=None)  # see `keep_state`
-    check_bool('show_plot', show_plot)
     if suggest_funcs is None: funcs = None
     else: funcs = tuple(suggest_funcs) if is_listy(suggest_funcs) else (suggest_funcs,)
     if funcs is not None:
@@ -536,18 +529,18 @@ def lr_find(self:Learner,
 
 # %% ../nbs/04_learner.ipynb #i11l004
 @patch
+@checks
 def cooldown(self:Learner,
-             n_epoch,          # epochs of the cooldown
-             lr_min=0.,        # the lr at its end
-             decay='1-sqrt',   # the shape: 'linear', 'cosine' or '1-sqrt' ('lin', 'cos' too)
-             lr_start=None,    # the lr at its start (default: the optimizer's current lr)
-             mom=None,         # the momentum: a number held, or a (start, end) pair
-             wd=None,          # weight decay (default: the optimizer's)
-             cbs=None,         # callbacks for this fit only
-             start_epoch=0):   # resume at this epoch (give `lr_start`)
+             n_epoch,                    # epochs of the cooldown
+             lr_min=0.,                  # the lr at its end
+             decay:Anneal(DECAYS)='1-sqrt', # the shape: 'linear', 'cosine' or '1-sqrt'
+             lr_start=None,              # the lr at its start (default: the optimizer's current lr)
+             mom=None,                   # the momentum: a number held, or a (start, end) pair
+             wd=None,                    # weight decay (default: the optimizer's)
+             cbs=None,                   # callbacks for this fit only
+             start_epoch=0):             # resume at this epoch (give `lr_start`)
     "Cool each group's lr down from its current value (or `lr_start`) to `lr_min` over `n_epoch`"
     check_fit_args(self, n_epoch, start_epoch, wd, cbs)
-    decay = check_anneal('decay', decay, tuple(DECAYS))  # 'cos' is 'cosine', as everywhere
     lr_min = _lr_min(lr_min)
     moms = None if mom is None else list(mom) if is_listy(mom) else [mom, mom]  # a number: held
     if moms is not None: moms = _check_moms(moms, 2, 'mom')
@@ -686,18 +679,17 @@ def _budget_sched(learn, lr_max, sched):
 
 # %% ../nbs/04_learner.ipynb #l4c09
 @patch
+@checks
 def fit_budget(self:Learner,
-               seconds,                # the time budget, in the units of `clock`
-               lr_max=None,            # the default schedule's first lr (default `learn.lr`)
-               sched=None,             # the lr in fractions of the budget (instead of `lr_max`)
-               wd=None,                # weight decay (default: the optimizer's)
-               cbs=None,               # callbacks for this fit only
-               reset_opt=False,        # make a new optimizer first
-               clock=time.monotonic,   # returns the time in seconds, never going backwards
-               max_epoch=10_000):      # the most epochs to run, whatever the budget left
+               seconds:Real(gt=0),         # the time budget, in the units of `clock`
+               lr_max=None,                # the default schedule's first lr (default `learn.lr`)
+               sched=None,                 # the lr in fractions of the budget (instead of `lr_max`)
+               wd=None,                    # weight decay (default: the optimizer's)
+               cbs=None,                   # callbacks for this fit only
+               reset_opt=False,            # make a new optimizer first
+               clock=time.monotonic,       # returns the time in seconds, never going backwards
+               max_epoch:Int(ge=1)=10_000): # the most epochs to run, whatever the budget left
     "Fit for `seconds` of time, the lr following `sched` (default: linear from `lr_max` to 0)"
-    seconds = check_num('seconds', seconds, gt=0)
-    max_epoch = check_int('max_epoch', max_epoch, ge=1)
     check_fit_args(self, max_epoch, 0, wd, cbs, reset_opt)
     if not callable(clock):
         raise TypeError(f"`clock` must be a function returning the time in seconds, got {clock!r}")

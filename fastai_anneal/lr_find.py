@@ -265,21 +265,16 @@ def keep_state(learn,           # the `Learner` whose state the block may change
 
 # %% ../nbs/05_lr_find.ipynb #c011
 def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode, snapshot):
-    "The arguments of `LRFinder`, checked"
-    start_lr = check_num('start_lr', start_lr, gt=0)
-    end_lr = check_num('end_lr', end_lr, gt=0)
+    "The rules between the arguments of `LRFinder`, each checked by its own rule already"
     if start_lr >= end_lr:
         raise ValueError(f"`start_lr` must be smaller than `end_lr`, got start_lr={start_lr!r}, "
                          f"end_lr={end_lr!r}")
-    check_int('num_it', num_it, ge=1)  # fastai takes any count (and runs at least 6 batches)
-    check_bool('stop_div', stop_div)
-    check_choice('step_mode', step_mode, ('exp', 'lin'))
     # the ramp start*(end/start)**pos would be inf from batch 1
     if step_mode == 'exp' and not math.isfinite(end_lr/start_lr):
         raise ValueError(f"`start_lr` is too small for `end_lr`: end_lr/start_lr must be finite, "
                          f"got start_lr={start_lr!r}, end_lr={end_lr!r}")
     if snapshot is not None: check_choice('snapshot', snapshot, _SNAPSHOTS)
-    return start_lr,end_lr,int(num_it),bool(stop_div),step_mode,snapshot
+    return start_lr,end_lr,num_it,stop_div,step_mode,snapshot
 
 def _diverged(loss, best):
     "Whether the smoothed `loss` diverged: not finite, or over `best` by more than 3*|best|"
@@ -322,13 +317,14 @@ class _RestoresLearner(Callback):
 class LRFinder(_RestoresLearner, ParamScheduler):
     "Train with a learning rate growing from `start_lr` to `end_lr`, then put the Learner back"
     order,run_valid = 60,False
+    @checks
     def __init__(self,
-                 start_lr=1e-7,    # the learning rate of the first batch
-                 end_lr=10,        # the learning rate reached after `num_it` batches
-                 num_it=100,       # how many training batches to run
-                 stop_div=True,    # stop when the smoothed loss diverges
-                 step_mode='exp',  # the ramp: 'exp' (geometric, as fastai) or 'lin'
-                 snapshot='disk'): # where to keep the state, as `keep_state`; None: no restore
+                 start_lr:Real(gt=0)=1e-7, # the learning rate of the first batch
+                 end_lr:Real(gt=0)=10,  # the learning rate reached after `num_it` batches
+                 num_it:Int(ge=1)=100,  # how many training batches to run (fastai: >= 6)
+                 stop_div:Bool=True,    # stop when the smoothed loss diverges
+                 step_mode:Choice(('exp', 'lin'))='exp', # 'exp' (geometric, as fastai) or 'lin'
+                 snapshot='disk'):      # where to keep the state, as `keep_state`; None: no restore
         args = _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode, snapshot)
         self.start_lr,self.end_lr,self.num_it,self.stop_div,self.step_mode,self.snapshot = args
         ramp = sched_exp if step_mode == 'exp' else sched_lin
@@ -427,16 +423,14 @@ def valley(lrs,     # the learning rates tried
     return float(lrs[idx]), (float(lrs[idx]), float(losses[idx]))
 
 # %% ../nbs/05_lr_find.ipynb #c016
-def slide(lrs,              # the learning rates tried
-          losses,           # their smoothed losses
-          num_it,           # the batches `lr_find` planned
-          lr_diff=15,       # how many points left of the right end the interval starts
-          thresh=.005,      # slopes of the loss this close count as the same
-          adjust_value=1.): # scales the suggested lr
+@checks
+def slide(lrs,                           # the learning rates tried
+          losses,                        # their smoothed losses
+          num_it,                        # the batches `lr_find` planned
+          lr_diff:Int(ge=1)=15,          # how many points left of the right end the interval starts
+          thresh:Real(ge=0)=.005,        # slopes of the loss this close count as the same
+          adjust_value:Real(gt=0)=1.):   # scales the suggested lr
     "Suggests a learning rate following an interval slide rule and returns its index"
-    check_int('lr_diff', lr_diff, ge=1)
-    thresh = check_num('thresh', thresh, ge=0)
-    adjust_value = check_num('adjust_value', adjust_value, gt=0)
     lrs,losses = _clean(lrs, losses)
     n = len(losses)
     if n < 2: lr = float(lrs[0])

@@ -14,9 +14,10 @@ from .core import group_count, per_group, sched_depth, check_span
 from .core import check_ax, plot_groups
 
 # %% auto #0
-__all__ = ['MAX_CYCLES', 'check_no_overflow', 'check_anneal', 'plot_scheds', 'sched_crop', 'one_cycle', 'sgdr', 'cyclic',
-           'sched_step', 'sched_poly', 'sched_inv_sqrt', 'warmup', 'cos_decay', 'warmup_cos_lr_rate', 'warmup_cos',
-           'wsd', 'exp_decay', 'sched_tanh', 'with_noise', 'sched_rex']
+__all__ = ['Anneal', 'MAX_CYCLES', 'MODES', 'SCALE_MODES', 'DECAYS', 'WARMUPS', 'check_no_overflow', 'check_anneal',
+           'plot_scheds', 'sched_crop', 'one_cycle', 'sgdr', 'cyclic', 'sched_step', 'sched_poly', 'sched_inv_sqrt',
+           'warmup', 'cos_decay', 'warmup_cos_lr_rate', 'warmup_cos', 'wsd', 'exp_decay', 'sched_tanh', 'with_noise',
+           'sched_rex']
 
 # %% ../nbs/01_schedules.ipynb #c005
 def _scale(v, k):
@@ -52,6 +53,8 @@ def check_anneal(name, v, choices):
         if isinstance(v, str) and v in (short, long): v = short if short in choices else long
     return check_choice(name, v, choices)
 
+Anneal = Rule('Anneal', check_anneal)  # one of the annealing shapes it is given, either spelling
+
 # %% ../nbs/01_schedules.ipynb #c006
 class _Shape(Schedule):
     "Base of named shapes: a formula in `values`, or `_use(s)` to take the values of schedule `s`"
@@ -75,15 +78,15 @@ def _labelled(scheds):
     return {n if names.count(n) == 1 else f'{n} ({i})': s for i,(n,s) in enumerate(zip(names, ss))}
 
 # %% ../nbs/01_schedules.ipynb #c039-b
+@checks
 def plot_scheds(scheds,               # a dict from label to schedule, or schedules (named by label)
-                n=200,                # points drawn over `pos` in [0, 1]
+                n:Int(ge=2)=200,      # points drawn over `pos` in [0, 1]
                 ax=None,              # matplotlib Axes; default: a new figure
                 n_steps=None,         # steps in the run, for durations with units
                 steps_per_epoch=None, # steps in an epoch, for durations in epochs
                 return_fig=False):    # return the figure
     "Draw `scheds` over training progress `pos` in [0, 1], with a legend of short labels"
     ss = _labelled(scheds)
-    n = check_int('n', n, ge=2)
     ax = check_ax(ax)
     pos = np.linspace(0, 1, n)
     if n_steps is not None: ss = {k: s.resolve(n_steps, steps_per_epoch) for k,s in ss.items()}
@@ -98,13 +101,14 @@ def plot_scheds(scheds,               # a dict from label to schedule, or schedu
 class sched_crop(_Shape):
     "The part of `sched` from position `lo` to `hi`, run over the whole of training"
     _args = 'sched','lo','hi'
+    @checks
     def __init__(self,
-                 sched, # the schedule to crop
-                 lo,    # its position at the start of training
-                 hi):   # its position at the end; must be more than `lo`
+                 sched,                            # the schedule to crop
+                 lo:Real,                          # its position at the start of training
+                 hi:Real):                         # its position at the end; must be more than `lo`
         self.sched = as_schedule(sched, 'sched')
-        self.lo = check_num('lo', lo)
-        self.hi = check_num('hi', hi)
+        self.lo = lo
+        self.hi = hi
         if self.hi <= self.lo:
             raise ValueError(f"`hi` must be more than `lo`, got lo={lo!r}, hi={hi!r}")
         self.ngroups = self.sched.ngroups
@@ -145,26 +149,19 @@ def _torch_ends(ends, n):
 class one_cycle(_Shape):
     "1cycle (torch's `OneCycleLR`): `lr_max/div` up to `lr_max`, then down to `lr_max/div_final`"
     _args = 'lr_max','div','div_final','pct_start','three_phase','anneal','pct_final','total_steps'
+    @checks
     def __init__(self,
-                 lr_max,            # the peak (a number, or one per parameter group)
-                 div=25.,           # the start is `lr_max/div`
-                 div_final=1e5,     # the end is `lr_max/div_final`
-                 pct_start=0.25,    # the rise: a fraction of training, or '500ba', '2ep'
-                 three_phase=False, # back to `lr_max/div` over another `pct_start`, then to the end
-                 anneal='cos',      # 'cos' or 'lin' (or 'linear')
-                 pct_final=None,    # where the second of three phases ends (default: 2*pct_start)
-                 total_steps=None): # steps of torch's OneCycleLR to match step for step
-        lr_max = check_param('lr_max', lr_max)
-        div = check_num('div', div, gt=0)
-        div_final = check_num('div_final', div_final, gt=0)
-        three_phase = check_bool('three_phase', three_phase)
-        anneal = check_anneal('anneal', anneal, ('cos', 'lin'))
-        pct_start = check_duration('pct_start', pct_start)
+                 lr_max:Param,            # the peak (a number, or one per parameter group)
+                 div:Real(gt=0)=25.,      # the start is `lr_max/div`
+                 div_final:Real(gt=0)=1e5, # the end is `lr_max/div_final`
+                 pct_start:Duration=0.25, # the rise: a fraction of training, or '500ba', '2ep'
+                 three_phase:Bool=False,  # back to `lr_max/div` over another `pct_start`, then down
+                 anneal:Anneal(('cos', 'lin'))='cos', # 'cos' or 'lin' (or 'linear')
+                 pct_final:Duration=None, # end of the second of three phases (default: 2*pct_start)
+                 total_steps:Int(ge=1)=None): # steps of torch's OneCycleLR to match step for step
         if pct_final is not None and not three_phase:
             raise ValueError(f"`pct_final` ends the second phase of `three_phase=True`, "
                              f"got pct_final={pct_final!r} with three_phase=False")
-        if pct_final is not None: pct_final = check_duration('pct_final', pct_final)
-        if total_steps is not None: total_steps = check_int('total_steps', total_steps, ge=1)
         self._setup(lr_max, div, div_final, pct_start, three_phase, anneal, pct_final, total_steps)
 
     def _setup(self, lr_max, div, div_final, pct_start, three_phase=False, anneal='cos',
@@ -204,21 +201,22 @@ MAX_CYCLES = 10_000  # most cycles `sgdr` takes
 class sgdr(_Shape):
     "SGDR: `n_cycles` cosines from `lr_max` to `lr_min` (torch's `CosineAnnealingWarmRestarts`)"
     _args = 'n_cycles','cycle_len','lr_max','cycle_mult','lr_min','cycle_decay','k'
+    @checks
     def __init__(self,
-                 n_cycles,        # cosines in the run (restarts + 1), at most `MAX_CYCLES`
-                 cycle_len,       # the first cycle's length in epochs, for `Learner.fit_sgdr`
-                 lr_max,          # the top of each cosine (a number, or one per parameter group)
-                 cycle_mult=2,    # each cycle is `cycle_mult` times as long as the one before
-                 lr_min=0.,       # the bottom of each cosine
-                 cycle_decay=1.,  # scales `lr_max` at every restart
-                 k=1.):           # warps time inside a cycle (timm's k-decay)
-        self.n_cycles = check_int('n_cycles', n_cycles, ge=1, lt=MAX_CYCLES+1)
-        self.cycle_len = check_num('cycle_len', cycle_len, gt=0)
-        self.lr_max = check_param('lr_max', lr_max)
-        self.lr_min = check_param('lr_min', lr_min)
-        self.cycle_mult = check_num('cycle_mult', cycle_mult, ge=1)
-        self.cycle_decay = check_num('cycle_decay', cycle_decay, gt=0)
-        self.k = check_num('k', k, gt=0)
+                 n_cycles:Int(ge=1, lt=MAX_CYCLES+1), # cosines in the run (restarts + 1)
+                 cycle_len:Real(gt=0), # the first cycle's length in epochs, for `Learner.fit_sgdr`
+                 lr_max:Param,       # the top of each cosine (a number, or one per parameter group)
+                 cycle_mult:Real(ge=1)=2, # each cycle is `cycle_mult` times as long as the last
+                 lr_min:Param=0.,    # the bottom of each cosine
+                 cycle_decay:Real(gt=0)=1., # scales `lr_max` at every restart
+                 k:Real(gt=0)=1.):   # warps time inside a cycle (timm's k-decay)
+        self.n_cycles = n_cycles
+        self.cycle_len = cycle_len
+        self.lr_max = lr_max
+        self.lr_min = lr_min
+        self.cycle_mult = cycle_mult
+        self.cycle_decay = cycle_decay
+        self.k = k
         self.ngroups = group_count(self.lr_max, self.lr_min)
         m,n = self.cycle_mult,self.n_cycles
         check_no_overflow('cycle_mult', m, n-1)  # the last cycle's length
@@ -268,25 +266,29 @@ def _check_scale_fn(fn):
         raise ValueError(f"`scale_fn` must return finite numbers, scale_fn(1.) gave {v!r}")
 
 # %% ../nbs/01_schedules.ipynb #cyclic-class
+MODES = 'triangular','triangular2','exp_range'  # torch's CyclicLR `mode`s
+SCALE_MODES = 'cycle','iterations'
+
 class cyclic(_Shape):
     "Cyclic learning rates (torch's `CyclicLR`): `n_cycles` cycles from `base` to `peak` and back"
     _args = 'base','peak','n_cycles','mode','gamma','pct_up','scale_fn','scale_mode'
+    @checks
     def __init__(self,
-                 base,                # the bottom (a number, or one per parameter group)
-                 peak,                # the top of the first cycle
-                 n_cycles,            # cycles over training
-                 mode='triangular',   # the height: 'triangular', 'triangular2' or 'exp_range'
-                 gamma=1.,            # 'exp_range' multiplies the height by `gamma` per cycle
-                 pct_up=0.5,          # the rise: a fraction of each cycle, then back down
-                 scale_fn=None,       # a callable of a float scaling the height, instead of `mode`
-                 scale_mode='cycle'): # 'cycle' (the cycle number) or 'iterations' (cycles done)
-        self.base = check_param('base', base)
-        self.peak = check_param('peak', peak)
-        self.n_cycles = check_num('n_cycles', n_cycles, gt=0)
-        self.mode = check_choice('mode', mode, ('triangular', 'triangular2', 'exp_range'))
-        self.gamma = check_num('gamma', gamma, ge=0)
-        self.pct_up = check_num('pct_up', pct_up, gt=0, le=1)
-        self.scale_mode = check_choice('scale_mode', scale_mode, ('cycle', 'iterations'))
+                 base:Param,           # the bottom (a number, or one per parameter group)
+                 peak:Param,           # the top of the first cycle
+                 n_cycles:Real(gt=0),  # cycles over training
+                 mode:Choice(MODES)='triangular', # 'triangular', 'triangular2' or 'exp_range'
+                 gamma:Real(ge=0)=1.,  # 'exp_range' multiplies the height by `gamma` per cycle
+                 pct_up:Real(gt=0, le=1)=0.5, # the rise: a fraction of each cycle, then back down
+                 scale_fn=None,        # a callable of a float scaling the height, instead of `mode`
+                 scale_mode:Choice(SCALE_MODES)='cycle'): # 'cycle' (cycle number) or 'iterations'
+        self.base = base
+        self.peak = peak
+        self.n_cycles = n_cycles
+        self.mode = mode
+        self.gamma = gamma
+        self.pct_up = pct_up
+        self.scale_mode = scale_mode
         self.ngroups = group_count(self.base, self.peak)
         check_span(self.base, self.peak, ('base', 'peak'))
         amp = max(abs(np.asarray(self.peak) - np.asarray(self.base)).max(), 1e-300)
@@ -326,17 +328,18 @@ class cyclic(_Shape):
 class sched_step(_Shape):
     "`start`, multiplied by `gamma` at each fraction of training in `pcts` (torch's `MultiStepLR`)"
     _args = 'start','pcts','gamma'
+    @checks
     def __init__(self,
-                 start,      # value at pos=0 (a number, or one per parameter group)
-                 pcts,       # fractions of training where the value is multiplied by `gamma`
-                 gamma=0.1): # the factor at each of them
-        self.start = check_param('start', start)
+                 start:Param,       # value at pos=0 (a number, or one per parameter group)
+                 pcts,              # fractions of training where the value is multiplied by `gamma`
+                 gamma:Real(ge=0)=0.1): # the factor at each of them
+        self.start = start
         if isinstance(pcts, (np.ndarray, torch.Tensor)): pcts = pcts.tolist()
         if not isinstance(pcts, (list, tuple)):
             raise ValueError(f"`pcts` must be a list of fractions of training, got {pcts!r}")
         pcts = [check_num(f'pcts[{i}]', p, ge=0, le=1) for i,p in enumerate(pcts)]
         self.pcts = sorted(pcts)  # in any order, repeated ones counting twice: torch's MultiStepLR
-        self.gamma = check_num('gamma', gamma, ge=0)
+        self.gamma = gamma
         check_no_overflow('gamma', self.gamma, len(self.pcts), self.start)
         self.ngroups = group_count(self.start)
         self._cuts = [p - EDGE_TOL for p in self.pcts]  # a position on a milestone is past it
@@ -349,15 +352,16 @@ class sched_step(_Shape):
 class sched_poly(_Shape):
     "Polynomial decay from `start` to `end`: `end + (start-end) * (1 - pos**k)**power`"
     _args = 'start','end','power','k'
+    @checks
     def __init__(self,
-                 start,    # value at pos=0 (a number, or one per parameter group)
-                 end,      # value at pos=1
-                 power=1., # the exponent of the decay (torch's `power`)
-                 k=1.):    # warps time: `pos**k` (timm's k-decay)
-        self.start = check_param('start', start)
-        self.end = check_param('end', end)
-        self.power = check_num('power', power, ge=0)  # 0: constant, as torch's PolynomialLR
-        self.k = check_num('k', k, gt=0)
+                 start:Param,                # value at pos=0 (a number, or one per parameter group)
+                 end:Param,                  # value at pos=1
+                 power:Real(ge=0)=1.,        # the exponent of the decay (torch's `power`)
+                 k:Real(gt=0)=1.):           # warps time: `pos**k` (timm's k-decay)
+        self.start = start
+        self.end = end
+        self.power = power  # 0: constant, as torch's PolynomialLR
+        self.k = k
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
 
@@ -367,11 +371,12 @@ class sched_poly(_Shape):
 class sched_inv_sqrt(_Shape):
     "Inverse square root decay: `start / sqrt(1 + pos/timescale)`"
     _args = 'start','timescale'
+    @checks
     def __init__(self,
-                 start,      # value at pos=0 (a number, or one per parameter group)
-                 timescale): # the fraction of training over which the value falls to start/sqrt(2)
-        self.start = check_param('start', start)
-        self.timescale = check_num('timescale', timescale, gt=0)
+                 start:Param,           # value at pos=0 (a number, or one per parameter group)
+                 timescale:Real(gt=0)): # the fraction of training it takes to fall to start/sqrt(2)
+        self.start = start
+        self.timescale = timescale
         if not math.isfinite(1/self.timescale):
             raise ValueError(f"`timescale` is too small: 1/timescale is too large for a float, "
                              f"got {timescale!r}")
@@ -385,21 +390,22 @@ class sched_inv_sqrt(_Shape):
 class warmup(_Shape):
     "Warm up from `start` to `end` over `pct` of training, then run `sched`"
     _args = 'sched','pct','anneal','start','prefix','end'
+    @checks
     def __init__(self,
-                 sched,         # the schedule after the warmup
-                 pct=0.1,       # length of the warmup: a fraction of training, or '500ba', '2ep'
-                 anneal='lin',  # shape of the warmup: 'lin', 'cos' or 'exp'
-                 start=0.,      # value at pos=0 (a number, or one per parameter group)
-                 prefix=True,   # run all of `sched` after the warmup, else from where it would be
-                 end=None):     # value the warmup reaches; default: `sched`'s first value
+                 sched,               # the schedule after the warmup
+                 pct:Duration(ge=0, lt=1)=0.1, # the warmup: a fraction of training, '500ba', '2ep'
+                 anneal:Anneal(('lin', 'cos', 'exp'))='lin', # 'lin', 'cos' or 'exp'
+                 start:Param=0.,      # value at pos=0 (a number, or one per parameter group)
+                 prefix:Bool=True,    # all of `sched` after the warmup, else from where it would be
+                 end:Param=None):     # value the warmup reaches; default: `sched`'s first value
         self.sched = as_schedule(sched, 'sched')
-        self.pct = check_duration('pct', pct, ge=0, lt=1)
-        self.anneal = anneal = check_anneal('anneal', anneal, ('lin', 'cos', 'exp'))
-        self.start = check_param('start', start)
+        self.pct = pct
+        self.anneal = anneal
+        self.start = start
         if anneal == 'exp' and 0 in per_group(self.start, 1):
             raise ValueError(f"an exponential warmup needs a non-zero `start`, got {start!r}")
-        self.prefix = check_bool('prefix', prefix)
-        self.end = None if end is None else check_param('end', end)
+        self.prefix = prefix
+        self.end = end
         self.ngroups = self.sched.ngroups
         if not units_in(self): self._use(self._phases())  # else built by `.resolve`
 
@@ -420,15 +426,16 @@ class warmup(_Shape):
 class cos_decay(_Shape):
     "Cosine decay: `end + (start-end) * (0.5*(1 + cos(2*pi*num_cycles*pos)))**exponent`"
     _args = 'start','end','num_cycles','exponent'
+    @checks
     def __init__(self,
-                 start,          # value at pos=0 (a number, or one per parameter group)
-                 end=0.,         # the bottom of the cosine
-                 num_cycles=0.5, # cosine waves over training (transformers' `num_cycles`)
-                 exponent=1.):   # power of the cosine (optax's `exponent`)
-        self.start = check_param('start', start)
-        self.end = check_param('end', end)
-        self.num_cycles = check_num('num_cycles', num_cycles, ge=0)  # 0: `start` throughout
-        self.exponent = check_num('exponent', exponent, ge=0)
+                 start:Param,                # value at pos=0 (a number, or one per parameter group)
+                 end:Param=0.,               # the bottom of the cosine
+                 num_cycles:Real(ge=0)=0.5,  # cosine waves in training (transformers' `num_cycles`)
+                 exponent:Real(ge=0)=1.):    # power of the cosine (optax's `exponent`)
+        self.start = start
+        self.end = end
+        self.num_cycles = num_cycles  # 0: `start` throughout
+        self.exponent = exponent
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
         k = 2*math.pi*self.num_cycles
@@ -440,18 +447,19 @@ class cos_decay(_Shape):
 class warmup_cos_lr_rate(_Shape):
     "transformers' `get_cosine_with_min_lr_schedule_with_warmup_lr_rate` at `k/total_steps`"
     _args = 'lr_max','total_steps','warmup_steps','num_cycles','lr_min','warmup_lr_rate'
+    @checks
     def __init__(self,
-                 lr_max,               # the peak (a number, or one per parameter group)
-                 total_steps,          # steps in the run, counted from step 1
-                 warmup_steps,         # steps of the warmup, counted from step 1
-                 num_cycles=0.5,       # cosine waves down to `lr_min` after the warmup
-                 lr_min=0.,            # the bottom of the cosine
-                 warmup_lr_rate=None): # first warmup value over `lr_max` (default: 1/warmup_steps)
-        self.lr_max = check_param('lr_max', lr_max)
-        self.lr_min = check_param('lr_min', lr_min)
-        self.total_steps = check_int('total_steps', total_steps, ge=1)
+                 lr_max:Param,          # the peak (a number, or one per parameter group)
+                 total_steps:Int(ge=1), # steps in the run, counted from step 1
+                 warmup_steps,          # steps of the warmup, counted from step 1
+                 num_cycles:Real(ge=0)=0.5, # cosine waves down to `lr_min` after the warmup
+                 lr_min:Param=0.,       # the bottom of the cosine
+                 warmup_lr_rate=None):  # first warmup value over `lr_max` (default: 1/warmup_steps)
+        self.lr_max = lr_max
+        self.lr_min = lr_min
+        self.total_steps = total_steps
         self.warmup_steps = check_int('warmup_steps', warmup_steps, ge=0, lt=self.total_steps)
-        self.num_cycles = check_num('num_cycles', num_cycles, ge=0)
+        self.num_cycles = num_cycles
         self.warmup_lr_rate = (None if warmup_lr_rate is None
                                else check_num('warmup_lr_rate', warmup_lr_rate))
         T,W,r = self.total_steps,self.warmup_steps,self.warmup_lr_rate
@@ -470,15 +478,16 @@ class warmup_cos_lr_rate(_Shape):
 class warmup_cos(_Shape):
     "Linear warmup from 0 to `lr_max` over `pct_warmup`, then cosine annealing to `lr_min`"
     _args = 'lr_max','pct_warmup','lr_min','num_cycles'
+    @checks
     def __init__(self,
-                 lr_max,          # the peak (a number, or one per parameter group)
-                 pct_warmup=0.1,  # the warmup: a fraction of training, or '500ba', '2ep'
-                 lr_min=0.,       # the bottom of the cosine
-                 num_cycles=0.5): # cosine waves after the warmup (0.5: one half-wave down)
-        self.lr_max = check_param('lr_max', lr_max)
-        self.lr_min = check_param('lr_min', lr_min)
-        self.pct_warmup = check_duration('pct_warmup', pct_warmup, ge=0, lt=1)
-        self.num_cycles = check_num('num_cycles', num_cycles, ge=0)
+                 lr_max:Param,               # the peak (a number, or one per parameter group)
+                 pct_warmup:Duration(ge=0, lt=1)=0.1, # a fraction of training, or '500ba', '2ep'
+                 lr_min:Param=0.,            # the bottom of the cosine
+                 num_cycles:Real(ge=0)=0.5): # cosine waves after the warmup (0.5: a half-wave down)
+        self.lr_max = lr_max
+        self.lr_min = lr_min
+        self.pct_warmup = pct_warmup
+        self.num_cycles = num_cycles
         if not units_in(self): self._use(self._phases())  # else built by `.resolve`
 
     def _phases(self):
@@ -495,27 +504,29 @@ def _cos_decay(start, end, num_cycles):
     return sched_cos(start, end) if num_cycles == 0.5 else cos_decay(start, end, num_cycles)
 
 # %% ../nbs/01_schedules.ipynb #c033
+DECAYS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: SchedPoly(s, e, 0.5)}
 # '1-sqrt' warms up as 1-sqrt(1-p)
-_WARMUPS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: sched_poly(s, e, 0.5)}
+WARMUPS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: sched_poly(s, e, 0.5)}
 
 class wsd(_Shape):
     "Warmup-stable-decay: `lr_min` up to `lr_max`, stable, then down to `lr_min` over `pct_decay`"
     _args = 'lr_max','pct_warmup','pct_decay','decay','lr_min','warmup','num_cycles'
+    @checks
     def __init__(self,
-                 lr_max,          # the stable value (a number, or one per parameter group)
-                 pct_warmup,      # the warmup: a fraction of training, or '500ba', '2ep'
-                 pct_decay,       # the decay at the end: a fraction of training, or '500ba', '2ep'
-                 decay='cosine',  # shape of the decay: 'linear', 'cosine' or '1-sqrt'
-                 lr_min=0.,       # value at the start and at the end
-                 warmup='linear', # shape of the warmup: 'linear', 'cosine' or '1-sqrt'
-                 num_cycles=0.5): # cosine waves of a 'cosine' decay
-        self.lr_max = check_param('lr_max', lr_max)
-        self.lr_min = check_param('lr_min', lr_min)
-        self.pct_warmup = check_duration('pct_warmup', pct_warmup)
-        self.pct_decay = check_duration('pct_decay', pct_decay)
-        self.decay = decay = check_anneal('decay', decay, tuple(DECAYS))
-        self.warmup = check_anneal('warmup', warmup, tuple(_WARMUPS))
-        self.num_cycles = check_num('num_cycles', num_cycles, ge=0)
+                 lr_max:Param,        # the stable value (a number, or one per parameter group)
+                 pct_warmup:Duration, # the warmup: a fraction of training, or '500ba', '2ep'
+                 pct_decay:Duration,  # the decay at the end: a fraction of training, '500ba', '2ep'
+                 decay:Anneal(DECAYS)='cosine', # the decay: 'linear', 'cosine' or '1-sqrt'
+                 lr_min:Param=0.,     # value at the start and at the end
+                 warmup:Anneal(WARMUPS)='linear', # the warmup: 'linear', 'cosine' or '1-sqrt'
+                 num_cycles:Real(ge=0)=0.5): # cosine waves of a 'cosine' decay
+        self.lr_max = lr_max
+        self.lr_min = lr_min
+        self.pct_warmup = pct_warmup
+        self.pct_decay = pct_decay
+        self.decay = decay
+        self.warmup = warmup
+        self.num_cycles = num_cycles
         if not units_in(self): self._use(self._phases())  # else built by `.resolve`
 
     def _phases(self):
@@ -529,29 +540,27 @@ class wsd(_Shape):
         down = _cos_decay(hi, lo, self.num_cycles) if self.decay == 'cosine' else decay(hi, lo)
         stable = max(1 - self.pct_warmup - self.pct_decay, 0.)
         return combine_scheds([self.pct_warmup, stable, self.pct_decay],
-                              [_WARMUPS[self.warmup](lo, hi), sched_no(hi, hi), down])
-
-# %% ../nbs/01_schedules.ipynb #x0173
-DECAYS = {'linear': sched_lin, 'cosine': sched_cos, '1-sqrt': lambda s,e: SchedPoly(s, e, 0.5)}
+                              [WARMUPS[self.warmup](lo, hi), sched_no(hi, hi), down])
 
 # %% ../nbs/01_schedules.ipynb #i10b005
 class exp_decay(_Shape):
     "optax's `exponential_decay`: `start * rate**((pos - pct_begin)/pct_transition)`"
     _args = 'start','rate','pct_transition','pct_begin','staircase','end'
+    @checks
     def __init__(self,
-                 start,           # value until `pct_begin` (a number, or one per parameter group)
-                 rate,            # factor per `pct_transition` of training
-                 pct_transition,  # fraction of training that multiplies the value by `rate`
-                 pct_begin=0.,    # where the decay begins, a fraction of training
-                 staircase=False, # multiply by whole transitions only
-                 end=None):       # the clip: a floor when decaying, a ceiling when growing
-        self.start = check_param('start', start)
-        self.rate = check_num('rate', rate, ge=0)
-        self.pct_transition = check_num('pct_transition', pct_transition, gt=0)
-        self.pct_begin = check_num('pct_begin', pct_begin, ge=0, le=1)
+                 start:Param,       # value until `pct_begin` (a number, or one per parameter group)
+                 rate:Real(ge=0),   # factor per `pct_transition` of training
+                 pct_transition:Real(gt=0), # the fraction of training that multiplies it by `rate`
+                 pct_begin:Real(ge=0, le=1)=0., # where the decay begins, a fraction of training
+                 staircase:Bool=False, # multiply by whole transitions only
+                 end:Param=None):   # the clip: a floor when decaying, a ceiling when growing
+        self.start = start
+        self.rate = rate
+        self.pct_transition = pct_transition
+        self.pct_begin = pct_begin
         _check_derived('pct_transition', pct_transition, 1/self.pct_transition, '1/pct_transition')
-        self.staircase = check_bool('staircase', staircase)
-        self.end = None if end is None else check_param('end', end)
+        self.staircase = staircase
+        self.end = end
         self.ngroups = group_count(self.start, 0. if end is None else self.end)
         n_trans = (1 - self.pct_begin)/self.pct_transition  # transitions by the end of training
         if end is None: check_no_overflow('rate', self.rate, n_trans, self.start)  # else clipped
@@ -571,15 +580,16 @@ class exp_decay(_Shape):
 class sched_tanh(_Shape):
     "timm's tanh from `start` to `end`: `end + (start-end)/2 * (1 - tanh(lb*(1-pos) + ub*pos))`"
     _args = 'start','end','lb','ub'
+    @checks
     def __init__(self,
-                 start,   # value at pos=0 (a number, or one per parameter group)
-                 end=0.,  # value at pos=1
-                 lb=-7.,  # tanh argument at the start
-                 ub=3.):  # tanh argument at the end
-        self.start = check_param('start', start)
-        self.end = check_param('end', end)
-        self.lb = check_num('lb', lb)  # timm takes any pair: lb > ub rises, lb == ub is constant
-        self.ub = check_num('ub', ub)
+                 start:Param,                # value at pos=0 (a number, or one per parameter group)
+                 end:Param=0.,               # value at pos=1
+                 lb:Real=-7.,                # tanh argument at the start
+                 ub:Real=3.):                # tanh argument at the end
+        self.start = start
+        self.end = end
+        self.lb = lb  # timm takes any pair: lb > ub rises, lb == ub is constant
+        self.ub = ub
         self.ngroups = group_count(self.start, self.end)
         self._lin = sched_lin(self.end, self.start)
 
@@ -603,14 +613,15 @@ def _uniform(seed, i):
 class with_noise(_Shape):
     "`sched` times `1 + noise` inside `noise_range` (timm's lr noise), a pure function of the step"
     _args = 'sched','noise_range','noise_pct','noise_std','noise_seed','noise_type','noise_steps'
+    @checks
     def __init__(self,
-                 sched,               # the schedule to add noise to
-                 noise_range,         # from this fraction of training on, or a [start, end) pair
-                 noise_pct=0.67,      # the noise is within [-noise_pct, noise_pct]
-                 noise_std=1.,        # std of the 'normal' noise
-                 noise_seed=42,       # the noise is a pure function of `noise_seed` and the step
-                 noise_type='normal', # 'normal' (std `noise_std`, within `noise_pct`) or 'uniform'
-                 noise_steps=100):    # times the noise is redrawn over training
+                 sched,                  # the schedule to add noise to
+                 noise_range,            # from this fraction of training on, or a [start, end) pair
+                 noise_pct:Real(gt=0)=0.67, # the noise is within [-noise_pct, noise_pct]
+                 noise_std:Real(gt=0)=1., # std of the 'normal' noise
+                 noise_seed:Int(ge=None)=42, # the noise is a function of `noise_seed` and the step
+                 noise_type:Choice(('normal', 'uniform'))='normal', # 'normal' or 'uniform'
+                 noise_steps:Int(ge=1)=100): # times the noise is redrawn over training
         self.sched = as_schedule(sched, 'sched')
         if isinstance(noise_range, (list, tuple)):
             if len(noise_range) != 2:
@@ -618,11 +629,11 @@ class with_noise(_Shape):
                                  f"fractions of training, got {noise_range!r}")
             self.noise_range = [check_num(f'noise_range[{i}]', v) for i,v in enumerate(noise_range)]
         else: self.noise_range = check_num('noise_range', noise_range)
-        self.noise_pct = check_num('noise_pct', noise_pct, gt=0)
-        self.noise_std = check_num('noise_std', noise_std, gt=0)
-        self.noise_seed = check_int('noise_seed', noise_seed, ge=None)  # any int, as torch's seeds
-        self.noise_type = check_choice('noise_type', noise_type, ('normal', 'uniform'))
-        self.noise_steps = check_int('noise_steps', noise_steps, ge=1)
+        self.noise_pct = noise_pct
+        self.noise_std = noise_std
+        self.noise_seed = noise_seed  # any int, as torch's seeds
+        self.noise_type = noise_type
+        self.noise_steps = noise_steps
         pair = isinstance(self.noise_range, list)
         lo,hi = self.noise_range if pair else (self.noise_range, math.inf)
         self._lo = lo - EDGE_TOL

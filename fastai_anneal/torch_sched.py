@@ -46,11 +46,9 @@ def _check_names(scheds):
     return scheds
 
 def _check_optimizer(optimizer, total_steps, last_epoch):
-    "Check `AnnealLR`'s optimizer and step counts (`last_epoch` >= 0 resumes: needs 'initial_lr')"
+    "Check `AnnealLR`'s optimizer (`last_epoch` >= 0 resumes: needs 'initial_lr')"
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"`optimizer` must be a torch optimizer, got {optimizer!r}")
-    check_int('total_steps', total_steps, ge=1)
-    check_int('last_epoch', last_epoch, ge=-1)
     if last_epoch >= 0 and not all('initial_lr' in g for g in optimizer.param_groups):
         raise ValueError(f"`last_epoch`={last_epoch!r} resumes a scheduler, but the "
                          "optimizer's param groups have no 'initial_lr' (load its state first, "
@@ -115,12 +113,13 @@ class AnnealLR(_HyperWriter, LRScheduler):
     "A torch scheduler: `optimizer`'s hyper-parameters from `scheds` at `min(step/total_steps, 1)`"
     _frac = 0.  # the fraction of a step given to `step(epoch)`, kept by later steps (as in SGDR)
 
+    @checks
     def __init__(self,
-                 optimizer,             # a torch optimizer
-                 scheds,                # a schedule for the lr, or a dict name -> schedule
-                 total_steps,           # steps in the run: `step()` calls (`'500ba'` counts them)
-                 last_epoch=-1,         # the last step done, to resume (torch's meaning)
-                 steps_per_epoch=None): # steps in an epoch, for durations in epochs (`'2ep'`)
+                 optimizer,               # a torch optimizer
+                 scheds,                  # a schedule for the lr, or a dict name -> schedule
+                 total_steps:Int(ge=1),   # steps in the run: `step()` calls (`'500ba'` counts them)
+                 last_epoch:Int(ge=-1)=-1, # the last step done, to resume (torch's meaning)
+                 steps_per_epoch=None):   # steps in an epoch, for durations in epochs (`'2ep'`)
         _check_optimizer(optimizer, total_steps, last_epoch)
         self.scheds = _resolved(scheds, optimizer, total_steps, steps_per_epoch)
         self.total_steps = int(total_steps)
