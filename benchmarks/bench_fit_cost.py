@@ -95,7 +95,13 @@ def epoch_memory(n_batch, n_groups, cls, sched_mod):
             table += sum(c.nbytes for c in f.rec.table)  # the float64 arrays the lists were made from
     during,peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return table, during, peak
+    f = getattr(cb, '_fit', None)
+    # ours: the record's chunks of float64 rows (numpy's headers and unfilled rows included) per value
+    # they hold; the epoch's last rows are still in its table
+    rec = None if f is None else f.rec
+    record = None if rec is None else (sum(map(sys.getsizeof, rec.chunks + [rec.buf]))
+                                       / ((len(rec.chunks)*rec.cap + rec.k) * rec.edges[-1]))
+    return table, during, peak, record
 
 def values_kept(n_groups, who):
     "Values recorded a batch: ours keeps lr per group and mom once (one value for every group); fastai the last group's"
@@ -104,15 +110,17 @@ def values_kept(n_groups, who):
 def memory(sizes):
     "fastai's callback costs ~0.3 ms a batch, so it is stepped through 10^4 batches only (its memory per batch is constant)"
     print('\n| batches an epoch | groups | callback | epoch tables (at mid-epoch) | traced memory at epoch end (tables + record) '
-          '| per batch | values kept a batch | B per value |\n|---|---|---|---|---|---|---|---|')
+          '| per batch | values kept a batch | B per value | the record\'s chunks, B per value |\n'
+          '|---|---|---|---|---|---|---|---|---|')
     for n_batch,n_groups in sizes:
         for who,cls,mod in (('fastai_anneal', fac.ParamScheduler, fa), ('fastai', fs.ParamScheduler, fs)):
             if who == 'fastai' and n_batch > 10**4: continue
-            table,during,peak = epoch_memory(n_batch, n_groups, cls, mod)
+            table,during,peak,record = epoch_memory(n_batch, n_groups, cls, mod)
             tab = f'{table/2**10:.0f} KiB' if who == 'fastai_anneal' else 'none (evaluates per batch)'
-            per_value = during/(n_batch*values_kept(n_groups, who))
+            kept = n_batch*values_kept(n_groups, who)
+            alone = '-' if record is None else f'{record:.2f} B'
             print(f'| {n_batch:,} | {n_groups} | {who} | {tab} | {during/2**20:.1f} MiB | {during/n_batch:,.0f} B '
-                  f'| {values_kept(n_groups, who)} | {per_value:.1f} B |')
+                  f'| {values_kept(n_groups, who)} | {during/kept:.1f} B | {alone} |')
 
 def main():
     p = argparse.ArgumentParser()
