@@ -20,7 +20,7 @@ from .hypers import is_hyper
 from .schedules import DECAYS, Anneal, check_anneal
 
 # %% auto #0
-__all__ = ['PLATEAU_THRESHOLDS', 'attr_slots', 'ParamScheduler', 'ScaleOnPlateau', 'CooldownOnPlateau']
+__all__ = ['PLATEAU_THRESHOLDS', 'Names', 'attr_slots', 'ParamScheduler', 'check_names', 'ScaleOnPlateau', 'CooldownOnPlateau']
 
 # %% ../nbs/03_callback.ipynb #c005
 class _Attrs:
@@ -518,7 +518,16 @@ def _table(vs, ng):
     return np.ascontiguousarray(np.broadcast_to(a, (len(vs), ng)))
 
 # %% ../nbs/03_callback.ipynb #sopc1
+def check_names(name, v):
+    "Check `v`, distinct hyper-parameter names (a name twice would be cut twice); return a list"
+    if isinstance(v, str) or not isinstance(v, (list, tuple)) or not v or \
+       not all(isinstance(n, str) for n in v) or len(set(v)) != len(v):
+        raise ValueError(f"`{name}` must be a non-empty list of distinct hyper-parameter names, "
+                         f"got {v!r}")
+    return list(v)
+
 PLATEAU_THRESHOLDS = 'rel','abs'  # torch's `threshold_mode`s
+Names = Rule('Names', check_names)  # distinct hyper-parameter names, as a list
 
 class _TorchPlateau(Callback):
     "torch's `ReduceLROnPlateau` rule: `scale` cut by `factor` after over `patience` bad epochs"
@@ -638,11 +647,11 @@ class ScaleOnPlateau(_ScalingFit, _TorchPlateau):
                  threshold_mode:Choice(PLATEAU_THRESHOLDS)='rel', # 'rel': best*(1 -/+ threshold)
                  cooldown:Int=0,          # epochs after a cut when bad ones don't count
                  min_lr:Real(ge=0)=0.,    # a cut never takes a value below it
-                 names=('lr',),           # the hyper-parameters scaled, each once
+                 names:Names=('lr',),     # the hyper-parameters scaled, each once
                  reset_on_fit=True):      # start each fit afresh (else scale and counters carry on)
         super().__init__(monitor, mode, factor, patience, threshold, threshold_mode, cooldown,
                          min_lr)
-        self.names = _check_names(names)
+        self.names = names
         self.reset_on_fit = reset_on_fit
         self.reset()
 
@@ -696,13 +705,6 @@ def _without_fit_state(cb):
     "`cb`'s attributes to pickle: without the state of a fit in progress (say, one interrupted)"
     return {k: v for k,v in cb.__dict__.items() if k not in _plateau_fit_state}
 
-def _check_names(names):
-    "Check `names`, distinct hyper-parameter names (a name twice would be cut twice); return a list"
-    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names or \
-       not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
-        raise ValueError(f"`names` must be a non-empty list of distinct hyper-parameter names, "
-                         f"got {names!r}")
-    return list(names)
 
 def _monitor_index(learn, monitor):
     "Where `monitor` is in the recorder's rows; a `ValueError` unless it is kept every epoch"

@@ -21,21 +21,25 @@ from .hypers import hyper_dicts
 from .callback import *
 
 # %% auto #0
-__all__ = ['rng_states', 'set_rng_states', 'fit_identity', 'save_atomic', 'Checkpoint']
+__all__ = ['Every', 'FileName', 'check_every', 'check_fname', 'rng_states', 'set_rng_states', 'fit_identity', 'save_atomic',
+           'Checkpoint']
 
 # %% ../nbs/09_checkpoint.ipynb #k005
-def _check_every(v):
+def check_every(name, v):
     "Check that `v` is a duration of at least one unit, `'Nba'` or `'Nep'`; return it"
-    if not is_duration(v) or duration_steps('every', v, math.inf, 1) < 1:
-        raise ValueError(f"`every` must be a duration like '500ba' (batches) or '1ep' (epochs), "
+    if not is_duration(v) or duration_steps(name, v, math.inf, 1) < 1:
+        raise ValueError(f"`{name}` must be a duration like '500ba' (batches) or '1ep' (epochs), "
                          f"got {v!r}")
     return v
 
-def _check_fname(v):
+def check_fname(name, v):
     "Check that `v` is a non-empty file name (a `str` or a path); return it as a `str`"
     if not isinstance(v, (str, os.PathLike)) or not str(v):
-        raise TypeError(f"`fname` must be a non-empty file name, got {v!r}")
+        raise TypeError(f"`{name}` must be a non-empty file name, got {v!r}")
     return str(v)
+
+Every = Rule('Every', check_every)        # a duration of at least one batch or epoch
+FileName = Rule('FileName', check_fname)  # a non-empty file name, as a `str`
 
 
 
@@ -372,11 +376,11 @@ class Checkpoint(_Resumer):
 
     @checks
     def __init__(self,
-                 every='500ba',          # how often: `'Nba'` (training batches) or `'Nep'` (epochs)
-                 fname='checkpoint',     # the file: `learn.path/learn.model_dir/{fname}.pth`
+                 every:Every='500ba',    # how often: `'Nba'` (training batches) or `'Nep'` (epochs)
+                 fname:FileName='checkpoint', # the file: `learn.path/learn.model_dir/{fname}.pth`
                  resume:Bool=True):      # go on from the file when the same fit runs again
-        self.every = _check_every(every)
-        self.fname = _check_fname(fname)
+        self.every = every
+        self.fname = fname
         self.resume = resume
         self._plan,self._paused,self._finished = None,[],True  # no fit yet: nothing to save
 

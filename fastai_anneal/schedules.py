@@ -449,19 +449,18 @@ class warmup_cos_lr_rate(_Shape):
     _args = 'lr_max','total_steps','warmup_steps','num_cycles','lr_min','warmup_lr_rate'
     @checks
     def __init__(self,
-                 lr_max:Param,          # the peak (a number, or one per parameter group)
-                 total_steps:Int(ge=1), # steps in the run, counted from step 1
-                 warmup_steps,          # steps of the warmup, counted from step 1
+                 lr_max:Param,              # the peak (a number, or one per parameter group)
+                 total_steps:Int(ge=1),     # steps in the run, counted from step 1
+                 warmup_steps,              # steps of the warmup, counted from step 1
                  num_cycles:Real(ge=0)=0.5, # cosine waves down to `lr_min` after the warmup
-                 lr_min:Param=0.,       # the bottom of the cosine
-                 warmup_lr_rate=None):  # first warmup value over `lr_max` (default: 1/warmup_steps)
+                 lr_min:Param=0.,           # the bottom of the cosine
+                 warmup_lr_rate:Real=None): # first warmup value / `lr_max` (default 1/warmup_steps)
         self.lr_max = lr_max
         self.lr_min = lr_min
         self.total_steps = total_steps
         self.warmup_steps = check_int('warmup_steps', warmup_steps, ge=0, lt=self.total_steps)
         self.num_cycles = num_cycles
-        self.warmup_lr_rate = (None if warmup_lr_rate is None
-                               else check_num('warmup_lr_rate', warmup_lr_rate))
+        self.warmup_lr_rate = warmup_lr_rate
         T,W,r = self.total_steps,self.warmup_steps,self.warmup_lr_rate
         # step k of the warmup: (k+1)/W, or r + (1-r)*k/(W-1), up to the peak at step W-1;
         # step k of the decay: progress (k+1-W)/(T-W), 1 at step T-1
