@@ -492,7 +492,7 @@ def lr_find(self:Learner,
             stop_div=True,          # stop once the loss diverges
             show_plot:Bool=True,    # plot the loss against the lr
             suggest_funcs=(valley,), # `valley`, `slide`, `minimum` and/or `steep`
-            step_mode='exp',        # 'exp' or 'linear' steps from `start_lr` to `end_lr`
+            step_mode='exp',        # 'exp' or 'lin' ('linear') steps from `start_lr` to `end_lr`
             snapshot='disk'):       # where `keep_state` keeps the copies: 'disk', 'cpu' or 'device'
     "Launch a mock training to find a good lr; return `suggest_funcs`' suggestions as a named tuple"
     cb = LRFinder(start_lr, end_lr, num_it, stop_div, step_mode, snapshot=None)  # see `keep_state`

@@ -13,6 +13,7 @@ from fastcore.foundation import L
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from fastai.optimizer import Optimizer, OptimWrapper
 from .core import *
+from .schedules import Anneal
 from .callback import ParamScheduler
 
 # %% auto #0
@@ -323,7 +324,7 @@ class LRFinder(_RestoresLearner, ParamScheduler):
                  end_lr:Real(gt=0)=10,  # the learning rate reached after `num_it` batches
                  num_it:Int(ge=1)=100,  # how many training batches to run (fastai: >= 6)
                  stop_div:Bool=True,    # stop when the smoothed loss diverges
-                 step_mode:Choice(('exp', 'lin'))='exp', # 'exp' (geometric, as fastai) or 'lin'
+                 step_mode:Anneal(('exp', 'lin'))='exp', # 'exp' (as fastai) or 'lin' ('linear')
                  snapshot='disk'):      # where to keep the state, as `keep_state`; None: no restore
         args = _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode, snapshot)
         self.start_lr,self.end_lr,self.num_it,self.stop_div,self.step_mode,self.snapshot = args

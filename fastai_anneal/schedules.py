@@ -50,7 +50,8 @@ _SPELLINGS = ('lin', 'linear'),('cos', 'cosine')  # torch and transformers spell
 def check_anneal(name, v, choices):
     "`v`, one of the annealing shapes `choices` or its other spelling, spelt as in `choices`"
     for short,long in _SPELLINGS:
-        if isinstance(v, str) and v in (short, long): v = short if short in choices else long
+        if isinstance(v, str) and v in (short, long) and {short, long} & set(choices):
+            v = short if short in choices else long
     return check_choice(name, v, choices)
 
 Anneal = Rule('Anneal', check_anneal)  # one of the annealing shapes it is given, either spelling

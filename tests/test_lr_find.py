@@ -75,6 +75,15 @@ def test_recorded_lr_formula():
     learn.lr_find(start_lr=1e-5, end_lr=1e-1, num_it=30, stop_div=False, show_plot=False, step_mode='lin')
     np.testing.assert_allclose(learn.recorder.lrs, [1e-5 + (i/30)*(1e-1-1e-5) for i in range(30)], rtol=1e-12)
 
+def test_step_mode_takes_both_spellings_of_linear():
+    "`Learner.lr_find`'s docs say 'linear': it is 'lin', as every anneal takes both spellings"
+    learn = learner()
+    learn.lr_find(start_lr=1e-5, end_lr=1e-1, num_it=30, stop_div=False, show_plot=False, step_mode='linear')
+    np.testing.assert_allclose(learn.recorder.lrs, [1e-5 + (i/30)*(1e-1-1e-5) for i in range(30)], rtol=1e-12)
+    assert LRFinder(step_mode='linear').step_mode == 'lin'
+    with pytest.raises(ValueError, match="`step_mode` must be one of 'exp', 'lin', got 'cos'"):
+        LRFinder(step_mode='cos')  # the spelling the user gave, not its long form
+
 def curves(rng, n):
     x = np.linspace(0, 1, n)
     lrs = 1e-7*(1e8)**(np.arange(n)/n)
