@@ -10,6 +10,7 @@ import bisect, contextlib, copy, errno, math, os, random, signal, tempfile, thre
 import numpy as np, torch
 from torch import nn
 from fastcore.foundation import L
+from fastcore.basics import store_attr
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from fastai.optimizer import Optimizer, OptimWrapper
 from .core import *
@@ -265,8 +266,8 @@ def keep_state(learn,           # the `Learner` whose state the block may change
     finally: store.close()
 
 # %% ../nbs/05_lr_find.ipynb #c011
-def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode, snapshot):
-    "The rules between the arguments of `LRFinder`, each checked by its own rule already"
+def _check_lr_find_args(start_lr, end_lr, step_mode, snapshot):
+    "The rules between the arguments of `LRFinder` (each checked by its own rule already)"
     if start_lr >= end_lr:
         raise ValueError(f"`start_lr` must be smaller than `end_lr`, got start_lr={start_lr!r}, "
                          f"end_lr={end_lr!r}")
@@ -275,7 +276,6 @@ def _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode, snapshot)
         raise ValueError(f"`start_lr` is too small for `end_lr`: end_lr/start_lr must be finite, "
                          f"got start_lr={start_lr!r}, end_lr={end_lr!r}")
     if snapshot is not None: check_choice('snapshot', snapshot, _SNAPSHOTS)
-    return start_lr,end_lr,num_it,stop_div,step_mode,snapshot
 
 def _diverged(loss, best):
     "Whether the smoothed `loss` diverged: not finite, or over `best` by more than 3*|best|"
@@ -326,8 +326,8 @@ class LRFinder(_RestoresLearner, ParamScheduler):
                  stop_div:Bool=True,    # stop when the smoothed loss diverges
                  step_mode:Anneal(('exp', 'lin'))='exp', # 'exp' (as fastai) or 'lin' ('linear')
                  snapshot='disk'):      # where to keep the state, as `keep_state`; None: no restore
-        args = _check_lr_find_args(start_lr, end_lr, num_it, stop_div, step_mode, snapshot)
-        self.start_lr,self.end_lr,self.num_it,self.stop_div,self.step_mode,self.snapshot = args
+        _check_lr_find_args(start_lr, end_lr, step_mode, snapshot)
+        store_attr('start_lr,end_lr,num_it,stop_div,step_mode,snapshot')
         ramp = sched_exp if step_mode == 'exp' else sched_lin
         super().__init__({'lr': ramp(self.start_lr, self.end_lr)})
         self.lrs,self.losses = [],[]
